@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages embark needs, only those missing.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev
+      libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
+      python3 python3-sklearn python3-numpy zstd gzip)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "embark: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

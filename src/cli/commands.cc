@@ -1,0 +1,302 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint.h"
+#include "data/spec.h"
+#include "gen/gen.h"
+#include "train/config.h"
+#include "train/trainer.h"
+#include "util/fs.h"
+
+namespace embark::cli {
+namespace {
+
+[[noreturn]] void Fail(const std::string& msg) {
+  std::fprintf(stderr, "embark: error: %s\n", msg.c_str());
+  std::fflush(stderr);
+  std::exit(1);
+}
+
+void Check(const Status& s) {
+  if (!s.ok()) Fail(s.message());
+}
+
+template <typename T>
+T Unwrap(Result<T> r) {
+  if (!r.ok()) Fail(r.status().message());
+  return std::move(r).value();
+}
+
+// JSON numbers cannot be NaN; write null instead.
+nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+void AddMetrics(nlohmann::json* j, const Metrics& m) {
+  (*j)["auc"] = Num(m.auc);
+  (*j)["logloss"] = Num(m.logloss);
+  (*j)["normalized_entropy"] = Num(m.ne);
+  (*j)["calibration"] = Num(m.calibration);
+  (*j)["ctr"] = Num(m.ctr);
+  (*j)["rows"] = m.count;
+}
+
+void PrintMetrics(const char* what, const Metrics& m) {
+  std::printf("%s: auc %.6f  logloss %.6f  normalized_entropy %.6f  calibration %.4f  (rows %zu, ctr %.4f)\n", what,
+              m.auc, m.logloss, m.ne, m.calibration, m.count, m.ctr);
+}
+
+std::string Dashed(const std::string& name) {
+  std::string s = name;
+  for (char& c : s)
+    if (c == '_') c = '-';
+  return s;
+}
+
+// ---- gen -------------------------------------------------------------------
+void RegisterGen(CLI::App* app) {
+  auto* cmd = app->add_subcommand("gen", "Write Criteo-format data drawn from a planted model; print its optimal AUC/logloss");
+  auto opt = std::make_shared<GenOptions>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("--rows", opt->rows, "Training rows to write")->required();
+  cmd->add_option("--seed", opt->seed, "Seed: same seed, same bytes")->capture_default_str();
+  cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV)")->required();
+  cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)");
+  cmd->add_option("--valid-out", opt->valid_out, "Validation file to write");
+  cmd->add_option("--vocab", opt->max_vocab, "Ids in the largest categorical fields")->capture_default_str();
+  cmd->add_option("--zipf", opt->zipf, "Zipf exponent of id frequencies")->capture_default_str();
+  cmd->add_flag("--json", *json, "Print one JSON object with the figures");
+  cmd->callback([opt, json] {
+    GenReport r = Unwrap(Generate(*opt));
+    const GenFigures& f = r.valid.rows > 0 ? r.valid : r.train;
+    if (*json) {
+      nlohmann::json j;
+      j["rows"] = r.train.rows;
+      j["valid_rows"] = r.valid.rows;
+      j["ctr"] = f.ctr;
+      j["optimal_auc"] = Num(f.optimal_auc);
+      j["optimal_logloss"] = Num(f.optimal_logloss);
+      j["first_order_auc"] = Num(f.first_order_auc);
+      j["train_optimal_auc"] = Num(r.train.optimal_auc);
+      j["train_optimal_logloss"] = Num(r.train.optimal_logloss);
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("wrote %llu rows to %s", static_cast<unsigned long long>(r.train.rows), opt->out.c_str());
+      if (r.valid.rows > 0)
+        std::printf(" and %llu rows to %s", static_cast<unsigned long long>(r.valid.rows), opt->valid_out.c_str());
+      std::printf("\n%s: ctr %.4f  optimal_auc %.6f  optimal_logloss %.6f  first_order_auc %.6f\n",
+                  r.valid.rows > 0 ? "validation data" : "data", f.ctr, f.optimal_auc, f.optimal_logloss,
+                  f.first_order_auc);
+    }
+  });
+}
+
+// ---- train -----------------------------------------------------------------
+struct TrainArgs {
+  std::vector<std::string> data, valid;
+  std::string out, config, resume, schema;
+  bool json = false, quiet = false;
+  std::map<std::string, std::string> flags;  // param name -> value from the command line
+};
+
+DataSpec SpecFor(const TrainConfig& cfg, const std::string& schema, const std::string& first_file) {
+  Format f;
+  if (cfg.format == "auto") {
+    f = schema.empty() ? Unwrap(SniffFormat(first_file)) : Format::kCsv;
+  } else {
+    f = Unwrap(ParseFormat(cfg.format));
+  }
+  switch (f) {
+    case Format::kCriteo: return DataSpec::Criteo();
+    case Format::kLibsvm: return DataSpec::Libsvm();
+    case Format::kLibffm: return DataSpec::Libffm(cfg.ffm_fields > 0 ? cfg.ffm_fields : Unwrap(SniffFfmFields(first_file)));
+    case Format::kCsv:
+      if (schema.empty()) Fail("--format csv needs --schema FILE (see docs/data.md)");
+      return DataSpec::Csv(Unwrap(LoadCsvSchema(schema)));
+  }
+  Fail("unknown format");
+}
+
+void RegisterTrain(CLI::App* app) {
+  auto* cmd = app->add_subcommand("train", "Train a model; writes a checkpoint directory");
+  auto a = std::make_shared<TrainArgs>();
+  cmd->add_option("--data", a->data, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--valid", a->valid, "Validation files")->check(CLI::ExistingFile);
+  cmd->add_option("--out", a->out, "Checkpoint directory to write")->required();
+  cmd->add_option("--config", a->config, "TOML file of parameters (see docs/parameters.md)")->check(CLI::ExistingFile);
+  cmd->add_option("--resume", a->resume, "Continue training from this checkpoint")->check(CLI::ExistingDirectory);
+  cmd->add_option("--schema", a->schema, "CSV schema (TOML) for --format csv")->check(CLI::ExistingFile);
+  cmd->add_flag("--json", a->json, "Print one JSON object with the run's figures");
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
+  // Every training parameter becomes a flag, from its one declaration.
+  for (const auto& p : TrainParams()) {
+    std::string flag = "--" + Dashed(p.name);
+    if (std::string(p.name) == "batch_size") flag += ",--batch";
+    if (std::string(p.type) == "bool") {
+      cmd->add_flag_callback(flag, [a, name = std::string(p.name)] { a->flags[name] = "true"; }, p.help)
+          ->group("Parameters");
+    } else {
+      TrainConfig def;
+      cmd->add_option_function<std::string>(
+             flag, [a, name = std::string(p.name)](const std::string& v) { a->flags[name] = v; },
+             std::string(p.help) + " [" + p.get(def) + "]")
+          ->group("Parameters");
+    }
+  }
+  cmd->callback([a] {
+    Logger log(a->quiet ? LogLevel::kWarn : LogLevel::kInfo);
+    TrainJob job;
+    TrainConfig& cfg = job.cfg;
+    TrainConfig saved;
+    if (!a->resume.empty()) {
+      Check(LoadConfigToml(a->resume + "/config.toml", &cfg));
+      saved = cfg;
+    }
+    if (!a->config.empty()) Check(LoadConfigToml(a->config, &cfg));
+    for (const auto& [name, value] : a->flags) {
+      Status s = FindParam(name)->set(&cfg, value);
+      if (!s.ok()) Fail("--" + Dashed(name) + ": " + s.message());
+    }
+    if (!a->resume.empty()) {
+      for (const auto& p : TrainParams())
+        if (std::string(p.group) == "model" && p.get(cfg) != p.get(saved))
+          Fail(std::string("cannot change '") + p.name + "' when resuming (checkpoint has " + p.get(saved) + ")");
+    }
+    Check(ValidateConfig(cfg));
+    job.train_files = a->data;
+    job.valid_files = a->valid;
+    job.out_dir = a->out;
+    job.resume_dir = a->resume;
+    job.progress = !a->quiet;
+    if (a->resume.empty()) job.spec = SpecFor(cfg, a->schema, a->data.front());
+    TrainReport r = Unwrap(Train(job, log));
+    if (r.bad_lines > 0) {
+      std::fprintf(stderr, "embark: skipped %lld bad line(s); first ones:\n", static_cast<long long>(r.bad_lines));
+      for (const auto& e : r.bad_examples) std::fprintf(stderr, "  %s\n", e.c_str());
+    }
+    if (a->json) {
+      nlohmann::json j;
+      j["model"] = cfg.model;
+      j["samples"] = r.samples;
+      j["steps"] = r.steps;
+      j["epochs"] = r.epochs_done;
+      j["threads"] = r.threads;
+      j["train_seconds"] = r.train_seconds;
+      j["samples_per_sec"] = r.samples_per_sec;
+      j["input_wait_seconds"] = r.input_wait_seconds;
+      j["train_loss"] = r.final_loss;
+      j["peak_rss_bytes"] = r.peak_rss_bytes;
+      j["embedding_rows"] = r.embedding_rows;
+      j["bad_lines"] = r.bad_lines;
+      j["stopped_early"] = r.stopped_early;
+      if (r.has_valid) AddMetrics(&j, r.valid);
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), peak RSS %.1f MiB\n",
+                  cfg.model.c_str(), r.epochs_done, static_cast<unsigned long long>(r.samples), r.samples_per_sec,
+                  r.threads, r.peak_rss_bytes / 1048576.0);
+      if (r.has_valid) PrintMetrics("validation", r.valid);
+      std::printf("model written to %s\n", a->out.c_str());
+    }
+  });
+}
+
+// ---- eval / predict ----------------------------------------------------------
+struct ScoreArgs {
+  std::string model, out;
+  std::vector<std::string> data;
+  bool json = false;
+  int threads = 0;
+  int64_t max_bad_lines = 0;
+};
+
+void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
+  cmd->add_option("--model", a->model, "Checkpoint directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--data", a->data, "Input files, same format as training")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->capture_default_str();
+  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing")->capture_default_str();
+}
+
+void RegisterEval(CLI::App* app) {
+  auto* cmd = app->add_subcommand("eval", "Evaluate a model: AUC, logloss, normalized entropy, calibration");
+  auto a = std::make_shared<ScoreArgs>();
+  AddScoreOptions(cmd, a.get());
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  cmd->callback([a] {
+    auto ck = Unwrap(LoadCheckpoint(a->model));
+    ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
+    Metrics m = Unwrap(EvaluateFiles(*ck.model, a->data, &pool, a->max_bad_lines, 1));
+    if (a->json) {
+      nlohmann::json j;
+      AddMetrics(&j, m);
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      PrintMetrics("eval", m);
+    }
+  });
+}
+
+void RegisterPredict(CLI::App* app) {
+  auto* cmd = app->add_subcommand("predict", "Write one click probability per input line");
+  auto a = std::make_shared<ScoreArgs>();
+  AddScoreOptions(cmd, a.get());
+  cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
+  cmd->callback([a] {
+    auto ck = Unwrap(LoadCheckpoint(a->model));
+    ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
+    ReadOptions ro;
+    ro.max_bad_lines = a->max_bad_lines;
+    StreamOptions so;
+    so.batch_size = 4096;
+    auto stream = OpenStream(a->data, ck.model->spec(), ro, so);
+    std::string tmp = a->out + ".tmp." + std::to_string(::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr) Fail("cannot create '" + tmp + "'");
+    Status st = Score(*ck.model, stream.get(), &pool, [&](const float* p, const float*, size_t n) {
+      for (size_t i = 0; i < n; ++i) std::fprintf(f, "%.9g\n", p[i]);
+    });
+    bool ok = st.ok() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    ok = std::fclose(f) == 0 && ok;
+    if (!ok || std::rename(tmp.c_str(), a->out.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      Fail(st.ok() ? "cannot write '" + a->out + "'" : st.message());
+    }
+    Check(fs::FsyncDir(fs::ParentDir(a->out)));
+    auto bad = stream->bad_lines();
+    if (bad.count > 0)
+      std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",
+                   static_cast<long long>(bad.count), bad.examples.front().c_str());
+  });
+}
+
+void RegisterParams(CLI::App* app) {
+  auto* cmd = app->add_subcommand("params", "List training parameters (--markdown for docs/parameters.md)");
+  auto md = std::make_shared<bool>(false);
+  cmd->add_flag("--markdown", *md, "Print the Markdown table");
+  cmd->callback([md] {
+    if (*md) {
+      std::printf("%s", ParamsMarkdown().c_str());
+      return;
+    }
+    TrainConfig def;
+    for (const auto& p : TrainParams()) std::printf("%-22s %-8s %-12s %s\n", p.name, p.type, p.get(def).c_str(), p.help);
+  });
+}
+
+}  // namespace
+
+void RegisterCommands(CLI::App* app) {
+  RegisterGen(app);
+  RegisterTrain(app);
+  RegisterEval(app);
+  RegisterPredict(app);
+  RegisterParams(app);
+}
+
+}  // namespace embark::cli

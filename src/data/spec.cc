@@ -1,0 +1,241 @@
+#include "data/spec.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "data/source.h"
+
+namespace embark {
+
+const char* FormatName(Format f) {
+  switch (f) {
+    case Format::kCriteo: return "criteo";
+    case Format::kLibsvm: return "libsvm";
+    case Format::kLibffm: return "libffm";
+    case Format::kCsv: return "csv";
+  }
+  return "?";
+}
+
+Result<Format> ParseFormat(const std::string& s) {
+  if (s == "criteo") return Format::kCriteo;
+  if (s == "libsvm") return Format::kLibsvm;
+  if (s == "libffm") return Format::kLibffm;
+  if (s == "csv") return Format::kCsv;
+  return Status::InvalidArgument("unknown format '" + s + "' (expected criteo, libsvm, libffm or csv)");
+}
+
+DataSpec DataSpec::Criteo() {
+  DataSpec s;
+  s.format = Format::kCriteo;
+  s.num_dense = 13;
+  s.num_fields = 26;
+  for (int i = 1; i <= 13; ++i) s.dense_names.push_back("I" + std::to_string(i));
+  for (int i = 1; i <= 26; ++i) s.field_names.push_back("C" + std::to_string(i));
+  return s;
+}
+
+DataSpec DataSpec::Libsvm() {
+  DataSpec s;
+  s.format = Format::kLibsvm;
+  s.num_dense = 0;
+  s.num_fields = 1;
+  s.field_names = {"features"};
+  return s;
+}
+
+DataSpec DataSpec::Libffm(int fields) {
+  DataSpec s;
+  s.format = Format::kLibffm;
+  s.num_dense = 0;
+  s.num_fields = fields;
+  for (int i = 0; i < fields; ++i) s.field_names.push_back("field" + std::to_string(i));
+  return s;
+}
+
+DataSpec DataSpec::Csv(const CsvSchema& schema) {
+  DataSpec s;
+  s.format = Format::kCsv;
+  s.csv = schema;
+  s.num_dense = static_cast<int>(schema.numeric.size());
+  s.dense_names = schema.numeric;
+  s.field_names = schema.categorical;
+  for (const auto& [name, sep] : schema.multi) s.field_names.push_back(name);
+  s.num_fields = static_cast<int>(s.field_names.size());
+  return s;
+}
+
+Result<CsvSchema> LoadCsvSchema(const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  CsvSchema s;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Status::InvalidArgument(path + ": key '" + key + "': " + why);
+  };
+  auto strings = [&](const char* key, std::vector<std::string>* out) -> Status {
+    if (!t.contains(key)) return Status::OK();
+    auto* arr = t[key].as_array();
+    if (arr == nullptr) return bad(key, "expected an array of strings");
+    for (auto& v : *arr) {
+      auto sv = v.value<std::string>();
+      if (!sv) return bad(key, "expected an array of strings");
+      out->push_back(*sv);
+    }
+    return Status::OK();
+  };
+  static const char* kKnown[] = {"separator", "header", "trim", "columns", "label", "label_threshold",
+                                 "positive", "numeric", "categorical", "multi"};
+  for (auto& [k, v] : t) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), k.str()) == std::end(kKnown))
+      return bad(std::string(k.str()), "unknown key");
+  }
+  if (t.contains("separator")) {
+    auto sep = t["separator"].value<std::string>();
+    if (!sep) return bad("separator", "expected a string");
+    std::string v = *sep == "\\t" ? "\t" : *sep;
+    if (v.size() != 1) return bad("separator", "must be one character");
+    s.separator = v[0];
+  }
+  if (t.contains("header")) {
+    auto h = t["header"].value<bool>();
+    if (!h) return bad("header", "expected true or false");
+    s.header = *h;
+  }
+  if (t.contains("trim")) s.trim = t["trim"].value_or(false);
+  EMBARK_RETURN_IF_ERROR(strings("columns", &s.columns));
+  EMBARK_RETURN_IF_ERROR(strings("positive", &s.positive));
+  EMBARK_RETURN_IF_ERROR(strings("numeric", &s.numeric));
+  EMBARK_RETURN_IF_ERROR(strings("categorical", &s.categorical));
+  auto label = t["label"].value<std::string>();
+  if (!label) return bad("label", "required: the name of the label column");
+  s.label = *label;
+  if (t.contains("label_threshold")) {
+    auto th = t["label_threshold"].value<double>();
+    if (!th) return bad("label_threshold", "expected a number");
+    s.label_threshold = *th;
+    s.use_threshold = true;
+  }
+  if (t.contains("multi")) {
+    auto* m = t["multi"].as_table();
+    if (m == nullptr) return bad("multi", "expected a table of column = \"separator\"");
+    for (auto& [k, v] : *m) {
+      auto sep = v.value<std::string>();
+      if (!sep || sep->size() != 1) return bad("multi." + std::string(k.str()), "separator must be one character");
+      s.multi[std::string(k.str())] = *sep;
+    }
+  }
+  if (!s.header && s.columns.empty()) return bad("columns", "required when header = false");
+  if (s.categorical.empty() && s.multi.empty()) return bad("categorical", "at least one categorical or multi column is needed");
+  return s;
+}
+
+std::string DataSpec::ToJson() const {
+  nlohmann::json j;
+  j["format"] = FormatName(format);
+  j["num_dense"] = num_dense;
+  j["num_fields"] = num_fields;
+  j["dense_names"] = dense_names;
+  j["field_names"] = field_names;
+  j["hash_salt"] = hash_salt;
+  j["transform"] = transform == DenseTransform::kLog1p ? "log1p" : "none";
+  j["csv"] = {{"separator", std::string(1, csv.separator)}, {"header", csv.header}, {"trim", csv.trim},
+              {"columns", csv.columns}, {"label", csv.label}, {"label_threshold", csv.label_threshold},
+              {"use_threshold", csv.use_threshold}, {"positive", csv.positive}, {"numeric", csv.numeric},
+              {"categorical", csv.categorical}, {"multi", csv.multi}};
+  return j.dump(2);
+}
+
+Result<DataSpec> DataSpec::FromJson(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    DataSpec s;
+    EMBARK_ASSIGN_OR_RETURN(s.format, ParseFormat(j.at("format").get<std::string>()));
+    s.num_dense = j.at("num_dense").get<int>();
+    s.num_fields = j.at("num_fields").get<int>();
+    s.dense_names = j.at("dense_names").get<std::vector<std::string>>();
+    s.field_names = j.at("field_names").get<std::vector<std::string>>();
+    s.hash_salt = j.at("hash_salt").get<uint64_t>();
+    s.transform = j.at("transform").get<std::string>() == "none" ? DenseTransform::kNone : DenseTransform::kLog1p;
+    const auto& c = j.at("csv");
+    s.csv.separator = c.at("separator").get<std::string>().at(0);
+    s.csv.header = c.at("header").get<bool>();
+    s.csv.trim = c.at("trim").get<bool>();
+    s.csv.columns = c.at("columns").get<std::vector<std::string>>();
+    s.csv.label = c.at("label").get<std::string>();
+    s.csv.label_threshold = c.at("label_threshold").get<double>();
+    s.csv.use_threshold = c.at("use_threshold").get<bool>();
+    s.csv.positive = c.at("positive").get<std::vector<std::string>>();
+    s.csv.numeric = c.at("numeric").get<std::vector<std::string>>();
+    s.csv.categorical = c.at("categorical").get<std::vector<std::string>>();
+    s.csv.multi = c.at("multi").get<std::map<std::string, std::string>>();
+    if (s.num_dense < 0 || s.num_fields < 1 || s.num_fields > 4096 ||
+        static_cast<int>(s.field_names.size()) != s.num_fields ||
+        static_cast<int>(s.dense_names.size()) != s.num_dense)
+      return Status::Corruption("data spec has inconsistent field counts");
+    return s;
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("data spec is not valid: ") + e.what());
+  }
+}
+
+namespace {
+Result<std::string> FirstLines(const std::string& path, size_t bytes) {
+  EMBARK_ASSIGN_OR_RETURN(auto src, OpenSource(path));
+  std::string text(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    EMBARK_ASSIGN_OR_RETURN(size_t n, src->Read(text.data() + got, bytes - got));
+    if (n == 0) break;
+    got += n;
+  }
+  text.resize(got);
+  return text;
+}
+}  // namespace
+
+Result<Format> SniffFormat(const std::string& path) {
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 1 << 16));
+  if (text.empty()) return Status::ParseError(path + ": file is empty");
+  std::string line = text.substr(0, text.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (std::count(line.begin(), line.end(), '\t') == 39) return Format::kCriteo;
+  size_t sp = line.find(' ');
+  if (sp != std::string::npos) {
+    std::string tok = line.substr(sp + 1, line.find(' ', sp + 1) - sp - 1);
+    auto colons = std::count(tok.begin(), tok.end(), ':');
+    if (colons == 2) return Format::kLibffm;
+    if (colons == 1) return Format::kLibsvm;
+  }
+  return Status::InvalidArgument(path + ": cannot tell the format from line 1; pass --format (and --schema for CSV)");
+}
+
+Result<int> SniffFfmFields(const std::string& path) {
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20));
+  int max_field = -1;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // ignore a partial last line
+    std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    size_t i = line.find(' ');
+    while (i != std::string_view::npos && i < line.size()) {
+      size_t j = i + 1;
+      int v = 0;
+      auto [p, ec] = std::from_chars(line.data() + j, line.data() + line.size(), v);
+      if (ec == std::errc() && p < line.data() + line.size() && *p == ':') max_field = std::max(max_field, v);
+      i = line.find(' ', j);
+    }
+  }
+  if (max_field < 0) return Status::ParseError(path + ": no field:index:value features found in the first lines");
+  return max_field + 1;
+}
+
+}  // namespace embark

@@ -1,0 +1,68 @@
+// DataSpec: how raw lines become samples (format, fields, hashing, numeric
+// transform). It is saved in every checkpoint so that predict and serve parse
+// exactly as training did.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace embark {
+
+enum class Format { kCriteo, kLibsvm, kLibffm, kCsv };
+const char* FormatName(Format f);
+Result<Format> ParseFormat(const std::string& s);
+
+// Numeric fields are fed to models as log(1 + max(x, 0)), as DLRM does.
+// Missing numeric values are 0 after the transform.
+enum class DenseTransform { kLog1p, kNone };
+
+struct CsvSchema {
+  char separator = ',';
+  bool header = true;
+  bool trim = false;                          // strip spaces around values
+  std::vector<std::string> columns;           // names when there is no header
+  std::string label;                          // label column
+  double label_threshold = 0;                 // with use_threshold: label = value >= threshold
+  bool use_threshold = false;
+  std::vector<std::string> positive;          // label strings meaning 1 (else 0/1/-1 numbers)
+  std::vector<std::string> numeric;           // dense columns
+  std::vector<std::string> categorical;       // one token each
+  std::map<std::string, std::string> multi;   // multi-valued column -> separator
+};
+
+// Loads a CSV schema from a TOML file; errors name the file and the key.
+Result<CsvSchema> LoadCsvSchema(const std::string& path);
+
+struct DataSpec {
+  Format format = Format::kCriteo;
+  int num_dense = 13;
+  int num_fields = 26;
+  std::vector<std::string> dense_names;
+  std::vector<std::string> field_names;
+  uint64_t hash_salt = 0;
+  DenseTransform transform = DenseTransform::kLog1p;
+  CsvSchema csv;
+
+  static DataSpec Criteo();
+  static DataSpec Libsvm();
+  static DataSpec Libffm(int fields);
+  static DataSpec Csv(const CsvSchema& schema);
+
+  std::string ToJson() const;
+  static Result<DataSpec> FromJson(const std::string& text);
+};
+
+// Guesses the format from the first line of a file: 40 tab-separated fields
+// is Criteo, `label f:i:v` is libffm, `label i:v` is libsvm.
+Result<Format> SniffFormat(const std::string& path);
+
+// For libffm: the number of fields, from the largest field index in the
+// first lines of `path`.
+Result<int> SniffFfmFields(const std::string& path);
+
+}  // namespace embark

@@ -1,0 +1,93 @@
+// CTR models: LR, FM, DeepFM, Wide&Deep, DCN-v2 and DLRM, built from shared
+// parts (first-order weights, FM term over features, embedding bags pooled
+// per field, MLPs, cross layers, dot interaction).
+//
+// A Model owns its embedding tables and dense parameters. Forward and
+// Backward are const and take a per-thread Workspace, so several threads run
+// sub-batches at once against the same model (the trainer combines their
+// dense gradients; sparse gradients go straight to the tables).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/batch.h"
+#include "data/spec.h"
+#include "embedding/table.h"
+#include "nn/layers.h"
+#include "nn/params.h"
+#include "train/config.h"
+#include "util/status.h"
+
+namespace embark {
+
+// Per-thread scratch of one forward/backward pass; reused across steps so the
+// step loop does not allocate once sizes have settled.
+struct Workspace {
+  // unique keys of the sub-batch and, per feature, the index of its key
+  std::vector<uint64_t> ukeys;
+  std::vector<uint32_t> fidx;
+  std::vector<uint64_t> dedup_keys;
+  std::vector<uint32_t> dedup_val, dedup_stamp;
+  uint32_t stamp = 0;
+  // activations
+  std::vector<float> rows, w1, E, fm_sum, x0, T, top_in;
+  std::vector<std::vector<float>> xs, us;  // cross layers
+  Mlp::State deep, bottom, top;
+  // gradients
+  std::vector<float> d_rows, d_w1, dE, dx, dx0, tmp, dtop, dtop_in, dT;
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> Create(const TrainConfig& cfg, const DataSpec& spec);
+  ~Model();
+
+  const TrainConfig& config() const { return cfg_; }
+  const DataSpec& spec() const { return spec_; }
+  ParamSet& params() { return params_; }
+  const ParamSet& params() const { return params_; }
+  EmbeddingTable* embeddings() const { return emb_.get(); }  // null for LR
+  EmbeddingTable* wide() const { return wide_.get(); }       // null without a first-order part
+
+  std::unique_ptr<Workspace> NewWorkspace() const;
+
+  // Logits of samples [begin, end) of `batch`. With `train`, unseen keys get
+  // new rows; otherwise they read as zeros and the tables stay unchanged.
+  void Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const;
+
+  // After Forward(train=true) on the same range: accumulates dense gradients
+  // into dense_grad (params().size() floats) and leaves the sparse gradients
+  // in the workspace.
+  void Backward(const Batch& batch, size_t begin, size_t end, const float* dlogits, Workspace* ws,
+                float* dense_grad) const;
+
+  // Applies the workspace's sparse gradients, multiplied by `scale`, to the
+  // tables. The trainer passes the batch size: dense layers follow the mean
+  // loss of a batch, embedding rows the sum of per-sample losses, so sparse
+  // learning rates mean what they mean for per-example Adagrad and FTRL.
+  void ApplySparse(Workspace* ws, float scale) const;
+
+  // The sparse gradients of the last Backward (for tests): unique keys and
+  // their gradient rows (emb: dim floats per key; wide: 1 float per key).
+  struct SparseGrads {
+    const std::vector<uint64_t>* keys;
+    const std::vector<float>* emb;
+    const std::vector<float>* wide;
+  };
+  SparseGrads LastSparseGrads(const Workspace& ws) const;
+
+ private:
+  Model(const TrainConfig& cfg, const DataSpec& spec);
+  struct Parts;
+
+  TrainConfig cfg_;
+  DataSpec spec_;
+  ParamSet params_;
+  std::unique_ptr<EmbeddingTable> emb_, wide_;
+  std::unique_ptr<Parts> parts_;
+};
+
+
+}  // namespace embark

@@ -1,0 +1,100 @@
+#include "nn/layers.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "util/hash.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace embark {
+
+void InitBlas() { openblas_set_num_threads(1); }
+
+Linear::Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t seed) : in_(in), out_(out) {
+  w_ = ps->Add(name + ".weight", static_cast<size_t>(in) * out);
+  b_ = ps->Add(name + ".bias", static_cast<size_t>(out));
+  float* w = ps->data() + w_;
+  const double stddev = std::sqrt(2.0 / (in + out));
+  uint64_t s = Mix64(seed);
+  for (size_t i = 0; i < static_cast<size_t>(in) * out; ++i) {
+    // Box-Muller from two hashed uniforms.
+    s = Mix64(s);
+    double u1 = std::max(1e-12, static_cast<double>(UnitFloat(s)));
+    s = Mix64(s);
+    double u2 = UnitFloat(s);
+    w[i] = static_cast<float>(stddev * std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2));
+  }
+}
+
+void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu) const {
+  const float* bias = p + b_;
+  for (int r = 0; r < b; ++r) std::memcpy(y + static_cast<size_t>(r) * out_, bias, sizeof(float) * out_);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out_, in_, 1.0f, x, in_, p + w_, in_, 1.0f, y, out_);
+  if (relu) {
+    const size_t n = static_cast<size_t>(b) * out_;
+    for (size_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+  }
+}
+
+void Linear::Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_, in_, b, 1.0f, dy, out_, x, in_, 1.0f, g + w_, in_);
+  float* db = g + b_;
+  for (int r = 0; r < b; ++r) {
+    const float* row = dy + static_cast<size_t>(r) * out_;
+    for (int j = 0; j < out_; ++j) db[j] += row[j];
+  }
+  if (dx != nullptr)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in_, out_, 1.0f, dy, out_, p + w_, in_, 0.0f, dx, in_);
+}
+
+void ReluBackward(const float* y, size_t n, float* dy) {
+  for (size_t i = 0; i < n; ++i) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+Mlp::Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& sizes, bool relu_last, uint64_t seed)
+    : in_(in), relu_last_(relu_last) {
+  int prev = in;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    layers_.emplace_back(ps, name + "." + std::to_string(i), prev, sizes[i], Mix64(seed + i));
+    prev = sizes[i];
+  }
+}
+
+const float* Mlp::Forward(const float* p, const float* x, int b, State* st) const {
+  st->act.resize(layers_.size());
+  const float* cur = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& a = st->act[i];
+    a.resize(static_cast<size_t>(b) * layers_[i].out());
+    bool relu = i + 1 < layers_.size() || relu_last_;
+    layers_[i].Forward(p, cur, b, a.data(), relu);
+    cur = a.data();
+  }
+  return cur;
+}
+
+void Mlp::Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const {
+  float* dy = dout;
+  for (size_t k = layers_.size(); k-- > 0;) {
+    const Linear& l = layers_[k];
+    bool relu = k + 1 < layers_.size() || relu_last_;
+    if (relu) ReluBackward(st->act[k].data(), static_cast<size_t>(b) * l.out(), dy);
+    const float* in = k == 0 ? x : st->act[k - 1].data();
+    float* dx_k = nullptr;
+    if (k > 0) {
+      auto& buf = (dy == st->grad_a.data()) ? st->grad_b : st->grad_a;
+      buf.resize(static_cast<size_t>(b) * l.in());
+      dx_k = buf.data();
+    } else {
+      dx_k = dx;
+    }
+    l.Backward(p, in, dy, b, g, dx_k);
+    dy = dx_k;
+  }
+}
+
+}  // namespace embark

@@ -1,0 +1,61 @@
+// Dense layers with forward and backward passes on BLAS (OpenBLAS sgemm).
+// Layers hold only offsets into a ParamSet; parameters and gradients are
+// passed in, so one layer object serves every thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/params.h"
+
+namespace embark {
+
+// Pins BLAS to one thread per call: embark parallelises across sub-batches.
+void InitBlas();
+
+class Linear {
+ public:
+  Linear() = default;
+  // Weights are Xavier-normal from `seed`, biases zero.
+  Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t seed);
+  // y[b, out] = x[b, in] W^T + bias, then ReLU when `relu`.
+  void Forward(const float* p, const float* x, int b, float* y, bool relu) const;
+  // Given dy (already multiplied by the ReLU mask), accumulates dW and db
+  // into g and, when dx is not null, writes dx = dy W.
+  void Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const;
+  int in() const { return in_; }
+  int out() const { return out_; }
+
+ private:
+  int in_ = 0, out_ = 0;
+  size_t w_ = 0, b_ = 0;
+};
+
+// A stack of Linear layers with ReLU between them (and after the last one
+// when `relu_last`), keeping its activations per call for the backward pass.
+class Mlp {
+ public:
+  struct State {
+    std::vector<std::vector<float>> act;  // output of each layer
+    std::vector<float> grad_a, grad_b;
+  };
+  Mlp() = default;
+  Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& sizes, bool relu_last, uint64_t seed);
+  // Returns a pointer to the output [b, out()] inside `st`.
+  const float* Forward(const float* p, const float* x, int b, State* st) const;
+  // dout [b, out()] is consumed (overwritten). dx may be null.
+  void Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const;
+  int out() const { return layers_.empty() ? in_ : layers_.back().out(); }
+  bool empty() const { return layers_.empty(); }
+
+ private:
+  int in_ = 0;
+  bool relu_last_ = false;
+  std::vector<Linear> layers_;
+};
+
+// ReLU backward in place: dy[i] = y[i] > 0 ? dy[i] : 0.
+void ReluBackward(const float* y, size_t n, float* dy);
+
+}  // namespace embark

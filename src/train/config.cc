@@ -1,0 +1,220 @@
+#include "train/config.h"
+
+#include <charconv>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace embark {
+namespace {
+
+Status ParseInt64(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return Status::InvalidArgument("'" + s + "' is not an integer");
+  if (v < lo || v > hi)
+    return Status::InvalidArgument(s + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  *out = v;
+  return Status::OK();
+}
+
+Status ParseF(const std::string& s, double lo, double hi, float* out) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return Status::InvalidArgument("'" + s + "' is not a number");
+  if (!(v >= lo && v <= hi)) {
+    std::ostringstream o;
+    o << s << " is out of range [" << lo << ", " << hi << "]";
+    return Status::InvalidArgument(o.str());
+  }
+  *out = static_cast<float>(v);
+  return Status::OK();
+}
+
+Status ParseList(const std::string& s, std::vector<int>* out) {
+  out->clear();
+  std::string t = s;
+  for (char& c : t)
+    if (c == '[' || c == ']' || c == ' ') c = ',';
+  std::stringstream ss(t);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    int64_t v = 0;
+    EMBARK_RETURN_IF_ERROR(ParseInt64(item, 1, 65536, &v));
+    out->push_back(static_cast<int>(v));
+  }
+  return Status::OK();
+}
+
+std::string ListStr(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+std::string FloatStr(float f) {
+  std::ostringstream o;
+  o << f;
+  return o.str();
+}
+
+Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
+  std::string all;
+  for (const char* o : options) {
+    if (v == o) return Status::OK();
+    all += std::string(all.empty() ? "" : ", ") + o;
+  }
+  return Status::InvalidArgument("'" + v + "' is not one of: " + all);
+}
+
+#define P_INT(field, group, lo, hi, help)                                                              \
+  ParamDef{#field, group, "int", help, [](const TrainConfig& c) { return std::to_string(c.field); }, \
+           [](TrainConfig* c, const std::string& s) {                                                \
+             int64_t v = 0;                                                                           \
+             EMBARK_RETURN_IF_ERROR(ParseInt64(s, lo, hi, &v));                                       \
+             c->field = static_cast<decltype(c->field)>(v);                                           \
+             return Status::OK();                                                                     \
+           }}
+#define P_FLOAT(field, group, lo, hi, help)                                                    \
+  ParamDef{#field, group, "float", help, [](const TrainConfig& c) { return FloatStr(c.field); }, \
+           [](TrainConfig* c, const std::string& s) { return ParseF(s, lo, hi, &c->field); }}
+#define P_CHOICE(field, group, help, ...)                                                  \
+  ParamDef{#field, group, "string", help, [](const TrainConfig& c) { return c.field; },   \
+           [](TrainConfig* c, const std::string& s) {                                      \
+             EMBARK_RETURN_IF_ERROR(OneOf(s, {__VA_ARGS__}));                              \
+             c->field = s;                                                                 \
+             return Status::OK();                                                          \
+           }}
+#define P_LIST(field, group, help)                                                             \
+  ParamDef{#field, group, "int list", help, [](const TrainConfig& c) { return ListStr(c.field); }, \
+           [](TrainConfig* c, const std::string& s) { return ParseList(s, &c->field); }}
+#define P_BOOL(field, group, help)                                                                 \
+  ParamDef{#field, group, "bool", help,                                                            \
+           [](const TrainConfig& c) { return std::string(c.field ? "true" : "false"); },           \
+           [](TrainConfig* c, const std::string& s) {                                              \
+             if (s == "true" || s == "1") c->field = true;                                         \
+             else if (s == "false" || s == "0") c->field = false;                                 \
+             else return Status::InvalidArgument("'" + s + "' is not true or false");              \
+             return Status::OK();                                                                  \
+           }}
+
+const std::vector<ParamDef> kParams = {
+    P_CHOICE(model, "model", "Model: lr, fm, deepfm, wdl (Wide&Deep), dcnv2 or dlrm.", "lr", "fm", "deepfm", "wdl",
+             "dcnv2", "dlrm"),
+    P_INT(embedding_dim, "model", 1, 1024, "Embedding dimension of every sparse field."),
+    P_LIST(bottom_mlp, "model", "DLRM bottom MLP hidden sizes over the numeric fields; a last layer of embedding_dim is added."),
+    P_LIST(top_mlp, "model", "DLRM top MLP hidden sizes; a last layer of 1 is added."),
+    P_LIST(mlp, "model", "Deep part of DeepFM, Wide&Deep and DCN-v2: hidden sizes; a last layer of 1 is added."),
+    P_INT(cross_layers, "model", 0, 16, "DCN-v2 cross layers (full-rank), stacked before the deep part."),
+    P_FLOAT(init_scale, "model", 0, 10, "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
+    P_CHOICE(sparse_optimizer, "optimizer", "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad", "adam",
+             "ftrl"),
+    P_FLOAT(sparse_lr, "optimizer", 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
+    P_CHOICE(wide_optimizer, "optimizer", "Optimizer of the first-order (wide/LR) weights.", "sgd", "adagrad",
+             "rowwise_adagrad", "adam", "ftrl"),
+    P_FLOAT(wide_lr, "optimizer", 0, 100, "Learning rate of the first-order weights (alpha for FTRL)."),
+    P_FLOAT(sparse_l2, "optimizer", 0, 100, "L2 penalty on embedding and first-order rows."),
+    P_FLOAT(ftrl_l1, "optimizer", 0, 100, "L1 penalty of FTRL-Proximal."),
+    P_CHOICE(dense_optimizer, "optimizer", "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
+    P_FLOAT(dense_lr, "optimizer", 0, 100, "Learning rate of dense layers."),
+    P_FLOAT(weight_decay, "optimizer", 0, 100, "L2 weight decay of dense layers."),
+    P_INT(warmup_steps, "optimizer", 0, int64_t{1} << 40, "Steps of linear learning-rate warm-up (dense)."),
+    P_CHOICE(lr_decay, "optimizer", "Dense learning-rate decay after warm-up.", "none", "linear", "cosine"),
+    P_INT(decay_steps, "optimizer", 0, int64_t{1} << 40, "Steps over which lr_decay brings the rate to 0."),
+    P_INT(epochs, "training", 1, 100000, "Passes over the training data."),
+    P_INT(batch_size, "training", 1, 1 << 20, "Samples per mini-batch (split across threads)."),
+    P_INT(threads, "training", 0, 1024, "Training threads; 0 means one per core."),
+    P_INT(seed, "training", 0, INT64_MAX, "Seed of initialisation and shuffling."),
+    P_BOOL(deterministic, "training", "One thread and fixed seed: bit-identical results run to run."),
+    P_INT(shuffle_window, "training", 0, int64_t{1} << 32, "Samples mixed at once by the shuffle buffer; 0 keeps file order."),
+    P_INT(eval_every, "training", 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
+    P_INT(early_stop_patience, "training", 0, 1000000, "Stop after N validations without a better AUC (0: never)."),
+    P_CHOICE(format, "data", "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm", "libffm", "csv"),
+    P_INT(max_bad_lines, "data", 0, INT64_MAX, "Malformed lines to skip before failing."),
+    P_INT(parse_threads, "data", 1, 64, "Threads parsing input."),
+    P_INT(ffm_fields, "data", 0, 4096, "Fields of libffm input; 0 infers them from the first lines."),
+};
+
+}  // namespace
+
+const std::vector<ParamDef>& TrainParams() { return kParams; }
+
+const ParamDef* FindParam(const std::string& name) {
+  for (const auto& p : kParams)
+    if (name == p.name) return &p;
+  return nullptr;
+}
+
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  for (auto& [k, v] : t) {
+    std::string key(k.str());
+    const ParamDef* p = FindParam(key);
+    if (p == nullptr) return Status::InvalidArgument(path + ": unknown parameter '" + key + "'");
+    std::string s;
+    if (auto* str = v.as_string()) {
+      s = str->get();
+    } else if (auto* i = v.as_integer()) {
+      s = std::to_string(i->get());
+    } else if (auto* f = v.as_floating_point()) {
+      std::ostringstream o;
+      o.precision(17);
+      o << f->get();
+      s = o.str();
+    } else if (auto* b = v.as_boolean()) {
+      s = b->get() ? "true" : "false";
+    } else if (auto* a = v.as_array()) {
+      for (auto& e : *a) {
+        auto iv = e.value<int64_t>();
+        if (!iv) return Status::InvalidArgument(path + ": '" + key + "': expected a list of integers");
+        s += (s.empty() ? "" : ",") + std::to_string(*iv);
+      }
+    } else {
+      return Status::InvalidArgument(path + ": '" + key + "': unsupported value type");
+    }
+    Status st = p->set(cfg, s);
+    if (!st.ok()) return Status::InvalidArgument(path + ": '" + key + "': " + st.message());
+  }
+  return Status::OK();
+}
+
+std::string ConfigToToml(const TrainConfig& cfg) {
+  std::string out;
+  for (const auto& p : kParams) {
+    std::string v = p.get(cfg);
+    std::string t = p.type;
+    if (t == "string") v = "\"" + v + "\"";
+    if (t == "int list") v = "[" + v + "]";
+    out += std::string(p.name) + " = " + v + "\n";
+  }
+  return out;
+}
+
+Status ValidateConfig(const TrainConfig& cfg) {
+  if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
+    return Status::InvalidArgument("bottom_mlp sizes must be positive");
+  if (cfg.deterministic && cfg.threads > 1)
+    return Status::InvalidArgument("--deterministic runs on one thread; drop --threads or set it to 1");
+  return Status::OK();
+}
+
+std::string ParamsMarkdown() {
+  std::string out =
+      "# Training parameters\n\n"
+      "Generated by `embark params --markdown` from the one declaration in `src/train/config.cc`.\n"
+      "Each can be given in a TOML file (`--config FILE`, `name = value`) or on the command line\n"
+      "(`--name value`, with `_` written as `-`); the command line wins.\n\n"
+      "| name | group | type | default | description |\n|---|---|---|---|---|\n";
+  TrainConfig def;
+  for (const auto& p : kParams)
+    out += std::string("| `") + p.name + "` | " + p.group + " | " + p.type + " | `" + p.get(def) + "` | " + p.help + " |\n";
+  return out;
+}
+
+}  // namespace embark

@@ -1,0 +1,72 @@
+// Every training parameter, declared once. The declaration table in
+// config.cc feeds the TOML config reader, the CLI flags and their --help,
+// validation, and docs/parameters.md (`embark params --markdown`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace embark {
+
+struct TrainConfig {
+  // model
+  std::string model = "dlrm";
+  int embedding_dim = 16;
+  std::vector<int> bottom_mlp = {512, 256, 64};
+  std::vector<int> top_mlp = {512, 256};
+  std::vector<int> mlp = {400, 400, 400};
+  int cross_layers = 3;
+  float init_scale = 0.01f;
+  // optimizers
+  std::string sparse_optimizer = "adagrad";
+  float sparse_lr = 0.05f;
+  std::string wide_optimizer = "ftrl";
+  float wide_lr = 0.05f;
+  float sparse_l2 = 0.0f;
+  float ftrl_l1 = 0.0f;
+  std::string dense_optimizer = "adam";
+  float dense_lr = 0.001f;
+  float weight_decay = 0.0f;
+  int64_t warmup_steps = 0;
+  std::string lr_decay = "none";
+  int64_t decay_steps = 0;
+  // training
+  int epochs = 1;
+  int batch_size = 2048;
+  int threads = 0;  // 0 = all cores
+  uint64_t seed = 1;
+  bool deterministic = false;
+  int64_t shuffle_window = 200000;
+  int64_t eval_every = 0;
+  int early_stop_patience = 0;
+  // data
+  std::string format = "auto";
+  int64_t max_bad_lines = 0;
+  int parse_threads = 1;
+  int ffm_fields = 0;
+};
+
+struct ParamDef {
+  const char* name;
+  const char* group;
+  const char* type;  // "int", "float", "string", "bool", "int list"
+  const char* help;
+  std::string (*get)(const TrainConfig&);
+  Status (*set)(TrainConfig*, const std::string&);
+};
+
+const std::vector<ParamDef>& TrainParams();
+const ParamDef* FindParam(const std::string& name);
+
+// Reads a TOML file of `name = value` lines (names as in TrainParams()).
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg);
+std::string ConfigToToml(const TrainConfig& cfg);
+// Checks values and their combinations.
+Status ValidateConfig(const TrainConfig& cfg);
+// The parameters as a Markdown table (docs/parameters.md).
+std::string ParamsMarkdown();
+
+}  // namespace embark

@@ -1,0 +1,27 @@
+// Training progress on stderr: a live bar with samples/s, loss and ETA on a
+// terminal; a plain line every few seconds otherwise (logs, CI).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "util/log.h"
+
+namespace embark {
+
+class Progress {
+ public:
+  Progress(bool enabled, const Logger& log);
+  void StartEpoch(int epoch, int epochs);
+  void Update(uint64_t samples, double train_seconds, double mean_loss, uint64_t bytes_read, uint64_t bytes_total);
+  void Clear();  // erase the bar before other output
+
+ private:
+  bool enabled_, tty_;
+  const Logger& log_;
+  int epoch_ = 0, epochs_ = 0;
+  std::chrono::steady_clock::time_point start_, last_;
+  bool drawn_ = false;
+};
+
+}  // namespace embark

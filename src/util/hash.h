@@ -1,0 +1,31 @@
+// Hashing used for feature keys, row initialisation and checksums.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <xxhash.h>
+
+namespace embark {
+
+// Key of a raw feature token within a field: the same string in two fields
+// gives two keys, because the field index seeds the hash.
+inline uint64_t FeatureKey(uint32_t field, std::string_view token, uint64_t salt = 0) {
+  return XXH3_64bits_withSeed(token.data(), token.size(), salt * 0x9E3779B97F4A7C15ULL + field + 1);
+}
+
+inline uint64_t Checksum(const void* data, size_t n) { return XXH64(data, n, 0); }
+
+// splitmix64: a tiny, high-quality mixer used for deterministic per-key init.
+inline uint64_t Mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Uniform float in [0, 1) from 64 random bits.
+inline float UnitFloat(uint64_t bits) { return static_cast<float>(bits >> 40) * (1.0f / 16777216.0f); }
+
+}  // namespace embark

@@ -1,0 +1,149 @@
+#include "checkpoint/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "util/fs.h"
+
+namespace embark {
+namespace {
+
+namespace sfs = std::filesystem;
+
+std::unique_ptr<Model> TrainedModel(const std::string& name) {
+  InitBlas();
+  TrainConfig cfg;
+  cfg.model = name;
+  cfg.embedding_dim = 4;
+  cfg.bottom_mlp = {8};
+  cfg.top_mlp = {8};
+  cfg.mlp = {8};
+  auto m = Model::Create(cfg, DataSpec::Criteo()).value();
+  // Touch some rows and nudge them so the state is not the initial one.
+  Batch b;
+  b.Reset(13, 26);
+  for (int i = 0; i < 4; ++i) {
+    b.labels.push_back(i % 2);
+    for (int d = 0; d < 13; ++d) b.dense.push_back(0.1f * d);
+    for (int f = 0; f < 26; ++f) {
+      b.keys.push_back(f * 100 + i);
+      b.values.push_back(1);
+      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+    }
+  }
+  auto ws = m->NewWorkspace();
+  std::vector<float> z(4), dl(4, 0.25f), g(m->params().size());
+  m->Forward(b, 0, 4, true, ws.get(), z.data());
+  m->Backward(b, 0, 4, dl.data(), ws.get(), g.data());
+  m->ApplySparse(ws.get(), 1.0f);
+  return m;
+}
+
+std::vector<float> Predict(const Model& m) {
+  Batch b;
+  b.Reset(13, 26);
+  b.labels.push_back(1);
+  for (int d = 0; d < 13; ++d) b.dense.push_back(0.2f * d);
+  for (int f = 0; f < 26; ++f) {
+    b.keys.push_back(f * 100 + 1);
+    b.values.push_back(1);
+    b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+  }
+  auto ws = m.NewWorkspace();
+  std::vector<float> z(1);
+  m.Forward(b, 0, 1, false, ws.get(), z.data());
+  return z;
+}
+
+DenseOptState SomeOptState(const Model& m) {
+  DenseOptState s;
+  s.step = 17;
+  s.slots.assign(2, std::vector<float>(m.params().size(), 0.5f));
+  return s;
+}
+
+TEST(Checkpoint, RoundTripKeepsPredictionsAndState) {
+  for (const char* name : {"lr", "fm", "deepfm", "dlrm"}) {
+    auto m = TrainedModel(name);
+    std::string dir = testing::TempDir() + "/ck_" + name;
+    TrainerState ts{2, 100, 5000, 0.75};
+    ASSERT_TRUE(SaveCheckpoint(dir, *m, SomeOptState(*m), ts).ok());
+    auto loaded = LoadCheckpoint(dir);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    EXPECT_EQ(Predict(*loaded->model), Predict(*m)) << name;
+    EXPECT_EQ(loaded->state.epochs_done, 2);
+    EXPECT_EQ(loaded->state.step, 100);
+    EXPECT_EQ(loaded->opt.step, 17);
+    EXPECT_EQ(loaded->opt.slots.size(), 2u);
+    if (m->embeddings()) EXPECT_EQ(loaded->model->embeddings()->size(), m->embeddings()->size());
+  }
+}
+
+TEST(Checkpoint, OverwriteIsAtomicAndLeavesNoStaging) {
+  auto m = TrainedModel("dlrm");
+  std::string dir = testing::TempDir() + "/ck_over";
+  ASSERT_TRUE(SaveCheckpoint(dir, *m, {}, {1, 1, 1, 0}).ok());
+  ASSERT_TRUE(SaveCheckpoint(dir, *m, {}, {2, 2, 2, 0}).ok());
+  EXPECT_EQ(LoadCheckpoint(dir)->state.epochs_done, 2);
+  for (const auto& e : sfs::directory_iterator(testing::TempDir()))
+    EXPECT_EQ(e.path().filename().string().find("ck_over.tmp"), std::string::npos) << e.path();
+}
+
+std::string Saved(const std::string& name) {
+  auto m = TrainedModel("deepfm");
+  std::string dir = testing::TempDir() + "/" + name;
+  EXPECT_TRUE(SaveCheckpoint(dir, *m, {}, {}).ok());
+  return dir;
+}
+
+void ExpectRefused(const std::string& dir, const std::string& needle) {
+  auto r = LoadCheckpoint(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+}
+
+TEST(Checkpoint, CorruptedByteIsRefused) {
+  std::string dir = Saved("ck_flip");
+  std::fstream f(dir + "/embeddings.bin", std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(100);
+  f.put('\x7f');
+  f.close();
+  ExpectRefused(dir, "embeddings.bin: checksum mismatch");
+}
+
+TEST(Checkpoint, TruncatedFileIsRefused) {
+  std::string dir = Saved("ck_trunc");
+  sfs::resize_file(dir + "/dense.bin", 20);
+  ExpectRefused(dir, "dense.bin: size 20 bytes");
+}
+
+TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
+  std::string dir = Saved("ck_manifest");
+  sfs::remove(dir + "/MANIFEST.json");
+  ExpectRefused(dir, "not a checkpoint");
+  std::string dir2 = Saved("ck_version");
+  auto text = fs::ReadFile(dir2 + "/MANIFEST.json").value();
+  text.replace(text.find("\"version\": 1"), 12, "\"version\": 99");
+  ASSERT_TRUE(fs::WriteFileAtomic(dir2 + "/MANIFEST.json", text).ok());
+  ExpectRefused(dir2, "format version 99 is not supported");
+  std::string dir3 = Saved("ck_garbage");
+  ASSERT_TRUE(fs::WriteFileAtomic(dir3 + "/MANIFEST.json", "\x01\x02garbage").ok());
+  ExpectRefused(dir3, "MANIFEST.json: unreadable");
+}
+
+TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
+  // A manifest that matches its files but a table of another width.
+  auto a = TrainedModel("deepfm");
+  std::string dir = testing::TempDir() + "/ck_shape";
+  ASSERT_TRUE(SaveCheckpoint(dir, *a, {}, {}).ok());
+  auto text = fs::ReadFile(dir + "/config.toml").value();
+  text.replace(text.find("embedding_dim = 4"), 17, "embedding_dim = 5");
+  ASSERT_TRUE(fs::WriteFileAtomic(dir + "/config.toml", text).ok());
+  ExpectRefused(dir, "config.toml: checksum mismatch");
+}
+
+}  // namespace
+}  // namespace embark

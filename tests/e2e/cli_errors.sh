@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Bad input of every kind: a clear one-line error naming file/line/field and
+# reason, a non-zero exit, and nothing half-written.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+"$EMBARK" gen --rows 300 --seed 3 --out good.tsv >/dev/null
+line() { sed -n "${1}p" good.tsv; }
+
+expect_error "missing file" "no-such-file.tsv" "$EMBARK" train --data no-such-file.tsv --out m
+: > empty.tsv
+expect_error "empty file" "empty.tsv: file is empty" "$EMBARK" train --data empty.tsv --format criteo --out m
+expect_error "empty file, format guessed" "empty.tsv: file is empty" "$EMBARK" train --data empty.tsv --out m
+gzip -c good.tsv | head -c 3000 > trunc.tsv.gz
+expect_error "truncated gzip" "truncated gzip stream" "$EMBARK" train --data trunc.tsv.gz --format criteo --out m
+zstd -q -c good.tsv | head -c 3000 > trunc.tsv.zst
+expect_error "truncated zstd" "truncated zstd stream" "$EMBARK" train --data trunc.tsv.zst --format criteo --out m
+head -c 20000 /dev/urandom > garbage.bin
+expect_error "binary garbage, format guessed" "cannot tell the format" "$EMBARK" train --data garbage.bin --out m
+printf '1\t\x00\x01\x02\n' > nul.tsv
+expect_error "binary garbage as criteo" "nul.tsv:1: binary data (NUL byte)" "$EMBARK" train --data nul.tsv --format criteo --out m
+{ line 1; line 2 | cut -f1-30; line 3; } > short.tsv
+expect_error "too few fields" "short.tsv:2: expected 40 tab-separated fields" "$EMBARK" train --data short.tsv --out m
+{ line 1; printf '%s\textra\n' "$(line 2)"; } > long.tsv
+expect_error "too many fields" "long.tsv:2: expected 40 tab-separated fields (label, 13 integer, 26 categorical), found 41" "$EMBARK" train --data long.tsv --out m
+{ line 1; line 2 | awk -F'\t' 'BEGIN{OFS="\t"} {$4="123456789012345678901234567890"; print}'; } > range.tsv
+expect_error "out-of-range number" "range.tsv:2: field I3: '123456789012345678901234567890' is out of range" "$EMBARK" train --data range.tsv --out m
+{ line 1; line 2 | awk -F'\t' 'BEGIN{OFS="\t"} {$1="2"; print}'; } > label.tsv
+expect_error "bad label" "label.tsv:2: field label: label '2' must be 0, 1 or -1" "$EMBARK" train --data label.tsv --out m
+{ line 1; line 2 | awk -F'\t' 'BEGIN{OFS="\t"} {$20="not-hex!"; print}'; } > cat.tsv
+expect_error "bad categorical" "cat.tsv:2: field C6: 'not-hex!' is not a hexadecimal id" "$EMBARK" train --data cat.tsv --out m
+printf '1 3:x\n' > bad.svm
+expect_error "bad libsvm value" "bad.svm:1: field #1: value 'x' is not a number" "$EMBARK" train --data bad.svm --format libsvm --model fm --out m
+if [ -e m ] || ls m.tmp-* >/dev/null 2>&1; then fail "a failed run left files behind"; else pass "failed runs wrote nothing"; fi
+
+# --max-bad-lines: tolerated lines are skipped and reported; one more fails.
+{ head -100 good.tsv; echo "junk"; head -200 good.tsv | tail -100; echo "more junk"; } > some_bad.tsv
+out=$("$EMBARK" train --data some_bad.tsv --out tolerant --max-bad-lines 2 --quiet --bottom-mlp 8 --top-mlp 8 2>&1)
+if grep -q "skipped 2 bad line(s)" <<<"$out" && grep -q "some_bad.tsv:101:" <<<"$out" && [ -f tolerant/MANIFEST.json ]; then
+  pass "--max-bad-lines 2 skips and reports"
+else
+  fail "--max-bad-lines 2: $out"
+fi
+expect_error "--max-bad-lines 1 exceeded" "more than --max-bad-lines=1" "$EMBARK" train --data some_bad.tsv --out m --max-bad-lines 1
+
+# Configuration and usage errors.
+printf 'embedding_dim = "sixteen"\n' > bad.toml
+expect_error "bad config value" "bad.toml: 'embedding_dim': 'sixteen' is not an integer" "$EMBARK" train --data good.tsv --out m --config bad.toml
+printf 'embeding_dim = 8\n' > typo.toml
+expect_error "unknown config key" "typo.toml: unknown parameter 'embeding_dim'" "$EMBARK" train --data good.tsv --out m --config typo.toml
+expect_error "unknown model" "'gbdt' is not one of" "$EMBARK" train --data good.tsv --out m --model gbdt
+expect_error "csv without schema" "--format csv needs --schema" "$EMBARK" train --data good.tsv --out m --format csv
+expect_error "dlrm on one field" "use fm or deepfm" "$EMBARK" train --data bad.svm --format libsvm --out m
+
+# Checkpoints: corrupt, truncated and foreign ones are refused.
+"$EMBARK" train --data good.tsv --out ck --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null
+cp -r ck ck_corrupt
+printf '\x42' | dd of=ck_corrupt/dense.bin bs=1 seek=64 conv=notrunc status=none
+expect_error "corrupt checkpoint" "dense.bin: checksum mismatch" "$EMBARK" eval --model ck_corrupt --data good.tsv
+cp -r ck ck_trunc
+truncate -s 100 ck_trunc/embeddings.bin
+expect_error "truncated checkpoint" "embeddings.bin: size 100 bytes" "$EMBARK" predict --model ck_trunc --data good.tsv --out p.txt
+[ -e p.txt ] && fail "predict left an output file after failing" || pass "failed predict wrote nothing"
+mkdir notack
+expect_error "not a checkpoint" "is not a checkpoint" "$EMBARK" eval --model notack --data good.tsv
+expect_error "eval on unparseable data" "short.tsv:2: expected 40" "$EMBARK" eval --model ck --data short.tsv
+finish

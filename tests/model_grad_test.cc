@@ -1,0 +1,161 @@
+// Gradient checks for every model: analytic gradients of the batch logloss
+// against central finite differences, for dense parameters and embedding
+// rows (including keys repeated within a batch).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "model/model.h"
+#include "util/hash.h"
+
+namespace embark {
+namespace {
+
+constexpr int kFields = 3, kDense = 2, kBatch = 6;
+
+Batch MakeBatch() {
+  Batch b;
+  b.Reset(kDense, kFields);
+  uint64_t s = 1;
+  for (int i = 0; i < kBatch; ++i) {
+    b.labels.push_back(i % 3 == 0 ? 1.0f : 0.0f);
+    for (int d = 0; d < kDense; ++d) b.dense.push_back(0.3f + 0.4f * ((i + d) % 4));
+    for (int f = 0; f < kFields; ++f) {
+      int n = (f == 2) ? 2 : (i + f) % 3 == 0 ? 0 : 1;  // field 2 multi-valued, some fields empty
+      for (int k = 0; k < n; ++k) {
+        s = Mix64(s);
+        b.keys.push_back(1000 * f + s % 4);  // few ids: repeats within the batch
+        b.values.push_back(k == 0 ? 1.0f : 0.5f);
+      }
+      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+    }
+  }
+  return b;
+}
+
+DataSpec Spec() {
+  DataSpec s = DataSpec::Libffm(kFields);
+  s.num_dense = kDense;
+  s.dense_names = {"a", "b"};
+  return s;
+}
+
+class ModelGrad : public ::testing::TestWithParam<std::string> {};
+
+double Loss(const Model& m, const Batch& b, Workspace* ws) {
+  std::vector<float> z(kBatch);
+  m.Forward(b, 0, kBatch, false, ws, z.data());
+  double l = 0;
+  for (int i = 0; i < kBatch; ++i) {
+    double p = 1 / (1 + std::exp(-static_cast<double>(z[i])));
+    l -= b.labels[i] > 0 ? std::log(p) : std::log(1 - p);
+  }
+  return l / kBatch;
+}
+
+std::vector<float> FullRow(const EmbeddingTable& t, uint64_t key) {
+  std::vector<float> row;
+  t.ForEachRow([&](uint64_t k, const float* r) {
+    if (k == key) row.assign(r, r + t.row_width());
+  });
+  return row;
+}
+
+TEST_P(ModelGrad, MatchesFiniteDifferences) {
+  InitBlas();
+  TrainConfig cfg;
+  cfg.model = GetParam();
+  cfg.embedding_dim = 4;
+  cfg.bottom_mlp = {5};
+  cfg.top_mlp = {6};
+  cfg.mlp = {6, 4};
+  cfg.cross_layers = 2;
+  cfg.init_scale = 0.5f;  // large enough that second-order terms matter
+  auto mr = Model::Create(cfg, Spec());
+  ASSERT_TRUE(mr.ok()) << mr.status().message();
+  Model& m = *mr.value();
+  // Give the first-order weights and biases non-trivial values.
+  for (size_t i = 0; i < m.params().size(); ++i)
+    if (m.params().data()[i] == 0.0f) m.params().data()[i] = 0.1f * std::sin(3.0f * i);
+  Batch b = MakeBatch();
+  auto ws = m.NewWorkspace();
+  std::vector<float> z(kBatch), dl(kBatch), g(m.params().size(), 0.0f);
+  m.Forward(b, 0, kBatch, true, ws.get(), z.data());
+  if (m.wide()) {  // non-zero first-order weights
+    auto grads = m.LastSparseGrads(*ws);
+    for (uint64_t k : *grads.keys) {
+      float row[3] = {0.2f * std::sin(float(k)), 0, 0};
+      std::vector<float> full = FullRow(*m.wide(), k);
+      full[0] = row[0];
+      m.wide()->InsertRow(k, full.data());
+    }
+    m.Forward(b, 0, kBatch, true, ws.get(), z.data());
+  }
+  for (int i = 0; i < kBatch; ++i) dl[i] = (1 / (1 + std::exp(-z[i])) - b.labels[i]) / kBatch;
+  m.Backward(b, 0, kBatch, dl.data(), ws.get(), g.data());
+  auto sg = m.LastSparseGrads(*ws);
+  std::vector<uint64_t> keys = *sg.keys;
+  std::vector<float> emb_grad = *sg.emb, wide_grad = *sg.wide;
+
+  auto check_ws = m.NewWorkspace();
+  const float eps = 1e-3f;
+  int checked = 0, kinks = 0;
+  // Central difference of the loss in one coordinate; `set` writes a value.
+  auto fd_at = [&](const std::function<void(float)>& set, float keep, float h) {
+    set(keep + h);
+    double lp = Loss(m, b, check_ws.get());
+    set(keep - h);
+    double lm = Loss(m, b, check_ws.get());
+    set(keep);
+    return (lp - lm) / (2 * h);
+  };
+  // Compares one coordinate. Where the loss is not smooth within eps (a ReLU
+  // pre-activation crosses zero), two step sizes disagree; such a coordinate
+  // is counted as a kink instead of compared.
+  auto compare = [&](const std::function<void(float)>& set, float keep, float analytic, const std::string& what) {
+    double fd = fd_at(set, keep, eps);
+    const double tol = 1e-3 + 2e-2 * std::fabs(analytic);
+    if (std::fabs(fd - analytic) > tol && std::fabs(fd - fd_at(set, keep, eps / 8)) > tol) {
+      ++kinks;
+      return;
+    }
+    EXPECT_NEAR(fd, analytic, tol) << cfg.model << " " << what;
+    ++checked;
+  };
+  for (size_t i = 0; i < m.params().size(); ++i) {
+    float* p = &m.params().data()[i];
+    compare([p](float v) { *p = v; }, *p, g[i], "dense param " + std::to_string(i));
+  }
+  auto check_table = [&](EmbeddingTable* t, const std::vector<float>& grad) {
+    const int d = t->dim();
+    for (size_t u = 0; u < keys.size(); ++u) {
+      std::vector<float> row = FullRow(*t, keys[u]);
+      ASSERT_FALSE(row.empty());
+      for (int j = 0; j < d; ++j) {
+        auto set = [&, u](float v) {
+          row[j] = v;
+          t->InsertRow(keys[u], row.data());
+        };
+        compare(set, row[j], grad[u * d + j], "key " + std::to_string(keys[u]) + " dim " + std::to_string(j));
+      }
+    }
+  };
+  if (m.embeddings()) check_table(m.embeddings(), emb_grad);
+  if (m.wide()) check_table(m.wide(), wide_grad);
+  EXPECT_GT(checked, 10);
+  EXPECT_LE(kinks * 50, checked) << "too many coordinates skipped as ReLU kinks";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, ModelGrad, ::testing::Values("lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm"));
+
+TEST(Model, DlrmNeedsTwoInteractingVectors) {
+  TrainConfig cfg;
+  cfg.model = "dlrm";
+  auto m = Model::Create(cfg, DataSpec::Libsvm());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("use fm or deepfm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace embark

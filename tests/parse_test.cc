@@ -1,0 +1,197 @@
+#include "data/parse.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_util.h"
+
+namespace embark {
+namespace {
+
+struct Parsed {
+  Batch batch;
+  std::vector<BadLine> bad;
+};
+
+Parsed Parse(const DataSpec& spec, const std::string& text, const ColumnPlan* plan = nullptr, size_t skip = 0) {
+  Parsed p;
+  p.batch.Reset(spec.num_dense, spec.num_fields);
+  Chunk c;
+  c.file = "data.txt";
+  c.first_line = 1;
+  c.text = text;
+  ParseChunk(c, spec, plan, skip, &p.batch, &p.bad);
+  return p;
+}
+
+std::string CriteoLine(const std::string& label = "1", const std::string& i3 = "7", const std::string& c5 = "68fd1e64") {
+  std::string s = label;
+  for (int i = 1; i <= 13; ++i) s += "\t" + (i == 3 ? i3 : (i == 5 ? "" : std::to_string(i)));
+  for (int i = 1; i <= 26; ++i) s += "\t" + (i == 5 ? c5 : (i == 9 ? "" : "0a1b2c3d"));
+  return s + "\n";
+}
+
+TEST(Criteo, ParsesAGoodLine) {
+  auto p = Parse(DataSpec::Criteo(), CriteoLine());
+  ASSERT_TRUE(p.bad.empty()) << p.bad[0].message;
+  ASSERT_EQ(p.batch.size(), 1u);
+  EXPECT_EQ(p.batch.labels[0], 1.0f);
+  EXPECT_FLOAT_EQ(p.batch.dense[2], std::log1p(7.0f));
+  EXPECT_EQ(p.batch.dense[4], 0.0f);  // missing
+  EXPECT_EQ(p.batch.offsets.size(), 27u);
+  EXPECT_EQ(p.batch.keys.size(), 25u);  // C9 is empty
+  EXPECT_EQ(p.batch.offsets[9] - p.batch.offsets[8], 0u);
+  // The same token in two fields gives two keys.
+  EXPECT_NE(p.batch.keys[0], p.batch.keys[1]);
+}
+
+TEST(Criteo, NegativeCountsClampToZeroAndMinusOneLabel) {
+  auto p = Parse(DataSpec::Criteo(), CriteoLine("-1", "-2"));
+  ASSERT_TRUE(p.bad.empty());
+  EXPECT_EQ(p.batch.labels[0], 0.0f);
+  EXPECT_EQ(p.batch.dense[2], 0.0f);
+}
+
+void ExpectBad(const DataSpec& spec, const std::string& text, const std::string& needle) {
+  auto p = Parse(spec, text);
+  ASSERT_EQ(p.bad.size(), 1u) << text;
+  EXPECT_EQ(p.batch.size(), 0u);
+  EXPECT_EQ(p.batch.keys.size(), 0u);
+  EXPECT_EQ(p.batch.offsets.size(), 1u);
+  EXPECT_NE(p.bad[0].message.find(needle), std::string::npos) << p.bad[0].message;
+  EXPECT_NE(p.bad[0].message.find("data.txt:1:"), std::string::npos) << p.bad[0].message;
+}
+
+TEST(Criteo, BadLinesNameFieldAndReason) {
+  auto spec = DataSpec::Criteo();
+  ExpectBad(spec, "1\t2\t3\n", "expected 40 tab-separated fields");
+  ExpectBad(spec, CriteoLine().substr(0, CriteoLine().size() - 1) + "\textra\n", "found 41");
+  ExpectBad(spec, CriteoLine("2"), "label '2' must be 0, 1 or -1");
+  ExpectBad(spec, CriteoLine("yes"), "field label: label 'yes' is not a number");
+  ExpectBad(spec, CriteoLine("1", "abc"), "field I3: 'abc' is not an integer");
+  ExpectBad(spec, CriteoLine("1", "99999999999999999999999"), "field I3: '99999999999999999999999' is out of range");
+  ExpectBad(spec, CriteoLine("1", "7", "zz-not-hex"), "field C5: 'zz-not-hex' is not a hexadecimal id");
+  ExpectBad(spec, CriteoLine("1", "7", std::string("ab\x01\x02", 4)), "field C5: 'ab\\x01\\x02'");
+  ExpectBad(spec, std::string("1\t\0\t3\n", 6), "binary data (NUL byte)");
+}
+
+TEST(Criteo, GoodLinesAroundABadOneSurvive) {
+  auto p = Parse(DataSpec::Criteo(), CriteoLine() + "garbage\n" + CriteoLine("0"));
+  ASSERT_EQ(p.bad.size(), 1u);
+  EXPECT_EQ(p.bad[0].line, 2u);
+  EXPECT_NE(p.bad[0].message.find("data.txt:2:"), std::string::npos);
+  ASSERT_EQ(p.batch.size(), 2u);
+  EXPECT_EQ(p.batch.keys.size(), 50u);
+  EXPECT_EQ(p.batch.offsets.size(), 53u);
+  EXPECT_EQ(p.batch.labels[1], 0.0f);
+}
+
+TEST(Criteo, BlankLinesAndCrlfAreAccepted) {
+  std::string l = CriteoLine();
+  l.insert(l.size() - 1, "\r");
+  auto p = Parse(DataSpec::Criteo(), "\n" + l + "\n");
+  EXPECT_TRUE(p.bad.empty());
+  EXPECT_EQ(p.batch.size(), 1u);
+}
+
+TEST(Libsvm, ParsesIndexValuePairs) {
+  auto p = Parse(DataSpec::Libsvm(), "1 3:1 17:0.5\r\n-1 4:2\n");
+  ASSERT_TRUE(p.bad.empty()) << p.bad[0].message;
+  ASSERT_EQ(p.batch.size(), 2u);
+  EXPECT_EQ(p.batch.labels[1], 0.0f);
+  ASSERT_EQ(p.batch.values.size(), 3u);
+  EXPECT_EQ(p.batch.values[1], 0.5f);
+  EXPECT_EQ(p.batch.offsets[1], 2u);
+}
+
+TEST(Libsvm, BadTokens) {
+  auto spec = DataSpec::Libsvm();
+  ExpectBad(spec, "1 3\n", "field #1: '3' is not index:value");
+  ExpectBad(spec, "1 3:x\n", "field #1: value 'x' is not a number");
+  ExpectBad(spec, "1 3:1e999\n", "out of range");
+  ExpectBad(spec, "3 3:1\n", "label '3' must be 0, 1 or -1");
+}
+
+TEST(Libffm, GroupsFeaturesByField) {
+  auto p = Parse(DataSpec::Libffm(3), "0 2:5:1 0:1:0.3 2:6:1\n");
+  ASSERT_TRUE(p.bad.empty()) << p.bad[0].message;
+  ASSERT_EQ(p.batch.offsets.size(), 4u);
+  EXPECT_EQ(p.batch.offsets[1], 1u);  // field 0: one feature
+  EXPECT_EQ(p.batch.offsets[2], 1u);  // field 1: none
+  EXPECT_EQ(p.batch.offsets[3], 3u);  // field 2: two
+  EXPECT_FLOAT_EQ(p.batch.values[0], 0.3f);
+  ExpectBad(DataSpec::Libffm(3), "0 3:5:1\n", "field '3' is not an integer in [0, 3)");
+  ExpectBad(DataSpec::Libffm(3), "0 5:1\n", "field #1: field '5' is not an integer in [0, 3)");
+}
+
+DataSpec MovieSpec() {
+  CsvSchema s;
+  s.label = "rating";
+  s.use_threshold = true;
+  s.label_threshold = 4;
+  s.numeric = {"age"};
+  s.categorical = {"user", "item"};
+  s.multi = {{"genres", "|"}};
+  return DataSpec::Csv(s);
+}
+
+TEST(Csv, SchemaDrivesColumns) {
+  DataSpec spec = MovieSpec();
+  auto plan = MakeColumnPlan(spec, "user,item,rating,genres,age,ignored", "m.csv");
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  auto p = Parse(spec, "user,item,rating,genres,age,ignored\n7,\"Toy Story, The\",4.5,Comedy|Kids,30,x\n1,2,3,,0,y\n",
+                 &plan.value(), 1);
+  ASSERT_TRUE(p.bad.empty()) << p.bad[0].message;
+  ASSERT_EQ(p.batch.size(), 2u);
+  EXPECT_EQ(p.batch.labels[0], 1.0f);
+  EXPECT_EQ(p.batch.labels[1], 0.0f);
+  EXPECT_FLOAT_EQ(p.batch.dense[0], std::log1p(30.0f));
+  // user, item, genres(2)
+  EXPECT_EQ(p.batch.offsets[3], 4u);
+  // second row: no genres
+  EXPECT_EQ(p.batch.offsets[6] - p.batch.offsets[5], 0u);
+}
+
+TEST(Csv, ErrorsNameColumns) {
+  DataSpec spec = MovieSpec();
+  auto plan = MakeColumnPlan(spec, "user,item,rating,genres,age", "m.csv").value();
+  auto p = Parse(spec, "1,2,x,a,3\n1,2,3\n1,2,3,a,old\n1,\"2,3,a,4\n", &plan);
+  ASSERT_EQ(p.bad.size(), 4u);
+  EXPECT_NE(p.bad[0].message.find("field rating: 'x' is not a number"), std::string::npos) << p.bad[0].message;
+  EXPECT_NE(p.bad[1].message.find("expected 5 columns, found 3"), std::string::npos) << p.bad[1].message;
+  EXPECT_NE(p.bad[2].message.find("field age: 'old' is not a number"), std::string::npos) << p.bad[2].message;
+  EXPECT_NE(p.bad[3].message.find("unterminated quoted value"), std::string::npos) << p.bad[3].message;
+  auto missing = MakeColumnPlan(spec, "user,rating,genres,age", "m.csv");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("schema column 'item' is not in the header"), std::string::npos);
+}
+
+TEST(CsvSchema, LoadsTomlAndRejectsUnknownKeys) {
+  auto path = testing::WriteTemp("schema.toml",
+                                 "separator = \"\\t\"\nheader = false\ncolumns = [\"u\", \"i\", \"r\"]\n"
+                                 "label = \"r\"\nlabel_threshold = 4\ncategorical = [\"u\", \"i\"]\n");
+  auto s = LoadCsvSchema(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->separator, '\t');
+  EXPECT_FALSE(s->header);
+  EXPECT_TRUE(s->use_threshold);
+  auto bad = LoadCsvSchema(testing::WriteTemp("bad.toml", "label = \"r\"\ncategorical = [\"u\"]\nlabels = 1\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("key 'labels': unknown key"), std::string::npos) << bad.status().message();
+  auto broken = LoadCsvSchema(testing::WriteTemp("broken.toml", "label = \n"));
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("broken.toml:1"), std::string::npos) << broken.status().message();
+}
+
+TEST(Spec, JsonRoundTrip) {
+  DataSpec a = MovieSpec();
+  a.hash_salt = 42;
+  auto b = DataSpec::FromJson(a.ToJson());
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(b->ToJson(), a.ToJson());
+  EXPECT_FALSE(DataSpec::FromJson("{\"format\": 3}").ok());
+}
+
+}  // namespace
+}  // namespace embark
