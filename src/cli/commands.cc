@@ -191,6 +191,7 @@ void RegisterTrain(CLI::App* app) {
       j["samples_per_sec"] = r.samples_per_sec;
       j["input_wait_seconds"] = r.input_wait_seconds;
       j["train_loss"] = r.final_loss;
+      j["train_calibration"] = r.train_calibration;
       j["peak_rss_bytes"] = r.peak_rss_bytes;
       j["embedding_rows"] = r.embedding_rows;
       j["bad_lines"] = r.bad_lines;

@@ -73,7 +73,7 @@ Planted MakePlanted(const GenOptions& opt) {
   p.seed = opt.seed;
   // Interacting fields (0..7) have small to medium vocabularies; the rest
   // range up to max_vocab, with a few long tails.
-  static const uint32_t kVocab[kFields] = {3,     20,    50,  120,   300,   700,  1500,  3000,  8,
+  static const uint32_t kVocab[kFields] = {3,     10,    20,  50,    100,   200,  300,   500,   8,
                                            12000, 0,     50,  3000,  0,     120,  6000,  300,   0,
                                            20,    1500,  700, 0,     12000, 3,    6000,  0};
   for (int f = 0; f < kFields; ++f) {

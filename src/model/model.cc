@@ -40,6 +40,7 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     o.lr = lr;
     o.l2 = cfg.sparse_l2;
     o.l1 = cfg.ftrl_l1;
+    o.initial_accumulator = cfg.adagrad_init;
     return o;
   };
   if (p.has_wide) {

@@ -116,6 +116,8 @@ const std::vector<ParamDef> kParams = {
     P_FLOAT(wide_lr, "optimizer", 0, 100, "Learning rate of the first-order weights (alpha for FTRL)."),
     P_FLOAT(sparse_l2, "optimizer", 0, 100, "L2 penalty on embedding and first-order rows."),
     P_FLOAT(ftrl_l1, "optimizer", 0, 100, "L1 penalty of FTRL-Proximal."),
+    P_FLOAT(adagrad_init, "optimizer", 0, 100,
+            "Initial Adagrad accumulator of embedding and first-order rows: damps the first steps of rare ids."),
     P_CHOICE(dense_optimizer, "optimizer", "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
     P_FLOAT(dense_lr, "optimizer", 0, 100, "Learning rate of dense layers."),
     P_FLOAT(weight_decay, "optimizer", 0, 100, "L2 weight decay of dense layers."),

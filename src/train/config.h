@@ -21,14 +21,15 @@ struct TrainConfig {
   int cross_layers = 3;
   float init_scale = 0.01f;
   // optimizers
-  std::string sparse_optimizer = "adagrad";
-  float sparse_lr = 0.05f;
-  std::string wide_optimizer = "ftrl";
-  float wide_lr = 0.05f;
+  std::string sparse_optimizer = "adam";
+  float sparse_lr = 0.003f;
+  std::string wide_optimizer = "adam";
+  float wide_lr = 0.003f;
   float sparse_l2 = 0.0f;
   float ftrl_l1 = 0.0f;
+  float adagrad_init = 0.0f;
   std::string dense_optimizer = "adam";
-  float dense_lr = 0.001f;
+  float dense_lr = 0.003f;
   float weight_decay = 0.0f;
   int64_t warmup_steps = 0;
   std::string lr_decay = "none";

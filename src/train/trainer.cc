@@ -30,7 +30,7 @@ std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
 struct ThreadState {
   std::unique_ptr<Workspace> ws;
   std::vector<float> grad, logits, dl;
-  double loss = 0;
+  double loss = 0, pred = 0;
 };
 
 }  // namespace
@@ -164,7 +164,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     return ++bad_evals >= cfg.early_stop_patience;
   };
 
-  double loss_sum = 0;
+  double loss_sum = 0, pred_sum = 0, label_sum = 0;
   uint64_t loss_n = 0;
   Batch batch;
   for (int epoch = ts.epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
@@ -176,7 +176,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     so.shuffle_window = static_cast<size_t>(cfg.shuffle_window);
     so.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch);
     auto stream = OpenStream(job.train_files, spec, ro, so);
-    loss_sum = 0;
+    loss_sum = pred_sum = label_sum = 0;
     loss_n = 0;
     progress.StartEpoch(epoch + 1, cfg.epochs);
     for (;;) {
@@ -194,14 +194,17 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         t.dl.resize(m);
         std::fill(t.grad.begin(), t.grad.end(), 0.0f);
         model->Forward(batch, b, e, true, t.ws.get(), t.logits.data());
-        double loss = 0;
+        double loss = 0, pred = 0;
         for (size_t k = 0; k < m; ++k) {
           const float z = t.logits[k], y = batch.labels[b + k];
           // log(1 + e^-|z|) + max(z, 0) - z*y: stable binary cross-entropy on logits.
           loss += std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y;
-          t.dl[k] = (Sigmoid(z) - y) * inv_n;
+          const float p = Sigmoid(z);
+          pred += p;
+          t.dl[k] = (p - y) * inv_n;
         }
         t.loss = loss;
+        t.pred = pred;
         model->Backward(batch, b, e, t.dl.data(), t.ws.get(), t.grad.data());
         model->ApplySparse(t.ws.get(), static_cast<float>(n));
       });
@@ -212,7 +215,11 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         for (size_t k = 0; k < P; ++k) grad_sum[k] += g[k];
       }
       opt.Step(model->params().data(), grad_sum.data());
-      for (size_t i = 0; i < parts; ++i) loss_sum += th[i].loss;
+      for (size_t i = 0; i < parts; ++i) {
+        loss_sum += th[i].loss;
+        pred_sum += th[i].pred;
+      }
+      for (size_t k = 0; k < n; ++k) label_sum += batch.labels[k];
       loss_n += n;
       ++ts.step;
       ts.samples += n;
@@ -242,6 +249,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     if (stop) rep.stopped_early = true;
   }
   rep.final_loss = loss_n ? loss_sum / loss_n : 0.0;
+  rep.train_calibration = label_sum > 0 ? pred_sum / label_sum : 0.0;
   if (rep.stopped_early && saved_best) {
     log.Log(LogLevel::kInfo, "early stop: keeping the best model (validation auc %.6f) in %s", best_auc,
             job.out_dir.c_str());

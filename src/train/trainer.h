@@ -37,6 +37,7 @@ struct TrainReport {
   double samples_per_sec = 0;  // training loop only (input overlapped)
   double input_wait_seconds = 0;
   double final_loss = 0;       // mean training loss over the last epoch
+  double train_calibration = 0;  // mean prediction / CTR over the last epoch, before each update
   bool has_valid = false;
   Metrics valid;               // of the model written to out_dir
   double best_auc = 0;

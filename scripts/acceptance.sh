@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The acceptance run of the single-machine trainer, at full model sizes:
+# `embark gen` data (ROWS training rows, 200K validation rows), one epoch of
+# every model with its defaults (DLRM in the Criteo shape), AUC next to the
+# data's optimum, and DLRM's samples/s with 1 and 2 threads and peak RSS.
+# Prints a Markdown table. Takes about 15 minutes on 2 cores.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+embark="${EMBARK:-$root/build/embark}"
+rows=${ROWS:-2000000}
+work=$(mktemp -d "${TMPDIR:-/tmp}/embark-accept-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+"$embark" gen --rows "$rows" --valid-rows 200000 --seed 1 --out "$work/train.tsv" --valid-out "$work/valid.tsv" --json > "$work/gen.json"
+get() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+opt=$(get "$work/gen.json" optimal_auc)
+echo "data: $rows training rows, 200000 validation rows; optimal AUC $(printf %.4f "$opt"), optimal logloss $(printf %.4f "$(get "$work/gen.json" optimal_logloss)"), first-order AUC $(printf %.4f "$(get "$work/gen.json" first_order_auc)")"
+echo
+echo "| model | threads | AUC | gap to optimal | logloss | calibration | samples/s | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|"
+run() {  # label threads args...
+  local label=$1 threads=$2
+  shift 2
+  "$embark" train --data "$work/train.tsv" --valid "$work/valid.tsv" --out "$work/model" --quiet --json --threads "$threads" "$@" > "$work/r.json"
+  /usr/bin/python3 - "$work/r.json" "$label" "$threads" "$opt" <<'PY'
+import json, sys
+j, label, threads, opt = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], float(sys.argv[4])
+print(f"| {label} | {threads} | {j['auc']:.4f} | {opt - j['auc']:.4f} | {j['logloss']:.4f} | {j['calibration']:.3f} | {j['samples_per_sec']:.0f} | {j['peak_rss_bytes'] / 2**20:.0f} |")
+PY
+}
+run "dlrm (Criteo shape)" 2 --config "$root/examples/dlrm.toml"
+run "dlrm (Criteo shape)" 1 --config "$root/examples/dlrm.toml"
+run deepfm 2 --model deepfm
+run dcnv2 2 --model dcnv2
+run wdl 2 --model wdl
+run fm 2 --model fm
+run lr 2 --model lr
+run "lr (FTRL)" 2 --model lr --wide-optimizer ftrl --wide-lr 0.05
