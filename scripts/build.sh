@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is missing and builds embark (Release) into build/.
-# With --sanitize: an ASan+UBSan build of the tests into build-sanitize/.
+# With --sanitize: an ASan+UBSan build into build-sanitize/; with --tsan: a
+# ThreadSanitizer build of the concurrency tests into build-tsan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "$PWD/scripts/deps.sh"
 dir=build
 args=(-DCMAKE_BUILD_TYPE=Release)
-if [ "${1:-}" = "--sanitize" ]; then
-  dir=build-sanitize
-  args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBARK_SANITIZE=ON)
-fi
+targets=()
+case "${1:-}" in
+  --sanitize) dir=build-sanitize; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBARK_SANITIZE=ON) ;;
+  --tsan) dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBARK_TSAN=ON)
+          targets=(--target embedding_test pipeline_test embark) ;;
+esac
 cmake -S . -B "$dir" "${args[@]}" >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (unit and end-to-end).
 # With --sanitize: the unit tests in an AddressSanitizer + UBSan build.
+# With --tsan: the concurrent table and pipeline tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
   ./scripts/build.sh --sanitize
   cd build-sanitize
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -L unit --output-on-failure -j "$(nproc)"
+elif [ "${1:-}" = "--tsan" ]; then
+  ./scripts/build.sh --tsan
+  cd build-tsan
+  TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
+  TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
+  # The hybrid trainer: threads update the tables while others read them.
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  ./embark gen --rows 20000 --valid-rows 2000 --out "$tmp/t.tsv" --valid-out "$tmp/v.tsv" >/dev/null
+  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 512 \
+    --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --out "$tmp/m" --quiet
+  echo "ThreadSanitizer: no data race reported"
 else
   ./scripts/build.sh
   cd build
