@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains embark on the small real datasets in ../shared/data (see its README)
 # and prints a Markdown table of validation AUC and logloss. The README's
-# table comes from this script. Usage: scripts/real_data.sh [DATA_DIR] [EMBARK]
+# table comes from this script. Runs are --deterministic: the table repeats
+# exactly on the same machine. Usage: scripts/real_data.sh [DATA_DIR] [EMBARK]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$root/../shared/data}"
@@ -25,7 +26,7 @@ run() {  # name model train valid extra-args...
   local name=$1 model=$2 train=$3 valid=$4
   shift 4
   local json
-  json=$("$embark" train --data "$train" --valid "$valid" --model "$model" --out "$work/model" --quiet --json "$@")
+  json=$("$embark" train --data "$train" --valid "$valid" --model "$model" --out "$work/model" --quiet --json --deterministic "$@")
   local shown="$*"
   shown="${shown//$root\//}"
   /usr/bin/python3 - "$name" "$model" "$json" "$shown" <<'PY'
@@ -41,6 +42,6 @@ run frappe fm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.l
 run frappe deepfm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5 --batch 256 --mlp 64,64
 run ml-100k fm "$data/ml-100k/u1.base" "$data/ml-100k/u1.test" --schema "$schemas/ml-100k.toml" --epochs 5 --batch 256
 run ml-latest-small deepfm "$data/ml-latest-small/ctr_train.csv" "$data/ml-latest-small/ctr_test.csv" --schema "$schemas/ml-latest-ctr.toml" --epochs 5 --batch 256 --mlp 64,64
-run criteo-1000 lr "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64
+run criteo-1000 lr "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64 --wide-optimizer ftrl --wide-lr 0.05
 run criteo-1000 dlrm "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64 --bottom-mlp 32 --top-mlp 32
-run avazu-1000 lr "$work/avazu_train.csv" "$work/avazu_valid.csv" --schema "$schemas/avazu.toml" --epochs 3 --batch 64
+run avazu-1000 lr "$work/avazu_train.csv" "$work/avazu_valid.csv" --schema "$schemas/avazu.toml" --epochs 3 --batch 64 --wide-optimizer ftrl --wide-lr 0.05
