@@ -87,31 +87,20 @@ class HashTable : public EmbeddingTable {
   void Lookup(const uint64_t* keys, size_t n, float* out, bool create_missing) override {
     const int d = cfg_.dim;
     for (size_t i = 0; i < n; ++i) {
-      uint64_t h = Mix64(keys[i]);
-      Shard& s = *shards_[h & (kShards - 1)];
-      std::lock_guard<std::mutex> lk(s.mu);
-      bool created = false;
-      float* row = s.Find(keys[i], h, create_missing, &created);
-      if (row == nullptr) {
-        std::memset(out + i * d, 0, sizeof(float) * d);
-        continue;
-      }
-      if (created) InitRow(keys[i], row);
-      std::memcpy(out + i * d, row, sizeof(float) * d);
+      WithRow(keys[i], create_missing, [&](float* row) {
+        if (row == nullptr) {
+          std::memset(out + i * d, 0, sizeof(float) * d);
+        } else {
+          std::memcpy(out + i * d, row, sizeof(float) * d);
+        }
+      });
     }
   }
 
   void Update(const uint64_t* keys, size_t n, const float* grads) override {
     const int d = cfg_.dim;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t h = Mix64(keys[i]);
-      Shard& s = *shards_[h & (kShards - 1)];
-      std::lock_guard<std::mutex> lk(s.mu);
-      bool created = false;
-      float* row = s.Find(keys[i], h, true, &created);
-      if (created) InitRow(keys[i], row);
-      ApplySparseUpdate(cfg_.opt, d, row, row + d, grads + i * d);
-    }
+    for (size_t i = 0; i < n; ++i)
+      WithRow(keys[i], true, [&](float* row) { ApplySparseUpdate(cfg_.opt, d, row, row + d, grads + i * d); });
   }
 
   size_t size() const override {
@@ -139,6 +128,19 @@ class HashTable : public EmbeddingTable {
   }
 
  private:
+  // Runs fn(row) under the row's shard lock; a missing row is created (and
+  // initialised) when `create`, else fn gets nullptr.
+  template <typename Fn>
+  void WithRow(uint64_t key, bool create, Fn&& fn) {
+    const uint64_t h = Mix64(key);
+    Shard& s = *shards_[h & (kShards - 1)];
+    std::lock_guard<std::mutex> lk(s.mu);
+    bool created = false;
+    float* row = s.Find(key, h, create, &created);
+    if (created) InitRow(key, row);
+    fn(row);
+  }
+
   void InitRow(uint64_t key, float* row) const {
     uint64_t x = Mix64(key ^ Mix64(cfg_.seed));
     for (int j = 0; j < cfg_.dim; ++j) {

@@ -135,21 +135,37 @@ void Dedup(const uint64_t* keys, size_t n, Workspace* ws) {
 
 void Zero(std::vector<float>* v, size_t n) { v->assign(n, 0.0f); }
 
+// Samples [begin, end) of a batch as the passes read them.
+struct SubBatch {
+  int F, nd, B;
+  const uint32_t* off;  // [B * F + 1] offsets into the batch's features
+  uint32_t p0;          // the first feature of the range
+  const float* vals;    // feature values from p0
+  const float* dense;   // [B * nd]
+  SubBatch(const Batch& batch, const DataSpec& spec, size_t begin, size_t end)
+      : F(spec.num_fields),
+        nd(spec.num_dense),
+        B(static_cast<int>(end - begin)),
+        off(batch.offsets.data() + begin * F),
+        p0(off[0]),
+        vals(batch.values.data() + p0),
+        dense(batch.dense.data() + begin * nd) {}
+  size_t features() const { return off[static_cast<size_t>(B) * F] - p0; }
+};
+
 }  // namespace
 
 void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const {
   const Parts& p = *parts_;
-  const int F = spec_.num_fields, nd = spec_.num_dense;
-  const int D = cfg_.embedding_dim;
-  const int B = static_cast<int>(end - begin);
+  const SubBatch sb(batch, spec_, begin, end);
+  const int F = sb.F, nd = sb.nd, B = sb.B, D = cfg_.embedding_dim;
+  const uint32_t* off = sb.off;
+  const uint32_t p0 = sb.p0;
+  const float* vals = sb.vals;
+  const float* dense = sb.dense;
   const float* P = params_.data();
-  const uint32_t* off = batch.offsets.data() + begin * F;
-  const uint32_t p0 = off[0];
-  const size_t nf = off[static_cast<size_t>(B) * F] - p0;
-  const float* vals = batch.values.data() + p0;
-  const float* dense = batch.dense.data() + begin * nd;
 
-  Dedup(batch.keys.data() + p0, nf, ws);
+  Dedup(batch.keys.data() + p0, sb.features(), ws);
   const size_t U = ws->ukeys.size();
   if (emb_) {
     ws->rows.resize(U * D);
@@ -260,14 +276,13 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
 
 void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* dl, Workspace* ws, float* g) const {
   const Parts& p = *parts_;
-  const int F = spec_.num_fields, nd = spec_.num_dense;
-  const int D = cfg_.embedding_dim;
-  const int B = static_cast<int>(end - begin);
+  const SubBatch sb(batch, spec_, begin, end);
+  const int F = sb.F, nd = sb.nd, B = sb.B, D = cfg_.embedding_dim;
+  const uint32_t* off = sb.off;
+  const uint32_t p0 = sb.p0;
+  const float* vals = sb.vals;
+  const float* dense = sb.dense;
   const float* P = params_.data();
-  const uint32_t* off = batch.offsets.data() + begin * F;
-  const uint32_t p0 = off[0];
-  const float* vals = batch.values.data() + p0;
-  const float* dense = batch.dense.data() + begin * nd;
   const size_t U = ws->ukeys.size();
 
   if (wide_) {
