@@ -146,6 +146,7 @@ void RegisterTrain(CLI::App* app) {
       cmd->add_option_function<std::string>(
              flag, [a, name = std::string(p.name)](const std::string& v) { a->flags[name] = v; },
              std::string(p.help) + " [" + p.get(def) + "]")
+          ->type_name(p.type)
           ->group("Parameters");
     }
   }
