@@ -195,3 +195,24 @@ TEST(Spec, JsonRoundTrip) {
 
 }  // namespace
 }  // namespace embark
+
+namespace embark {
+namespace {
+
+TEST(Sniff, GuessesFormatsFromTheFirstLine) {
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("s.tsv", CriteoLine())).value(), Format::kCriteo);
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("s.svm", "1 3:1 4:1\n")).value(), Format::kLibsvm);
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("s.ffm", "-1 0:3:1 1:4:1\r\n")).value(), Format::kLibffm);
+  EXPECT_EQ(SniffFfmFields(testing::WriteTemp("f.ffm", "1 0:3:1 4:4:1\n0 7:1:1\n")).value(), 8);
+  auto prose = SniffFormat(testing::WriteTemp("p.txt", "hello world:1\n"));
+  ASSERT_FALSE(prose.ok());
+  EXPECT_NE(prose.status().message().find("cannot tell the format"), std::string::npos);
+  auto bin = SniffFormat(testing::WriteTemp("b.bin", std::string("\x01\x02\x03 x:1\n", 8)));
+  ASSERT_FALSE(bin.ok());
+  EXPECT_NE(bin.status().message().find("binary data"), std::string::npos);
+  EXPECT_FALSE(SniffFormat(testing::WriteTemp("e.txt", "")).ok());
+  EXPECT_FALSE(SniffFormat(testing::WriteTemp("sp.txt", " 1:1\n")).ok());
+}
+
+}  // namespace
+}  // namespace embark

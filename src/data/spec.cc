@@ -205,9 +205,19 @@ Result<Format> SniffFormat(const std::string& path) {
   if (text.empty()) return Status::ParseError(path + ": file is empty");
   std::string line = text.substr(0, text.find('\n'));
   if (!line.empty() && line.back() == '\r') line.pop_back();
+  for (char c : line)
+    if (static_cast<unsigned char>(c) < 0x09)
+      return Status::InvalidArgument(path + ": line 1 is binary data, not text");
   if (std::count(line.begin(), line.end(), '\t') == 39) return Format::kCriteo;
-  size_t sp = line.find(' ');
-  if (sp != std::string::npos) {
+  const size_t sp = line.find(' ');
+  bool numeric_label = false;
+  if (sp != std::string::npos && sp > 0) {
+    double label = 0;
+    const char* begin = line.data() + (line[0] == '+' ? 1 : 0);
+    auto [end, ec] = std::from_chars(begin, line.data() + sp, label);
+    numeric_label = ec == std::errc() && end == line.data() + sp;
+  }
+  if (numeric_label) {
     std::string tok = line.substr(sp + 1, line.find(' ', sp + 1) - sp - 1);
     auto colons = std::count(tok.begin(), tok.end(), ':');
     if (colons == 2) return Format::kLibffm;

@@ -10,12 +10,14 @@ expect_error "missing file" "no-such-file.tsv" "$EMBARK" train --data no-such-fi
 : > empty.tsv
 expect_error "empty file" "empty.tsv: file is empty" "$EMBARK" train --data empty.tsv --format criteo --out m
 expect_error "empty file, format guessed" "empty.tsv: file is empty" "$EMBARK" train --data empty.tsv --out m
-gzip -c good.tsv | head -c 3000 > trunc.tsv.gz
+gzip -c good.tsv > full.tsv.gz && head -c 3000 full.tsv.gz > trunc.tsv.gz
 expect_error "truncated gzip" "truncated gzip stream" "$EMBARK" train --data trunc.tsv.gz --format criteo --out m
-zstd -q -c good.tsv | head -c 3000 > trunc.tsv.zst
+zstd -q -c good.tsv > full.tsv.zst && head -c 3000 full.tsv.zst > trunc.tsv.zst
 expect_error "truncated zstd" "truncated zstd stream" "$EMBARK" train --data trunc.tsv.zst --format criteo --out m
-head -c 20000 /dev/urandom > garbage.bin
-expect_error "binary garbage, format guessed" "cannot tell the format" "$EMBARK" train --data garbage.bin --out m
+/usr/bin/python3 -c 'import random,sys; r=random.Random(1); sys.stdout.buffer.write(bytes(r.randrange(256) for _ in range(20000)))' > garbage.bin
+expect_error "binary garbage, format guessed" "garbage.bin: line 1 is binary data" "$EMBARK" train --data garbage.bin --out m
+printf 'hello world\nthis is prose\n' > prose.txt
+expect_error "text of no known format" "prose.txt: cannot tell the format from line 1" "$EMBARK" train --data prose.txt --out m
 printf '1\t\x00\x01\x02\n' > nul.tsv
 expect_error "binary garbage as criteo" "nul.tsv:1: binary data (NUL byte)" "$EMBARK" train --data nul.tsv --format criteo --out m
 { line 1; line 2 | cut -f1-30; line 3; } > short.tsv
