@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# --deterministic runs are bit-identical, and training 2 epochs equals training
-# 1 epoch, checkpointing, and resuming for 1 more.
+# Reproducibility: `embark gen` writes the same bytes for the same seed;
+# --deterministic runs are bit-identical, and training 2 epochs equals
+# training 1 epoch, checkpointing, and resuming for 1 more.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
-"$EMBARK" gen --rows 20000 --valid-rows 4000 --seed 5 --out train.tsv --valid-out valid.tsv >/dev/null
+"$EMBARK" gen --rows 20000 --valid-rows 4000 --seed 5 --out train.tsv --valid-out valid.tsv --json > gen.json
+"$EMBARK" gen --rows 20000 --seed 5 --out again.tsv >/dev/null
+"$EMBARK" gen --rows 20000 --seed 6 --out other.tsv >/dev/null
+cmp -s train.tsv again.tsv && pass "gen: same seed, same bytes" || fail "gen: same seed gave different bytes"
+cmp -s train.tsv other.tsv && fail "gen: another seed gave the same bytes" || pass "gen: another seed, other bytes"
+check "gen reports figures in range" "0.5 < $(json_get gen.json optimal_auc) < 1 and 0 < $(json_get gen.json optimal_logloss) < 0.7 and $(json_get gen.json first_order_auc) < $(json_get gen.json optimal_auc)"
 
 for model in dlrm deepfm fm; do
   # Sparse Adam and dense Adam keep per-row and per-parameter state: all of it
