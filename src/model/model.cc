@@ -158,11 +158,8 @@ struct SubBatch {
 void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const {
   const Parts& p = *parts_;
   const SubBatch sb(batch, spec_, begin, end);
-  const int F = sb.F, nd = sb.nd, B = sb.B, D = cfg_.embedding_dim;
-  const uint32_t* off = sb.off;
-  const uint32_t p0 = sb.p0;
-  const float* vals = sb.vals;
-  const float* dense = sb.dense;
+  const auto& [F, nd, B, off, p0, vals, dense] = sb;
+  const int D = cfg_.embedding_dim;
   const float* P = params_.data();
 
   Dedup(batch.keys.data() + p0, sb.features(), ws);
@@ -277,11 +274,8 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
 void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* dl, Workspace* ws, float* g) const {
   const Parts& p = *parts_;
   const SubBatch sb(batch, spec_, begin, end);
-  const int F = sb.F, nd = sb.nd, B = sb.B, D = cfg_.embedding_dim;
-  const uint32_t* off = sb.off;
-  const uint32_t p0 = sb.p0;
-  const float* vals = sb.vals;
-  const float* dense = sb.dense;
+  const auto& [F, nd, B, off, p0, vals, dense] = sb;
+  const int D = cfg_.embedding_dim;
   const float* P = params_.data();
   const size_t U = ws->ukeys.size();
 
