@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and builds embark (Release) into build/.
 # With --sanitize: an ASan+UBSan build into build-sanitize/; with --tsan: a
-# ThreadSanitizer build of the concurrency tests into build-tsan/.
+# ThreadSanitizer build of the concurrency tests and the binary into build-tsan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "$PWD/scripts/deps.sh"

@@ -30,7 +30,7 @@ std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
 struct ThreadState {
   std::unique_ptr<Workspace> ws;
   std::vector<float> grad, logits, dl;
-  double loss = 0, pred = 0;
+  double loss = 0, pred = 0, clicks = 0;
 };
 
 }  // namespace
@@ -194,17 +194,19 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         t.dl.resize(m);
         std::fill(t.grad.begin(), t.grad.end(), 0.0f);
         model->Forward(batch, b, e, true, t.ws.get(), t.logits.data());
-        double loss = 0, pred = 0;
+        double loss = 0, pred = 0, clicks = 0;
         for (size_t k = 0; k < m; ++k) {
           const float z = t.logits[k], y = batch.labels[b + k];
           // log(1 + e^-|z|) + max(z, 0) - z*y: stable binary cross-entropy on logits.
           loss += std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y;
           const float p = Sigmoid(z);
           pred += p;
+          clicks += y;
           t.dl[k] = (p - y) * inv_n;
         }
         t.loss = loss;
         t.pred = pred;
+        t.clicks = clicks;
         model->Backward(batch, b, e, t.dl.data(), t.ws.get(), t.grad.data());
         model->ApplySparse(t.ws.get(), static_cast<float>(n));
       });
@@ -218,8 +220,8 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
       for (size_t i = 0; i < parts; ++i) {
         loss_sum += th[i].loss;
         pred_sum += th[i].pred;
+        label_sum += th[i].clicks;
       }
-      for (size_t k = 0; k < n; ++k) label_sum += batch.labels[k];
       loss_n += n;
       ++ts.step;
       ts.samples += n;
