@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "model/model.h"
@@ -145,6 +146,43 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
   if (m.wide()) check_table(m.wide(), wide_grad);
   EXPECT_GT(checked, 10);
   EXPECT_LE(kinks * 50, checked) << "too many coordinates skipped as ReLU kinks";
+}
+
+// Inference scores a sample to the same bits alone, in any batch, frozen or
+// not; and agrees with the training forward pass up to rounding.
+TEST_P(ModelGrad, InferenceIsBatchInvariant) {
+  InitBlas();
+  TrainConfig cfg;
+  cfg.model = GetParam();
+  cfg.embedding_dim = 4;
+  cfg.bottom_mlp = {20};
+  cfg.top_mlp = {19};
+  cfg.mlp = {18, 5};
+  cfg.cross_layers = 2;
+  cfg.init_scale = 0.5f;
+  auto mr = Model::Create(cfg, Spec());
+  ASSERT_TRUE(mr.ok()) << mr.status().message();
+  Model& m = *mr.value();
+  for (size_t i = 0; i < m.params().size(); ++i)
+    if (m.params().data()[i] == 0.0f) m.params().data()[i] = 0.1f * std::sin(3.0f * i);
+  Batch b = MakeBatch();
+  auto ws = m.NewWorkspace();
+  std::vector<float> trained(kBatch), all(kBatch), one(1);
+  m.Forward(b, 0, kBatch, true, ws.get(), trained.data());  // creates the rows
+  m.Forward(b, 0, kBatch, false, ws.get(), all.data());
+  for (int i = 0; i < kBatch; ++i) EXPECT_NEAR(all[i], trained[i], 1e-5 * (1 + std::fabs(trained[i])));
+  auto check = [&](const char* what) {
+    for (int i = 0; i < kBatch; ++i) {
+      m.Forward(b, i, i + 1, false, ws.get(), one.data());
+      EXPECT_EQ(0, std::memcmp(&one[0], &all[i], sizeof(float))) << cfg.model << " " << what << " sample " << i;
+    }
+    std::vector<float> tail(kBatch - 2);
+    m.Forward(b, 2, kBatch, false, ws.get(), tail.data());
+    EXPECT_EQ(0, std::memcmp(tail.data(), all.data() + 2, tail.size() * sizeof(float))) << cfg.model << " " << what;
+  };
+  check("per call");
+  m.FreezeForInference();
+  check("frozen");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, ModelGrad, ::testing::Values("lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm"));

@@ -232,6 +232,7 @@ void RegisterEval(CLI::App* app) {
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] {
     auto ck = Unwrap(LoadCheckpoint(a->model));
+    ck.model->FreezeForInference();
     ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
     Metrics m = Unwrap(EvaluateFiles(*ck.model, a->data, &pool, a->max_bad_lines, 1));
     if (a->json) {
@@ -251,6 +252,7 @@ void RegisterPredict(CLI::App* app) {
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
   cmd->callback([a] {
     auto ck = Unwrap(LoadCheckpoint(a->model));
+    ck.model->FreezeForInference();
     ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
     ReadOptions ro;
     ro.max_bad_lines = a->max_bad_lines;

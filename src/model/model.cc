@@ -15,6 +15,23 @@ struct Model::Parts {
   Mlp deep, bottom, top;
   int vecs = 0;   // DLRM: vectors interacting (fields + bottom output)
   int pairs = 0;  // DLRM: vecs * (vecs - 1) / 2
+
+  // Inference packing: every dense layer back to back.
+  size_t PackedSize() const {
+    size_t n = deep.packed_size() + bottom.packed_size() + top.packed_size();
+    for (const auto& c : cross) n += c.packed_size();
+    return n;
+  }
+  void Pack(const float* P, float* out) const {
+    for (const auto& c : cross) {
+      c.Pack(P, out);
+      out += c.packed_size();
+    }
+    for (const Mlp* m : {&deep, &bottom, &top}) {
+      m->Pack(P, out);
+      out += m->packed_size();
+    }
+  }
 };
 
 Model::Model(const TrainConfig& cfg, const DataSpec& spec) : cfg_(cfg), spec_(spec), parts_(std::make_unique<Parts>()) {}
@@ -100,6 +117,11 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
 
 std::unique_ptr<Workspace> Model::NewWorkspace() const { return std::make_unique<Workspace>(); }
 
+void Model::FreezeForInference() {
+  frozen_.resize(parts_->PackedSize());
+  parts_->Pack(params_.data(), frozen_.data());
+}
+
 namespace {
 
 // Maps each feature key to a dense index of unique keys (per call).
@@ -174,6 +196,18 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
   }
   std::fill(logits, logits + B, 0.0f);
 
+  // Inference weights, in the order Parts::Pack lays them out.
+  const float* pk = nullptr;
+  if (!train) {
+    if (frozen_.empty()) {
+      ws->packed.resize(p.PackedSize());
+      p.Pack(P, ws->packed.data());
+      pk = ws->packed.data();
+    } else {
+      pk = frozen_.data();
+    }
+  }
+
   if (p.has_wide) {
     for (int b = 0; b < B; ++b) {
       float z = P[p.bias];
@@ -239,18 +273,26 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
       auto& next = ws->xs[l + 1];
       u.resize(static_cast<size_t>(B) * d0);
       next.resize(u.size());
-      p.cross[l].Forward(P, x, B, u.data(), false);
+      if (train) {
+        p.cross[l].Forward(P, x, B, u.data(), false);
+      } else {
+        p.cross[l].ForwardPacked(P, pk, x, B, u.data(), false);
+        pk += p.cross[l].packed_size();
+      }
       for (size_t i = 0; i < u.size(); ++i) next[i] = ws->x0[i] * u[i] + x[i];
       x = next.data();
     }
-    const float* out = p.deep.Forward(P, x, B, &ws->deep);
+    const float* out = train ? p.deep.Forward(P, x, B, &ws->deep) : p.deep.ForwardPacked(P, pk, x, B, &ws->deep);
     for (int b = 0; b < B; ++b) logits[b] += out[b];
   }
 
   if (p.has_dlrm) {
     const int V = p.vecs, lead = nd > 0 ? D : 0, width = lead + p.pairs;
     ws->T.resize(static_cast<size_t>(B) * V * D);
-    const float* z = nd > 0 ? p.bottom.Forward(P, dense, B, &ws->bottom) : nullptr;
+    if (!train) pk += p.deep.packed_size();
+    const float* z = nullptr;
+    if (nd > 0) z = train ? p.bottom.Forward(P, dense, B, &ws->bottom) : p.bottom.ForwardPacked(P, pk, dense, B, &ws->bottom);
+    if (!train) pk += p.bottom.packed_size();
     ws->top_in.resize(static_cast<size_t>(B) * width);
     for (int b = 0; b < B; ++b) {
       float* t = ws->T.data() + static_cast<size_t>(b) * V * D;
@@ -266,7 +308,8 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
           in[k++] = dot;
         }
     }
-    const float* out = p.top.Forward(P, ws->top_in.data(), B, &ws->top);
+    const float* out =
+        train ? p.top.Forward(P, ws->top_in.data(), B, &ws->top) : p.top.ForwardPacked(P, pk, ws->top_in.data(), B, &ws->top);
     for (int b = 0; b < B; ++b) logits[b] += out[b];
   }
 }

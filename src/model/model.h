@@ -33,6 +33,7 @@ struct Workspace {
   uint32_t stamp = 0;
   // activations
   std::vector<float> rows, w1, E, fm_sum, x0, T, top_in;
+  std::vector<float> packed;  // inference weights of a model not yet frozen
   std::vector<std::vector<float>> xs, us;  // cross layers
   Mlp::State deep, bottom, top;
   // gradients
@@ -53,8 +54,15 @@ class Model {
 
   std::unique_ptr<Workspace> NewWorkspace() const;
 
+  // Packs the dense weights for inference once (predict, eval, serve). Until
+  // then each inference Forward packs them into its workspace; after it the
+  // parameters must not change.
+  void FreezeForInference();
+
   // Logits of samples [begin, end) of `batch`. With `train`, unseen keys get
-  // new rows; otherwise they read as zeros and the tables stay unchanged.
+  // new rows; otherwise they read as zeros, the tables stay unchanged and the
+  // dense layers run the batch-invariant kernel of nn/gemm.h, so a sample's
+  // logit is the same bits whatever batch it is scored in.
   void Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const;
 
   // After Forward(train=true) on the same range: accumulates dense gradients
@@ -87,6 +95,7 @@ class Model {
   ParamSet params_;
   std::unique_ptr<EmbeddingTable> emb_, wide_;
   std::unique_ptr<Parts> parts_;
+  std::vector<float> frozen_;  // packed inference weights after FreezeForInference
 };
 
 

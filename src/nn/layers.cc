@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "nn/gemm.h"
 #include "util/hash.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -40,6 +41,14 @@ void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu)
   }
 }
 
+size_t Linear::packed_size() const { return PackedSize(in_, out_); }
+
+void Linear::Pack(const float* p, float* packed) const { PackWeights(p + w_, in_, out_, packed); }
+
+void Linear::ForwardPacked(const float* p, const float* packed, const float* x, int b, float* y, bool relu) const {
+  InferenceLinear(x, b, in_, packed, p + b_, out_, y, relu);
+}
+
 void Linear::Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const {
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_, in_, b, 1.0f, dy, out_, x, in_, 1.0f, g + w_, in_);
   float* db = g + b_;
@@ -72,6 +81,33 @@ const float* Mlp::Forward(const float* p, const float* x, int b, State* st) cons
     a.resize(static_cast<size_t>(b) * layers_[i].out());
     bool relu = i + 1 < layers_.size() || relu_last_;
     layers_[i].Forward(p, cur, b, a.data(), relu);
+    cur = a.data();
+  }
+  return cur;
+}
+
+size_t Mlp::packed_size() const {
+  size_t n = 0;
+  for (const auto& l : layers_) n += l.packed_size();
+  return n;
+}
+
+void Mlp::Pack(const float* p, float* packed) const {
+  for (const auto& l : layers_) {
+    l.Pack(p, packed);
+    packed += l.packed_size();
+  }
+}
+
+const float* Mlp::ForwardPacked(const float* p, const float* packed, const float* x, int b, State* st) const {
+  st->act.resize(layers_.size());
+  const float* cur = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& a = st->act[i];
+    a.resize(static_cast<size_t>(b) * layers_[i].out());
+    bool relu = i + 1 < layers_.size() || relu_last_;
+    layers_[i].ForwardPacked(p, packed, cur, b, a.data(), relu);
+    packed += layers_[i].packed_size();
     cur = a.data();
   }
   return cur;

@@ -24,6 +24,11 @@ class Linear {
   // Given dy (already multiplied by the ReLU mask), accumulates dW and db
   // into g and, when dx is not null, writes dx = dy W.
   void Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const;
+  // Inference: the batch-invariant kernel of nn/gemm.h on weights packed by
+  // Pack into packed_size() floats.
+  size_t packed_size() const;
+  void Pack(const float* p, float* packed) const;
+  void ForwardPacked(const float* p, const float* packed, const float* x, int b, float* y, bool relu) const;
   int in() const { return in_; }
   int out() const { return out_; }
 
@@ -44,6 +49,10 @@ class Mlp {
   Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& sizes, bool relu_last, uint64_t seed);
   // Returns a pointer to the output [b, out()] inside `st`.
   const float* Forward(const float* p, const float* x, int b, State* st) const;
+  // Inference with every layer packed back to back (see Linear).
+  size_t packed_size() const;
+  void Pack(const float* p, float* packed) const;
+  const float* ForwardPacked(const float* p, const float* packed, const float* x, int b, State* st) const;
   // dout [b, out()] is consumed (overwritten). dx may be null.
   void Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const;
   int out() const { return layers_.empty() ? in_ : layers_.back().out(); }
