@@ -1,17 +1,21 @@
 #include "cli/commands.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint.h"
 #include "data/spec.h"
 #include "gen/gen.h"
+#include "serve/server.h"
 #include "train/config.h"
 #include "train/trainer.h"
 #include "util/fs.h"
@@ -279,6 +283,75 @@ void RegisterPredict(CLI::App* app) {
   });
 }
 
+void RegisterServe(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "serve", "Answer predictions over HTTP (Open Inference Protocol / KServe v2), with micro-batching and hot reload");
+  auto o = std::make_shared<serve::ServerOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  auto max_body_mb = std::make_shared<double>(64);
+  cmd->add_option("--model", o->model_dir, "Checkpoint directory (watched for a newer checkpoint)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--name", o->name, "Model name in URLs (default: the directory's name)");
+  cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", o->port, "Port (0: any free port, printed at start)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-batch", o->max_batch_rows, "Most rows scored in one micro-batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-delay-us", o->max_delay_us, "Longest a request waits for others to batch with (microseconds)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000000));
+  cmd->add_option("--workers", o->workers, "Scoring threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
+  cmd->add_option("--http-threads", o->http_threads, "Connections served at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--max-body-mb", *max_body_mb, "Largest request body accepted (MiB); larger gets 413")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e6));
+  cmd->add_option("--timeout", o->timeout_s, "Seconds before a slow or idle connection is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--poll", o->poll_s, "Seconds between checks of the model directory (0: reload only on SIGHUP or "
+                                       "POST /v2/repository/models/NAME/load)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->add_flag("--quiet", *quiet, "Log errors and warnings only");
+  cmd->callback([o, quiet, max_body_mb] {
+    o->max_body_bytes = static_cast<size_t>(*max_body_mb * 1048576.0);
+    Logger log(*quiet ? LogLevel::kWarn : LogLevel::kInfo);
+    InitBlas();
+    // Signals go to one thread: SIGHUP reloads, SIGTERM/SIGINT drain and stop.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    serve::Server server(*o, log);
+    std::thread signals([&] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+          log.Log(LogLevel::kInfo, "SIGHUP: reloading");
+          (void)server.Reload(true);
+          continue;
+        }
+        log.Log(LogLevel::kInfo, "stopping: draining requests in flight");
+        server.Shutdown();
+        return;
+      }
+    });
+    Status st = server.Run();
+    pthread_kill(signals.native_handle(), SIGTERM);  // ends the signal thread if Run failed on its own
+    signals.join();
+    Check(st);
+    log.Log(LogLevel::kInfo, "stopped");
+  });
+}
+
 void RegisterParams(CLI::App* app) {
   auto* cmd = app->add_subcommand("params", "List training parameters (--markdown for docs/parameters.md)");
   auto md = std::make_shared<bool>(false);
@@ -300,6 +373,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterTrain(app);
   RegisterEval(app);
   RegisterPredict(app);
+  RegisterServe(app);
   RegisterParams(app);
 }
 

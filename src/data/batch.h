@@ -28,6 +28,15 @@ struct Batch {
     keys.clear();
     values.clear();
   }
+  // Appends every sample of `src` (same shape) to this batch.
+  void AppendAll(const Batch& src) {
+    const uint32_t shift = static_cast<uint32_t>(keys.size());
+    labels.insert(labels.end(), src.labels.begin(), src.labels.end());
+    dense.insert(dense.end(), src.dense.begin(), src.dense.end());
+    for (size_t i = 1; i < src.offsets.size(); ++i) offsets.push_back(src.offsets[i] + shift);
+    keys.insert(keys.end(), src.keys.begin(), src.keys.end());
+    values.insert(values.end(), src.values.begin(), src.values.end());
+  }
   // Appends sample `i` of `src` (same shape) to this batch.
   void AppendFrom(const Batch& src, size_t i) {
     labels.push_back(src.labels[i]);

@@ -422,4 +422,110 @@ void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan
   }
 }
 
+RowEncoder::RowEncoder(const DataSpec& spec) : spec_(spec) {
+  for (int i = 0; i < spec.num_dense; ++i)
+    inputs_.push_back({spec.dense_names[i], InputField::kNumber, i, 0, spec.format == Format::kCriteo});
+  for (int f = 0; f < spec.num_fields; ++f) {
+    InputField in{spec.field_names[f], InputField::kToken, f, 0, false};
+    if (spec.format == Format::kLibsvm || spec.format == Format::kLibffm) {
+      in.kind = InputField::kTokens;
+      in.sep = ' ';
+    } else if (spec.format == Format::kCsv) {
+      auto m = spec.csv.multi.find(in.name);
+      if (m != spec.csv.multi.end()) {
+        in.kind = InputField::kTokens;
+        in.sep = m->second.empty() ? '|' : m->second[0];
+      }
+    }
+    inputs_.push_back(in);
+  }
+}
+
+std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
+  SampleWriter w(out, spec_);
+  w.Begin();
+  const bool criteo = spec_.format == Format::kCriteo;
+  const bool trim = spec_.format == Format::kCsv && spec_.csv.trim;
+  std::string err;
+  std::string number_text;
+  for (size_t i = 0; i < inputs_.size() && err.empty(); ++i) {
+    const InputField& in = inputs_[i];
+    const RawValue& v = values[i];
+    std::string_view text = v.text;
+    if (v.kind == RawValue::kString && trim) text = Trim(text);
+    if (v.kind == RawValue::kMissing || (v.kind == RawValue::kString && text.empty())) continue;
+    const std::string where = "field " + in.name + ": ";
+    switch (in.kind) {
+      case InputField::kNumber: {
+        double x = v.number;
+        if (v.kind == RawValue::kString) {
+          if (auto e = criteo ? ParseInteger(text, &x) : ParseFloat(text, &x); !e.empty()) err = where + e;
+        } else if (criteo && (x != std::floor(x) || std::fabs(x) >= 9.2e18)) {
+          err = where + std::to_string(x) + " is not an integer";
+        } else if (!std::isfinite(x) || std::fabs(x) > 1e30) {
+          err = where + "value is out of range";
+        }
+        if (err.empty()) w.SetDense(in.slot, x);
+        break;
+      }
+      case InputField::kToken:
+        if (v.kind != RawValue::kString) {
+          // An integer is hashed as its decimal text, as in a CSV file.
+          if (criteo || v.number != std::floor(v.number) || std::fabs(v.number) >= 9.2e18) {
+            err = where + (criteo ? "expected a hexadecimal id as a string" : "expected a string or an integer");
+            break;
+          }
+          number_text = std::to_string(static_cast<int64_t>(v.number));
+          text = number_text;
+        }
+        if (criteo && !IsHex(text)) {
+          err = where + Excerpt(text) + " is not a hexadecimal id";
+          break;
+        }
+        w.Add(in.slot, FeatureKey(in.slot, text, spec_.hash_salt), 1.0f);
+        break;
+      case InputField::kTokens:
+        if (v.kind != RawValue::kString) {
+          err = where + "expected a string";
+          break;
+        }
+        if (in.sep == ' ') {  // libsvm/libffm "index:value" list
+          int pos = 0;
+          ForEachToken(text, [&](std::string_view tok) {
+            ++pos;
+            size_t c = tok.rfind(':');
+            if (c == std::string_view::npos || c == 0) {
+              err = where + "#" + std::to_string(pos) + ": " + Excerpt(tok) + " is not index:value";
+              return false;
+            }
+            double x = 0;
+            if (auto e = ParseFloat(tok.substr(c + 1), &x); !e.empty()) {
+              err = where + "#" + std::to_string(pos) + ": value " + e;
+              return false;
+            }
+            w.Add(in.slot, FeatureKey(in.slot, tok.substr(0, c), spec_.hash_salt), static_cast<float>(x));
+            return true;
+          });
+        } else {  // CSV multi-valued column
+          size_t a = 0;
+          while (a <= text.size()) {
+            size_t b = text.find(in.sep, a);
+            if (b == std::string_view::npos) b = text.size();
+            std::string_view t = text.substr(a, b - a);
+            if (trim) t = Trim(t);
+            if (!t.empty()) w.Add(in.slot, FeatureKey(in.slot, t, spec_.hash_salt), 1.0f);
+            a = b + 1;
+          }
+        }
+        break;
+    }
+  }
+  if (!err.empty()) {
+    w.Rollback();
+    return err;
+  }
+  w.Commit(0.0f);
+  return {};
+}
+
 }  // namespace embark

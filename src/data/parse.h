@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/batch.h"
@@ -34,5 +35,46 @@ Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& heade
 // CSV header). `plan` is required for CSV and ignored otherwise.
 void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan, size_t skip_lines, Batch* out,
                 std::vector<BadLine>* bad);
+
+// One input of a model as a caller supplies it when rows arrive one by one
+// (embark serve): the spec's numeric columns and sparse fields by name.
+struct InputField {
+  enum Kind : uint8_t {
+    kNumber,  // a numeric column (Criteo: an integer)
+    kToken,   // one categorical value (Criteo: a hexadecimal id)
+    kTokens,  // several values in one string: a CSV multi-valued column
+              // ("a|b"), or libsvm/libffm "index:value index:value"
+  };
+  std::string name;
+  Kind kind = kNumber;
+  int slot = 0;  // dense index (kNumber) or field index
+  char sep = 0;  // kTokens: separator between values
+  bool integer = false;  // kNumber: only integers are valid (Criteo)
+};
+
+// A raw value: missing (JSON null, an empty string), a number or a string.
+struct RawValue {
+  enum Kind : uint8_t { kMissing, kNumber, kString } kind = kMissing;
+  double number = 0;
+  std::string_view text;
+};
+
+// Builds samples from raw values with exactly the validation, hashing and
+// transforms that ParseChunk applies to the same values in a file, so a row
+// scores the same whether it is read from disk or sent over the network.
+class RowEncoder {
+ public:
+  explicit RowEncoder(const DataSpec& spec);
+  const std::vector<InputField>& inputs() const { return inputs_; }
+  int num_dense() const { return spec_.num_dense; }
+  int num_fields() const { return spec_.num_fields; }
+  // Appends one sample (label 0) from values[i] for inputs()[i]; on error
+  // appends nothing and returns "field NAME: reason".
+  std::string Append(const RawValue* values, Batch* out) const;
+
+ private:
+  DataSpec spec_;
+  std::vector<InputField> inputs_;
+};
 
 }  // namespace embark

@@ -8,6 +8,7 @@
 // dense gradients; sparse gradients go straight to the tables).
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,10 @@
 #include "util/status.h"
 
 namespace embark {
+
+// The click probability of a logit; every scoring path (eval, predict,
+// serve) uses this one function so their outputs agree bit for bit.
+inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
 // Per-thread scratch of one forward/backward pass; reused across steps so the
 // step loop does not allocate once sizes have settled.

@@ -18,8 +18,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-
 // Splits [0, n) into `parts` contiguous ranges.
 std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
   size_t base = n / parts, extra = n % parts;

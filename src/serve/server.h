@@ -1,0 +1,50 @@
+// embark serve: a checkpoint behind the Open Inference Protocol (KServe v2)
+// over HTTP/JSON, with dynamic micro-batching, hot reload and Prometheus
+// metrics. Endpoints and behaviour are described in docs/serving.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "util/log.h"
+#include "util/status.h"
+
+namespace embark::serve {
+
+struct ServerOptions {
+  std::string model_dir;
+  std::string name;              // model name in URLs; default: the directory's name
+  std::string host = "127.0.0.1";
+  int port = 8080;               // 0: any free port (printed at start)
+  size_t max_batch_rows = 256;
+  int max_delay_us = 200;
+  int workers = 0;               // scoring threads; 0: one per core
+  int http_threads = 128;        // connections served at once
+  size_t max_body_bytes = 64 << 20;
+  int timeout_s = 5;             // read/write/keep-alive timeout per connection
+  double poll_s = 2;             // model directory check interval; 0: only on SIGHUP or the load endpoint
+};
+
+class Server {
+ public:
+  explicit Server(const ServerOptions& opt, const Logger& log);
+  ~Server();
+
+  // Loads the model, binds and serves until Shutdown(); returns an error if
+  // the model cannot be loaded or the port cannot be bound.
+  Status Run();
+  // The bound port, once Run has bound it (0 before).
+  int port() const;
+  // Loads the checkpoint again if it changed (or always, with `force`) and
+  // swaps it in; a broken checkpoint is refused and the old one kept.
+  Status Reload(bool force);
+  // Stops accepting, finishes what is in flight, and makes Run return.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace embark::serve
