@@ -1,9 +1,9 @@
 #include "cli/commands.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -283,6 +283,8 @@ void RegisterPredict(CLI::App* app) {
   });
 }
 
+int g_signal_pipe[2] = {-1, -1};
+
 void RegisterServe(CLI::App* app) {
   auto* cmd = app->add_subcommand(
       "serve", "Answer predictions over HTTP (Open Inference Protocol / KServe v2), with micro-batching and hot reload");
@@ -322,30 +324,39 @@ void RegisterServe(CLI::App* app) {
     o->max_body_bytes = static_cast<size_t>(*max_body_mb * 1048576.0);
     Logger log(*quiet ? LogLevel::kWarn : LogLevel::kInfo);
     InitBlas();
-    // Signals go to one thread: SIGHUP reloads, SIGTERM/SIGINT drain and stop.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // Signal handlers only write the signal number to a pipe (any thread,
+    // BLAS's included, may receive it); one thread acts on it: SIGHUP
+    // reloads, SIGTERM/SIGINT drain and stop.
+    if (::pipe(g_signal_pipe) != 0) Fail("cannot create a pipe for signals");
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) {
+      const int saved = errno;
+      const char c = static_cast<char>(sig);
+      (void)!::write(g_signal_pipe[1], &c, 1);
+      errno = saved;
+    };
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
     serve::Server server(*o, log);
     std::thread signals([&] {
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) continue;
-        if (sig == SIGHUP) {
+      char c = 0;
+      while (::read(g_signal_pipe[0], &c, 1) == 1 || errno == EINTR) {
+        if (c == SIGHUP) {
           log.Log(LogLevel::kInfo, "SIGHUP: reloading");
           (void)server.Reload(true);
           continue;
         }
-        log.Log(LogLevel::kInfo, "stopping: draining requests in flight");
-        server.Shutdown();
+        if (c != 0) {
+          log.Log(LogLevel::kInfo, "stopping: draining requests in flight");
+          server.Shutdown();
+        }
         return;
       }
     });
     Status st = server.Run();
-    pthread_kill(signals.native_handle(), SIGTERM);  // ends the signal thread if Run failed on its own
+    const char stop = 0;  // ends the signal thread
+    (void)!::write(g_signal_pipe[1], &stop, 1);
     signals.join();
     Check(st);
     log.Log(LogLevel::kInfo, "stopped");
