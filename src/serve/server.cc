@@ -248,6 +248,7 @@ Status Server::Run() {
   s.http.set_write_timeout(s.opt.timeout_s, 0);
   s.http.set_keep_alive_timeout(s.opt.timeout_s);
   s.http.set_keep_alive_max_count(1000000);
+  s.http.set_tcp_nodelay(true);  // small answers go out at once, not after a delayed ACK
   s.Routes();
 
   int port = s.opt.port;
