@@ -1,0 +1,101 @@
+// Serving's row encoder against the file parsers (a row must become the same
+// sample either way) and the infer request codec.
+#include <gtest/gtest.h>
+
+#include "data/parse.h"
+#include "serve/request.h"
+
+namespace embark {
+namespace {
+
+Batch ParseLines(const DataSpec& spec, const std::string& text, bool header) {
+  Chunk c;
+  c.file = "t";
+  c.text = text;
+  Batch b;
+  b.Reset(spec.num_dense, spec.num_fields);
+  std::vector<BadLine> bad;
+  ColumnPlan plan;
+  if (spec.format == Format::kCsv) {
+    auto p = MakeColumnPlan(spec, text.substr(0, text.find('\n')), "t");
+    EXPECT_TRUE(p.ok());
+    plan = p.value();
+  }
+  ParseChunk(c, spec, &plan, header ? 1 : 0, &b, &bad);
+  EXPECT_TRUE(bad.empty()) << bad.front().message;
+  return b;
+}
+
+void ExpectSameSamples(const Batch& a, const Batch& b) {
+  EXPECT_EQ(a.dense, b.dense);
+  EXPECT_EQ(a.offsets, b.offsets);
+  EXPECT_EQ(a.keys, b.keys);
+  EXPECT_EQ(a.values, b.values);
+}
+
+RawValue S(std::string_view t) { return {RawValue::kString, 0, t}; }
+RawValue N(double x) { return {RawValue::kNumber, x, {}}; }
+RawValue Missing() { return {}; }
+
+TEST(RowEncoder, CsvRowEqualsTheParsedLine) {
+  CsvSchema s;
+  s.label = "y";
+  s.numeric = {"age"};
+  s.categorical = {"user", "city"};
+  s.multi = {{"tags", "|"}};
+  s.trim = true;
+  DataSpec spec = DataSpec::Csv(s);
+  Batch parsed = ParseLines(spec, "y,age,user,city,tags\n1, 31.5 ,42,,a| b |c\n0,,u7,paris,\n", true);
+  RowEncoder enc(spec);
+  ASSERT_EQ(enc.inputs().size(), 4u);
+  EXPECT_EQ(enc.inputs()[3].kind, InputField::kTokens);
+  Batch built;
+  built.Reset(spec.num_dense, spec.num_fields);
+  RawValue r1[] = {S(" 31.5 "), N(42), Missing(), S("a| b |c")};  // integer 42 hashes as "42"
+  RawValue r2[] = {Missing(), S("u7"), S("paris"), S("")};
+  ASSERT_EQ(enc.Append(r1, &built), "");
+  ASSERT_EQ(enc.Append(r2, &built), "");
+  ExpectSameSamples(parsed, built);
+  RawValue bad[] = {S("abc"), N(1), Missing(), Missing()};
+  EXPECT_NE(enc.Append(bad, &built).find("field age"), std::string::npos);
+  EXPECT_EQ(built.size(), 2u) << "a refused row appends nothing";
+  EXPECT_EQ(built.offsets.size(), 2 * spec.num_fields + 1u);
+}
+
+TEST(RowEncoder, LibffmRowEqualsTheParsedLine) {
+  DataSpec spec = DataSpec::Libffm(3);
+  Batch parsed = ParseLines(spec, "1 0:5:1 2:9:0.5 0:6:2\n", false);
+  RowEncoder enc(spec);
+  Batch built;
+  built.Reset(spec.num_dense, spec.num_fields);
+  RawValue r[] = {S("5:1 6:2"), Missing(), S("9:0.5")};
+  ASSERT_EQ(enc.Append(r, &built), "");
+  ExpectSameSamples(parsed, built);
+  RawValue bad[] = {S("5"), Missing(), Missing()};
+  EXPECT_NE(enc.Append(bad, &built).find("field field0: #1"), std::string::npos);
+}
+
+TEST(InferRequest, ParsesColumnsAndRefusesBadOnes) {
+  DataSpec spec = DataSpec::Libffm(2);
+  RowEncoder enc(spec);
+  serve::InferRequest req;
+  Batch b;
+  std::string ok = R"({"id":"q","inputs":[{"name":"field0","datatype":"BYTES","shape":[2],"data":["1:1",null]},
+                      {"name":"field1","datatype":"BYTES","shape":[2,1],"data":[["2:1"],[""]]}]})";
+  ASSERT_EQ(serve::ParseInferRequest(ok, enc, &req, &b), "");
+  EXPECT_EQ(req.id, "q");
+  EXPECT_EQ(req.rows, 2u);
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_EQ(b.keys.size(), 2u);
+  std::string bad = R"({"inputs":[{"name":"field0","datatype":"BYTES","shape":[1],"data":["1:x"]},
+                       {"name":"field1","datatype":"BYTES","shape":[1],"data":["2:1"]}]})";
+  std::string err = serve::ParseInferRequest(bad, enc, &req, &b);
+  EXPECT_NE(err.find("row 0: field field0"), std::string::npos) << err;
+  EXPECT_EQ(b.size(), 0u);
+  const float p[] = {0.25f, 0.123456789f};
+  EXPECT_EQ(serve::InferResponseJson("m", "3", "", p, 2),
+            R"({"model_name":"m","model_version":"3","outputs":[{"name":"probability","datatype":"FP32","shape":[2],"data":[0.25,0.123456791]}]})");
+}
+
+}  // namespace
+}  // namespace embark
