@@ -63,22 +63,32 @@ std::vector<float> FullRow(const EmbeddingTable& t, uint64_t key) {
   return row;
 }
 
-TEST_P(ModelGrad, MatchesFiniteDifferences) {
+// A small model of kind `name` with MLP widths `hidden` (bottom, top, deep
+// layers); first-order weights and biases get non-trivial values.
+std::unique_ptr<Model> SmallModel(const std::string& name, int hidden) {
   InitBlas();
   TrainConfig cfg;
-  cfg.model = GetParam();
+  cfg.model = name;
   cfg.embedding_dim = 4;
-  cfg.bottom_mlp = {5};
-  cfg.top_mlp = {6};
-  cfg.mlp = {6, 4};
+  cfg.bottom_mlp = {hidden - 1};
+  cfg.top_mlp = {hidden};
+  cfg.mlp = {hidden, 4};
   cfg.cross_layers = 2;
   cfg.init_scale = 0.5f;  // large enough that second-order terms matter
   auto mr = Model::Create(cfg, Spec());
-  ASSERT_TRUE(mr.ok()) << mr.status().message();
-  Model& m = *mr.value();
-  // Give the first-order weights and biases non-trivial values.
-  for (size_t i = 0; i < m.params().size(); ++i)
-    if (m.params().data()[i] == 0.0f) m.params().data()[i] = 0.1f * std::sin(3.0f * i);
+  EXPECT_TRUE(mr.ok()) << mr.status().message();
+  if (!mr.ok()) return nullptr;
+  std::unique_ptr<Model> m = std::move(mr).value();
+  for (size_t i = 0; i < m->params().size(); ++i)
+    if (m->params().data()[i] == 0.0f) m->params().data()[i] = 0.1f * std::sin(3.0f * i);
+  return m;
+}
+
+TEST_P(ModelGrad, MatchesFiniteDifferences) {
+  auto owned = SmallModel(GetParam(), 6);
+  ASSERT_NE(owned, nullptr);
+  Model& m = *owned;
+  const TrainConfig& cfg = m.config();
   Batch b = MakeBatch();
   auto ws = m.NewWorkspace();
   std::vector<float> z(kBatch), dl(kBatch), g(m.params().size(), 0.0f);
@@ -151,20 +161,11 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
 // Inference scores a sample to the same bits alone, in any batch, frozen or
 // not; and agrees with the training forward pass up to rounding.
 TEST_P(ModelGrad, InferenceIsBatchInvariant) {
-  InitBlas();
-  TrainConfig cfg;
-  cfg.model = GetParam();
-  cfg.embedding_dim = 4;
-  cfg.bottom_mlp = {20};
-  cfg.top_mlp = {19};
-  cfg.mlp = {18, 5};
-  cfg.cross_layers = 2;
-  cfg.init_scale = 0.5f;
-  auto mr = Model::Create(cfg, Spec());
-  ASSERT_TRUE(mr.ok()) << mr.status().message();
-  Model& m = *mr.value();
-  for (size_t i = 0; i < m.params().size(); ++i)
-    if (m.params().data()[i] == 0.0f) m.params().data()[i] = 0.1f * std::sin(3.0f * i);
+  // Widths past one 16-column panel of the inference kernel.
+  auto owned = SmallModel(GetParam(), 19);
+  ASSERT_NE(owned, nullptr);
+  Model& m = *owned;
+  const TrainConfig& cfg = m.config();
   Batch b = MakeBatch();
   auto ws = m.NewWorkspace();
   std::vector<float> trained(kBatch), all(kBatch), one(1);

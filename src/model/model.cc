@@ -273,26 +273,21 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
       auto& next = ws->xs[l + 1];
       u.resize(static_cast<size_t>(B) * d0);
       next.resize(u.size());
-      if (train) {
-        p.cross[l].Forward(P, x, B, u.data(), false);
-      } else {
-        p.cross[l].ForwardPacked(P, pk, x, B, u.data(), false);
-        pk += p.cross[l].packed_size();
-      }
+      p.cross[l].Forward(P, x, B, u.data(), false, pk);
+      if (pk) pk += p.cross[l].packed_size();
       for (size_t i = 0; i < u.size(); ++i) next[i] = ws->x0[i] * u[i] + x[i];
       x = next.data();
     }
-    const float* out = train ? p.deep.Forward(P, x, B, &ws->deep) : p.deep.ForwardPacked(P, pk, x, B, &ws->deep);
+    const float* out = p.deep.Forward(P, x, B, &ws->deep, pk);
     for (int b = 0; b < B; ++b) logits[b] += out[b];
   }
 
   if (p.has_dlrm) {
     const int V = p.vecs, lead = nd > 0 ? D : 0, width = lead + p.pairs;
     ws->T.resize(static_cast<size_t>(B) * V * D);
-    if (!train) pk += p.deep.packed_size();
-    const float* z = nullptr;
-    if (nd > 0) z = train ? p.bottom.Forward(P, dense, B, &ws->bottom) : p.bottom.ForwardPacked(P, pk, dense, B, &ws->bottom);
-    if (!train) pk += p.bottom.packed_size();
+    if (pk) pk += p.deep.packed_size();
+    const float* z = nd > 0 ? p.bottom.Forward(P, dense, B, &ws->bottom, pk) : nullptr;
+    if (pk) pk += p.bottom.packed_size();
     ws->top_in.resize(static_cast<size_t>(B) * width);
     for (int b = 0; b < B; ++b) {
       float* t = ws->T.data() + static_cast<size_t>(b) * V * D;
@@ -308,8 +303,7 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
           in[k++] = dot;
         }
     }
-    const float* out =
-        train ? p.top.Forward(P, ws->top_in.data(), B, &ws->top) : p.top.ForwardPacked(P, pk, ws->top_in.data(), B, &ws->top);
+    const float* out = p.top.Forward(P, ws->top_in.data(), B, &ws->top, pk);
     for (int b = 0; b < B; ++b) logits[b] += out[b];
   }
 }

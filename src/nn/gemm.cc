@@ -35,63 +35,34 @@ inline void Store(const float (&acc)[6][kPanel], const float* bias, float* y, in
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// R rows (R <= 6) times one panel of 16 columns, accumulators in registers.
-// Each lane performs exactly the scalar fma chain of the portable version.
+// R rows (R <= 6) times one panel of 16 columns, accumulators in registers
+// (named, not an array, which GCC keeps on the stack). Each lane performs
+// exactly the scalar fma chain of the portable version.
 template <int R>
 void Kernel(const float* x, int in, const float* panel, const float* bias, float* y, int ldy, int cols, bool relu) {
   const __m256 z = _mm256_setzero_ps();
   __m256 a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z, a40 = z, a41 = z, a50 = z, a51 = z;
-  const float* x0 = x;
-  const float* x1 = x + in;
-  const float* x2 = x + 2 * static_cast<size_t>(in);
-  const float* x3 = x + 3 * static_cast<size_t>(in);
-  const float* x4 = x + 4 * static_cast<size_t>(in);
-  const float* x5 = x + 5 * static_cast<size_t>(in);
+  auto row = [](const float* xr, int k, __m256 w0, __m256 w1, __m256& lo, __m256& hi) {
+    const __m256 v = _mm256_broadcast_ss(xr + k);
+    lo = _mm256_fmadd_ps(v, w0, lo);
+    hi = _mm256_fmadd_ps(v, w1, hi);
+  };
   for (int k = 0; k < in; ++k) {
     const float* wk = panel + static_cast<size_t>(k) * kPanel;
     const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-    __m256 v = _mm256_broadcast_ss(x0 + k);
-    a00 = _mm256_fmadd_ps(v, w0, a00);
-    a01 = _mm256_fmadd_ps(v, w1, a01);
-    if constexpr (R > 1) {
-      v = _mm256_broadcast_ss(x1 + k);
-      a10 = _mm256_fmadd_ps(v, w0, a10);
-      a11 = _mm256_fmadd_ps(v, w1, a11);
-    }
-    if constexpr (R > 2) {
-      v = _mm256_broadcast_ss(x2 + k);
-      a20 = _mm256_fmadd_ps(v, w0, a20);
-      a21 = _mm256_fmadd_ps(v, w1, a21);
-    }
-    if constexpr (R > 3) {
-      v = _mm256_broadcast_ss(x3 + k);
-      a30 = _mm256_fmadd_ps(v, w0, a30);
-      a31 = _mm256_fmadd_ps(v, w1, a31);
-    }
-    if constexpr (R > 4) {
-      v = _mm256_broadcast_ss(x4 + k);
-      a40 = _mm256_fmadd_ps(v, w0, a40);
-      a41 = _mm256_fmadd_ps(v, w1, a41);
-    }
-    if constexpr (R > 5) {
-      v = _mm256_broadcast_ss(x5 + k);
-      a50 = _mm256_fmadd_ps(v, w0, a50);
-      a51 = _mm256_fmadd_ps(v, w1, a51);
-    }
+    row(x, k, w0, w1, a00, a01);
+    if constexpr (R > 1) row(x + static_cast<size_t>(in), k, w0, w1, a10, a11);
+    if constexpr (R > 2) row(x + 2 * static_cast<size_t>(in), k, w0, w1, a20, a21);
+    if constexpr (R > 3) row(x + 3 * static_cast<size_t>(in), k, w0, w1, a30, a31);
+    if constexpr (R > 4) row(x + 4 * static_cast<size_t>(in), k, w0, w1, a40, a41);
+    if constexpr (R > 5) row(x + 5 * static_cast<size_t>(in), k, w0, w1, a50, a51);
   }
   alignas(32) float acc[6][kPanel];
-  _mm256_store_ps(acc[0], a00);
-  _mm256_store_ps(acc[0] + 8, a01);
-  _mm256_store_ps(acc[1], a10);
-  _mm256_store_ps(acc[1] + 8, a11);
-  _mm256_store_ps(acc[2], a20);
-  _mm256_store_ps(acc[2] + 8, a21);
-  _mm256_store_ps(acc[3], a30);
-  _mm256_store_ps(acc[3] + 8, a31);
-  _mm256_store_ps(acc[4], a40);
-  _mm256_store_ps(acc[4] + 8, a41);
-  _mm256_store_ps(acc[5], a50);
-  _mm256_store_ps(acc[5] + 8, a51);
+  const __m256 out[6][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(acc[r], out[r][0]);
+    _mm256_store_ps(acc[r] + 8, out[r][1]);
+  }
   Store<R>(acc, bias, y, ldy, cols, relu);
 }
 #else

@@ -31,7 +31,11 @@ Linear::Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t 
   }
 }
 
-void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu) const {
+void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu, const float* packed) const {
+  if (packed != nullptr) {
+    InferenceLinear(x, b, in_, packed, p + b_, out_, y, relu);
+    return;
+  }
   const float* bias = p + b_;
   for (int r = 0; r < b; ++r) std::memcpy(y + static_cast<size_t>(r) * out_, bias, sizeof(float) * out_);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out_, in_, 1.0f, x, in_, p + w_, in_, 1.0f, y, out_);
@@ -44,10 +48,6 @@ void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu)
 size_t Linear::packed_size() const { return PackedSize(in_, out_); }
 
 void Linear::Pack(const float* p, float* packed) const { PackWeights(p + w_, in_, out_, packed); }
-
-void Linear::ForwardPacked(const float* p, const float* packed, const float* x, int b, float* y, bool relu) const {
-  InferenceLinear(x, b, in_, packed, p + b_, out_, y, relu);
-}
 
 void Linear::Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const {
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_, in_, b, 1.0f, dy, out_, x, in_, 1.0f, g + w_, in_);
@@ -73,14 +73,15 @@ Mlp::Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& 
   }
 }
 
-const float* Mlp::Forward(const float* p, const float* x, int b, State* st) const {
+const float* Mlp::Forward(const float* p, const float* x, int b, State* st, const float* packed) const {
   st->act.resize(layers_.size());
   const float* cur = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& a = st->act[i];
     a.resize(static_cast<size_t>(b) * layers_[i].out());
     bool relu = i + 1 < layers_.size() || relu_last_;
-    layers_[i].Forward(p, cur, b, a.data(), relu);
+    layers_[i].Forward(p, cur, b, a.data(), relu, packed);
+    if (packed != nullptr) packed += layers_[i].packed_size();
     cur = a.data();
   }
   return cur;
@@ -97,20 +98,6 @@ void Mlp::Pack(const float* p, float* packed) const {
     l.Pack(p, packed);
     packed += l.packed_size();
   }
-}
-
-const float* Mlp::ForwardPacked(const float* p, const float* packed, const float* x, int b, State* st) const {
-  st->act.resize(layers_.size());
-  const float* cur = x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    auto& a = st->act[i];
-    a.resize(static_cast<size_t>(b) * layers_[i].out());
-    bool relu = i + 1 < layers_.size() || relu_last_;
-    layers_[i].ForwardPacked(p, packed, cur, b, a.data(), relu);
-    packed += layers_[i].packed_size();
-    cur = a.data();
-  }
-  return cur;
 }
 
 void Mlp::Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const {

@@ -1,4 +1,5 @@
-// Dense layers with forward and backward passes on BLAS (OpenBLAS sgemm).
+// Dense layers with forward and backward passes on BLAS (OpenBLAS sgemm);
+// inference forward passes on the kernel of nn/gemm.h.
 // Layers hold only offsets into a ParamSet; parameters and gradients are
 // passed in, so one layer object serves every thread.
 #pragma once
@@ -19,16 +20,16 @@ class Linear {
   Linear() = default;
   // Weights are Xavier-normal from `seed`, biases zero.
   Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t seed);
-  // y[b, out] = x[b, in] W^T + bias, then ReLU when `relu`.
-  void Forward(const float* p, const float* x, int b, float* y, bool relu) const;
+  // y[b, out] = x[b, in] W^T + bias, then ReLU when `relu`. On BLAS, or with
+  // `packed` (weights packed by Pack) on the batch-invariant inference kernel
+  // of nn/gemm.h.
+  void Forward(const float* p, const float* x, int b, float* y, bool relu, const float* packed = nullptr) const;
   // Given dy (already multiplied by the ReLU mask), accumulates dW and db
   // into g and, when dx is not null, writes dx = dy W.
   void Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const;
-  // Inference: the batch-invariant kernel of nn/gemm.h on weights packed by
-  // Pack into packed_size() floats.
+  // Inference weights: packed_size() floats written by Pack.
   size_t packed_size() const;
   void Pack(const float* p, float* packed) const;
-  void ForwardPacked(const float* p, const float* packed, const float* x, int b, float* y, bool relu) const;
   int in() const { return in_; }
   int out() const { return out_; }
 
@@ -47,12 +48,11 @@ class Mlp {
   };
   Mlp() = default;
   Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& sizes, bool relu_last, uint64_t seed);
-  // Returns a pointer to the output [b, out()] inside `st`.
-  const float* Forward(const float* p, const float* x, int b, State* st) const;
-  // Inference with every layer packed back to back (see Linear).
+  // Returns a pointer to the output [b, out()] inside `st`. With `packed`
+  // (every layer packed back to back by Pack), runs the inference kernel.
+  const float* Forward(const float* p, const float* x, int b, State* st, const float* packed = nullptr) const;
   size_t packed_size() const;
   void Pack(const float* p, float* packed) const;
-  const float* ForwardPacked(const float* p, const float* packed, const float* x, int b, State* st) const;
   // dout [b, out()] is consumed (overwritten). dx may be null.
   void Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const;
   int out() const { return layers_.empty() ? in_ : layers_.back().out(); }
