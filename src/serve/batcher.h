@@ -26,8 +26,7 @@ namespace embark::serve {
 struct ServedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<RowEncoder> encoder;
-  int64_t version = 0;
-  std::string version_str;
+  std::string version_str;  // "1" for the first load, +1 per reload
   std::string metadata_json;
 };
 

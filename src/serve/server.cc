@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -61,11 +62,11 @@ struct Server::Impl {
   std::unique_ptr<Batcher> batcher;
   httplib::Server http;
 
-  std::mutex model_mu;  // guards `current` and reload state
+  std::mutex model_mu;  // guards `current`
   std::shared_ptr<const ServedModel> current;
+  std::mutex reload_mu;  // one reload at a time; guards the reload state below
   std::string loaded_sig, failed_sig;
   int64_t next_version = 1;
-  std::mutex reload_mu;  // one reload at a time
 
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
@@ -86,7 +87,6 @@ struct Server::Impl {
     m->model = std::move(ck.model);
     m->model->FreezeForInference();
     m->encoder = std::make_unique<RowEncoder>(m->model->spec());
-    m->version = version;
     m->version_str = std::to_string(version);
     m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder);
     return m;
@@ -95,25 +95,21 @@ struct Server::Impl {
   Status Reload(bool force) {
     std::lock_guard<std::mutex> one(reload_mu);
     const std::string sig = DirSignature(opt.model_dir);
-    {
-      std::lock_guard<std::mutex> lock(model_mu);
-      if (!force && (sig == loaded_sig || sig == failed_sig)) return Status::OK();
-    }
-    int64_t version;
-    {
-      std::lock_guard<std::mutex> lock(model_mu);
-      version = next_version;
-    }
+    if (!force && (sig == loaded_sig || sig == failed_sig)) return Status::OK();
+    const int64_t version = next_version;
     auto loaded = Load(version);
-    std::lock_guard<std::mutex> lock(model_mu);
     if (!loaded.ok()) {
       failed_sig = sig;
       metrics.CountReload(false);
-      log.Log(LogLevel::kError, "reload of %s refused, still serving version %lld: %s", opt.model_dir.c_str(),
-              static_cast<long long>(current ? current->version : 0), loaded.status().message().c_str());
+      if (version > 1)  // the first load's failure is Run's error
+        log.Log(LogLevel::kError, "reload of %s refused, still serving version %lld: %s", opt.model_dir.c_str(),
+                static_cast<long long>(version - 1), loaded.status().message().c_str());
       return loaded.status();
     }
-    current = std::move(loaded).value();
+    {
+      std::lock_guard<std::mutex> lock(model_mu);
+      current = std::move(loaded).value();
+    }
     loaded_sig = sig;
     failed_sig.clear();
     ++next_version;

@@ -65,4 +65,17 @@ expect_error "truncated checkpoint" "embeddings.bin: size 100 bytes" "$EMBARK" p
 mkdir notack
 expect_error "not a checkpoint" "is not a checkpoint" "$EMBARK" eval --model notack --data good.tsv
 expect_error "eval on unparseable data" "short.tsv:2: expected 40" "$EMBARK" eval --model ck --data short.tsv
+
+# serve refuses what it cannot serve, at once.
+expect_error "serve: not a checkpoint" "is not a checkpoint" "$EMBARK" serve --model notack --port 0
+expect_error "serve: corrupt checkpoint" "dense.bin: checksum mismatch" "$EMBARK" serve --model ck_corrupt --port 0
+# A port already taken: hold one open while serve tries it.
+/usr/bin/python3 -c '
+import socket, subprocess, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+r = subprocess.run([sys.argv[1], "serve", "--model", "ck", "--port", str(s.getsockname()[1])],
+                   capture_output=True, text=True, timeout=60)
+sys.exit(0 if r.returncode != 0 and "cannot bind" in r.stderr and "(in use?)" in r.stderr else 1)
+' "$EMBARK" && pass "serve: a port in use is a clear error" || fail "serve: a port in use"
+expect_error "serve: bad port" "--port" "$EMBARK" serve --model ck --port 70000
 finish
