@@ -454,16 +454,16 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
     std::string_view text = v.text;
     if (v.kind == RawValue::kString && trim) text = Trim(text);
     if (v.kind == RawValue::kMissing || (v.kind == RawValue::kString && text.empty())) continue;
-    const std::string where = "field " + in.name + ": ";
+    auto where = [&in] { return "field " + in.name + ": "; };
     switch (in.kind) {
       case InputField::kNumber: {
         double x = v.number;
         if (v.kind == RawValue::kString) {
-          if (auto e = criteo ? ParseInteger(text, &x) : ParseFloat(text, &x); !e.empty()) err = where + e;
+          if (auto e = criteo ? ParseInteger(text, &x) : ParseFloat(text, &x); !e.empty()) err = where() + e;
         } else if (criteo && (x != std::floor(x) || std::fabs(x) >= 9.2e18)) {
-          err = where + std::to_string(x) + " is not an integer";
+          err = where() + std::to_string(x) + " is not an integer";
         } else if (!std::isfinite(x) || std::fabs(x) > 1e30) {
-          err = where + "value is out of range";
+          err = where() + "value is out of range";
         }
         if (err.empty()) w.SetDense(in.slot, x);
         break;
@@ -472,21 +472,21 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
         if (v.kind != RawValue::kString) {
           // An integer is hashed as its decimal text, as in a CSV file.
           if (criteo || v.number != std::floor(v.number) || std::fabs(v.number) >= 9.2e18) {
-            err = where + (criteo ? "expected a hexadecimal id as a string" : "expected a string or an integer");
+            err = where() + (criteo ? "expected a hexadecimal id as a string" : "expected a string or an integer");
             break;
           }
           number_text = std::to_string(static_cast<int64_t>(v.number));
           text = number_text;
         }
         if (criteo && !IsHex(text)) {
-          err = where + Excerpt(text) + " is not a hexadecimal id";
+          err = where() + Excerpt(text) + " is not a hexadecimal id";
           break;
         }
         w.Add(in.slot, FeatureKey(in.slot, text, spec_.hash_salt), 1.0f);
         break;
       case InputField::kTokens:
         if (v.kind != RawValue::kString) {
-          err = where + "expected a string";
+          err = where() + "expected a string";
           break;
         }
         if (in.sep == ' ') {  // libsvm/libffm "index:value" list
@@ -495,12 +495,12 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
             ++pos;
             size_t c = tok.rfind(':');
             if (c == std::string_view::npos || c == 0) {
-              err = where + "#" + std::to_string(pos) + ": " + Excerpt(tok) + " is not index:value";
+              err = where() + "#" + std::to_string(pos) + ": " + Excerpt(tok) + " is not index:value";
               return false;
             }
             double x = 0;
             if (auto e = ParseFloat(tok.substr(c + 1), &x); !e.empty()) {
-              err = where + "#" + std::to_string(pos) + ": value " + e;
+              err = where() + "#" + std::to_string(pos) + ": value " + e;
               return false;
             }
             w.Add(in.slot, FeatureKey(in.slot, tok.substr(0, c), spec_.hash_salt), static_cast<float>(x));

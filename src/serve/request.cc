@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
+#include <simdjson.h>
 
 namespace embark::serve {
 namespace {
@@ -15,7 +15,7 @@ const char* DatatypeOf(const InputField& in) {
   return in.integer ? "INT64" : "FP64";
 }
 
-bool IsNumericDatatype(const std::string& t) {
+bool IsNumericDatatype(std::string_view t) {
   static const char* kTypes[] = {"BOOL",  "UINT8", "UINT16", "UINT32", "UINT64", "INT8",
                                  "INT16", "INT32", "INT64",  "FP16",   "FP32",   "FP64"};
   for (const char* k : kTypes)
@@ -23,21 +23,34 @@ bool IsNumericDatatype(const std::string& t) {
   return false;
 }
 
+namespace dom = simdjson::dom;
+
 // Flattens data of shape [N] or [N, 1] into `out`; returns an error or "".
-std::string Flatten(const json& data, std::vector<const json*>* out) {
-  if (!data.is_array()) return "\"data\" must be an array";
+std::string Flatten(dom::element data, std::vector<dom::element>* out) {
+  dom::array rows;
+  if (data.get_array().get(rows) != simdjson::SUCCESS) return "\"data\" must be an array";
   out->clear();
-  out->reserve(data.size());
-  for (const json& e : data) {
-    if (e.is_array()) {
-      if (e.size() != 1) return "each row must hold one value, found an array of " + std::to_string(e.size());
-      out->push_back(&e[0]);
+  out->reserve(rows.size());
+  for (dom::element e : rows) {
+    dom::array one;
+    if (e.get_array().get(one) == simdjson::SUCCESS) {
+      if (one.size() != 1) return "each row must hold one value, found an array of " + std::to_string(one.size());
+      out->push_back(one.at(0).value_unsafe());
     } else {
-      out->push_back(&e);
+      out->push_back(e);
     }
   }
   return {};
 }
+
+// A string member, or false when absent or not a string.
+bool StringMember(dom::object o, std::string_view key, std::string_view* out) {
+  return o[key].get_string().get(*out) == simdjson::SUCCESS;
+}
+
+// Requests up to this size reuse their thread's parser (and its buffers);
+// larger ones get a parser of their own, freed afterwards.
+constexpr size_t kReusedParserBytes = 1 << 20;
 
 }  // namespace
 
@@ -55,72 +68,87 @@ std::string ModelMetadataJson(const std::string& name, const std::string& versio
 
 std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, InferRequest* req, Batch* out) {
   out->Reset(enc.num_dense(), enc.num_fields());
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return "request body is not valid JSON";
-  if (!j.is_object()) return "request body must be a JSON object";
-  if (auto it = j.find("id"); it != j.end()) {
-    if (!it->is_string()) return "\"id\" must be a string";
-    req->id = it->get<std::string>();
+  thread_local dom::parser reused;
+  dom::parser own;
+  dom::parser& parser = body.size() <= kReusedParserBytes ? reused : own;
+  dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return "request body is not valid JSON";
+  dom::object top;
+  if (doc.get_object().get(top) != simdjson::SUCCESS) return "request body must be a JSON object";
+  if (auto id = top["id"]; id.error() != simdjson::NO_SUCH_FIELD) {
+    std::string_view text;
+    if (id.get_string().get(text) != simdjson::SUCCESS) return "\"id\" must be a string";
+    req->id = std::string(text);
   }
-  if (auto it = j.find("outputs"); it != j.end()) {
-    if (!it->is_array()) return "\"outputs\" must be an array";
-    for (const json& o : *it) {
-      if (!o.is_object() || !o.contains("name") || !o["name"].is_string())
+  if (auto outputs = top["outputs"]; outputs.error() != simdjson::NO_SUCH_FIELD) {
+    dom::array list;
+    if (outputs.get_array().get(list) != simdjson::SUCCESS) return "\"outputs\" must be an array";
+    for (dom::element o : list) {
+      dom::object obj;
+      std::string_view name;
+      if (o.get_object().get(obj) != simdjson::SUCCESS || !StringMember(obj, "name", &name))
         return "each entry of \"outputs\" must be an object with a string \"name\"";
-      if (o["name"].get<std::string>() != "probability")
-        return "unknown output '" + o["name"].get<std::string>() + "' (this model has 'probability')";
+      if (name != "probability") return "unknown output '" + std::string(name) + "' (this model has 'probability')";
     }
   }
-  auto inputs_it = j.find("inputs");
-  if (inputs_it == j.end() || !inputs_it->is_array()) return "\"inputs\" must be an array of tensors";
+  dom::array inputs;
+  if (top["inputs"].get_array().get(inputs) != simdjson::SUCCESS) return "\"inputs\" must be an array of tensors";
   const auto& fields = enc.inputs();
-  std::unordered_map<std::string_view, size_t> index;
-  for (size_t i = 0; i < fields.size(); ++i) index.emplace(fields[i].name, i);
-  std::vector<std::vector<const json*>> cols(fields.size());
+  std::vector<std::vector<dom::element>> cols(fields.size());
   std::vector<bool> seen(fields.size(), false);
   size_t rows = 0;
   bool have_rows = false;
-  for (const json& t : *inputs_it) {
-    if (!t.is_object()) return "each input must be a JSON object";
-    auto name_it = t.find("name");
-    if (name_it == t.end() || !name_it->is_string()) return "an input has no string \"name\"";
-    const std::string name = name_it->get<std::string>();
-    auto f = index.find(name);
-    if (f == index.end()) return "input '" + name + "' is not an input of this model";
-    const size_t c = f->second;
-    if (seen[c]) return "input '" + name + "' is given twice";
+  size_t next = 0;  // inputs usually come in the model's order: try that first
+  for (dom::element t : inputs) {
+    dom::object tensor;
+    if (t.get_object().get(tensor) != simdjson::SUCCESS) return "each input must be a JSON object";
+    std::string_view name;
+    if (!StringMember(tensor, "name", &name)) return "an input has no string \"name\"";
+    size_t c = next < fields.size() && fields[next].name == name ? next : fields.size();
+    for (size_t i = 0; c == fields.size() && i < fields.size(); ++i)
+      if (fields[i].name == name) c = i;
+    if (c == fields.size()) return "input '" + std::string(name) + "' is not an input of this model";
+    next = c + 1;
+    if (seen[c]) return "input '" + std::string(name) + "' is given twice";
     seen[c] = true;
-    const std::string where = "input '" + name + "': ";
-    auto dt = t.find("datatype");
-    if (dt == t.end() || !dt->is_string()) return where + "missing string \"datatype\"";
-    const std::string datatype = dt->get<std::string>();
-    if (datatype != "BYTES" && !IsNumericDatatype(datatype)) return where + "unknown datatype '" + datatype + "'";
-    if (datatype != "BYTES" && fields[c].kind == InputField::kTokens) return where + "datatype must be BYTES";
-    auto shape = t.find("shape");
-    if (shape == t.end() || !shape->is_array() || shape->empty() || shape->size() > 2)
-      return where + "\"shape\" must be [N] or [N, 1]";
-    for (const json& d : *shape)
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) return where + "\"shape\" must hold non-negative integers";
-    const int64_t n = (*shape)[0].get<int64_t>();
-    if (shape->size() == 2 && (*shape)[1].get<int64_t>() != 1) return where + "\"shape\" must be [N] or [N, 1]";
-    auto data = t.find("data");
-    if (data == t.end()) return where + "missing \"data\"";
-    if (auto e = Flatten(*data, &cols[c]); !e.empty()) return where + e;
-    if (static_cast<int64_t>(cols[c].size()) != n)
-      return where + "\"data\" holds " + std::to_string(cols[c].size()) + " values but \"shape\" says " +
-             std::to_string(n);
+    auto where = [&] { return "input '" + std::string(name) + "': "; };
+    std::string_view datatype;
+    if (!StringMember(tensor, "datatype", &datatype)) return where() + "missing string \"datatype\"";
+    if (datatype != "BYTES" && !IsNumericDatatype(datatype))
+      return where() + "unknown datatype '" + std::string(datatype) + "'";
+    if (datatype != "BYTES" && fields[c].kind == InputField::kTokens) return where() + "datatype must be BYTES";
+    dom::array shape;
+    if (tensor["shape"].get_array().get(shape) != simdjson::SUCCESS || shape.size() == 0 || shape.size() > 2)
+      return where() + "\"shape\" must be [N] or [N, 1]";
+    int64_t dims[2] = {0, 1};
+    size_t d = 0;
+    for (dom::element e : shape) {
+      if (e.get_int64().get(dims[d]) != simdjson::SUCCESS || dims[d] < 0)
+        return where() + "\"shape\" must hold non-negative integers";
+      ++d;
+    }
+    if (dims[1] != 1) return where() + "\"shape\" must be [N] or [N, 1]";
+    dom::element data;
+    if (tensor["data"].get(data) != simdjson::SUCCESS) return where() + "missing \"data\"";
+    if (auto e = Flatten(data, &cols[c]); !e.empty()) return where() + e;
+    if (static_cast<int64_t>(cols[c].size()) != dims[0])
+      return where() + "\"data\" holds " + std::to_string(cols[c].size()) + " values but \"shape\" says " +
+             std::to_string(dims[0]);
     if (!have_rows) {
       rows = cols[c].size();
       have_rows = true;
     } else if (cols[c].size() != rows) {
-      return where + "has " + std::to_string(cols[c].size()) + " rows, other inputs have " + std::to_string(rows);
+      return where() + "has " + std::to_string(cols[c].size()) + " rows, other inputs have " + std::to_string(rows);
     }
+    const bool bytes = datatype == "BYTES";
     for (size_t r = 0; r < cols[c].size(); ++r) {
-      const json& v = *cols[c][r];
-      const bool ok = v.is_null() || (datatype == "BYTES" ? v.is_string() : (v.is_number() || v.is_boolean()));
+      const dom::element_type type = cols[c][r].type();
+      const bool number = type == dom::element_type::INT64 || type == dom::element_type::UINT64 ||
+                          type == dom::element_type::DOUBLE || type == dom::element_type::BOOL;
+      const bool ok = type == dom::element_type::NULL_VALUE || (bytes ? type == dom::element_type::STRING : number);
       if (!ok)
-        return where + "row " + std::to_string(r) + ": expected " +
-               (datatype == "BYTES" ? "a string" : "a number") + " or null for datatype " + datatype;
+        return where() + "row " + std::to_string(r) + ": expected " + (bytes ? "a string" : "a number") +
+               " or null for datatype " + std::string(datatype);
     }
   }
   for (size_t i = 0; i < fields.size(); ++i)
@@ -130,18 +158,32 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, Infe
   std::vector<RawValue> raw(fields.size());
   for (size_t r = 0; r < rows; ++r) {
     for (size_t i = 0; i < fields.size(); ++i) {
-      const json& v = *cols[i][r];
+      const dom::element v = cols[i][r];
       RawValue& rv = raw[i];
       rv = RawValue{};
-      if (v.is_string()) {
-        rv.kind = RawValue::kString;
-        rv.text = v.get_ref<const std::string&>();
-      } else if (v.is_boolean()) {
-        rv.kind = RawValue::kNumber;
-        rv.number = v.get<bool>() ? 1 : 0;
-      } else if (v.is_number()) {
-        rv.kind = RawValue::kNumber;
-        rv.number = v.get<double>();
+      switch (v.type()) {
+        case dom::element_type::STRING:
+          rv.kind = RawValue::kString;
+          rv.text = v.get_string().value_unsafe();
+          break;
+        case dom::element_type::BOOL:
+          rv.kind = RawValue::kNumber;
+          rv.number = v.get_bool().value_unsafe() ? 1 : 0;
+          break;
+        case dom::element_type::INT64:
+          rv.kind = RawValue::kNumber;
+          rv.number = static_cast<double>(v.get_int64().value_unsafe());
+          break;
+        case dom::element_type::UINT64:
+          rv.kind = RawValue::kNumber;
+          rv.number = static_cast<double>(v.get_uint64().value_unsafe());
+          break;
+        case dom::element_type::DOUBLE:
+          rv.kind = RawValue::kNumber;
+          rv.number = v.get_double().value_unsafe();
+          break;
+        default:
+          break;  // null: missing
       }
     }
     if (auto e = enc.Append(raw.data(), out); !e.empty()) {
