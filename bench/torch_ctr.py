@@ -1,0 +1,165 @@
+"""PyTorch reference of embark's DLRM and DeepFM for the side-by-side benchmark.
+
+The same architecture as embark's (src/model/model.cc): embedding dim D per
+categorical field (sum-pooled nn.EmbeddingBag, sparse gradients, padding row
+0 for a missing value, which contributes zeros as in embark); numeric fields
+log(1 + max(x, 0)).
+- dlrm: bottom MLP 13-512-256-64-D, pairwise dot products of the 27 vectors,
+  top MLP (D + 351)-512-256-1.
+- deepfm: bias + first-order weights (per id and per numeric field) + FM over
+  all features (numeric fields with their own factors) + MLP over the
+  concatenated embeddings and numeric values.
+Embeddings and first-order weights: Adagrad (sparse); dense layers: Adam.
+
+Usage: torch_ctr.py MODEL TRAIN.tsv VALID.tsv THREADS [--dense-lr 0.003 --sparse-lr 0.05 --batch 2048]
+Prints one JSON line: samples_per_sec (training loop only, data already in
+memory), auc and logloss on VALID.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+p = argparse.ArgumentParser()
+p.add_argument("model", choices=["dlrm", "deepfm"])
+p.add_argument("train")
+p.add_argument("valid")
+p.add_argument("threads", type=int)
+p.add_argument("--dense-lr", type=float, default=0.003)
+p.add_argument("--sparse-lr", type=float, default=0.05)
+p.add_argument("--batch", type=int, default=2048)
+p.add_argument("--dim", type=int, default=16)
+p.add_argument("--seed", type=int, default=1)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.set_num_interop_threads(1)
+torch.manual_seed(a.seed)
+
+F, ND, D = 26, 13, a.dim
+vocab = [dict() for _ in range(F)]  # token -> index (0 is "missing")
+
+
+def load(path, grow):
+    labels, dense, cats = [], [], []
+    for line in open(path):
+        c = line.rstrip("\n").split("\t")
+        labels.append(float(c[0]))
+        dense.append([math.log1p(max(int(v), 0)) if v else 0.0 for v in c[1:14]])
+        row = []
+        for f in range(F):
+            t = c[14 + f]
+            if not t:
+                row.append(0)
+                continue
+            i = vocab[f].get(t)
+            if i is None:
+                if grow:
+                    i = vocab[f][t] = len(vocab[f]) + 1
+                else:
+                    i = 0  # unseen in training: reads as zeros, as in embark inference
+            row.append(i)
+        cats.append(row)
+    return (torch.tensor(labels, dtype=torch.float32), torch.tensor(dense, dtype=torch.float32),
+            torch.tensor(cats, dtype=torch.int64))
+
+
+t0 = time.time()
+ytr, xtr, ctr = load(a.train, True)
+yva, xva, cva = load(a.valid, False)
+load_s = time.time() - t0
+
+
+def mlp(sizes, relu_last):
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i + 2 < len(sizes) or relu_last:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.bags = nn.ModuleList(
+            nn.EmbeddingBag(len(v) + 1, dim, mode="sum", sparse=True, padding_idx=0) for v in vocab)
+        for b in self.bags:
+            nn.init.uniform_(b.weight, -0.01, 0.01) if dim > 1 else nn.init.zeros_(b.weight)
+            with torch.no_grad():
+                b.weight[0].zero_()
+
+    def forward(self, cats):  # [B, F] -> [B, F, dim]
+        return torch.stack([bag(cats[:, f:f + 1]) for f, bag in enumerate(self.bags)], dim=1)
+
+
+class Dlrm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = Embeddings(D)
+        self.bottom = mlp([ND, 512, 256, 64, D], True)
+        v = F + 1
+        self.li, self.lj = torch.triu_indices(v, v, offset=1)
+        self.top = mlp([D + v * (v - 1) // 2, 512, 256, 1], False)
+
+    def forward(self, x, cats):
+        z = self.bottom(x)
+        t = torch.cat([z.unsqueeze(1), self.emb(cats)], dim=1)  # [B, 27, D]
+        dots = torch.bmm(t, t.transpose(1, 2))[:, self.li, self.lj]
+        return self.top(torch.cat([z, dots], dim=1)).squeeze(1)
+
+
+class DeepFm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = Embeddings(D)
+        self.w1 = Embeddings(1)
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.wd = nn.Parameter(torch.zeros(ND))
+        self.vd = nn.Parameter(torch.empty(ND, D).uniform_(-0.01, 0.01))
+        self.deep = mlp([F * D + ND, 400, 400, 400, 1], False)
+
+    def forward(self, x, cats):
+        e = self.emb(cats)  # [B, F, D]
+        wide = self.bias + self.w1(cats).sum(dim=(1, 2)) + x @ self.wd
+        v = torch.cat([e, x.unsqueeze(2) * self.vd], dim=1)
+        s = v.sum(dim=1)
+        fm = 0.5 * (s * s - (v * v).sum(dim=1)).sum(dim=1)
+        deep = self.deep(torch.cat([e.flatten(1), x], dim=1)).squeeze(1)
+        return wide + fm + deep
+
+
+model = Dlrm() if a.model == "dlrm" else DeepFm()
+sparse = [p for n, p in model.named_parameters() if ".bags." in n]
+dense = [p for n, p in model.named_parameters() if ".bags." not in n]
+opt_sparse = torch.optim.Adagrad(sparse, lr=a.sparse_lr)
+opt_dense = torch.optim.Adam(dense, lr=a.dense_lr)
+loss_fn = nn.BCEWithLogitsLoss()
+
+n = len(ytr)
+t0 = time.time()
+model.train()
+for s in range(0, n, a.batch):
+    e = min(n, s + a.batch)
+    logits = model(xtr[s:e], ctr[s:e])
+    loss = loss_fn(logits, ytr[s:e])
+    opt_sparse.zero_grad()
+    opt_dense.zero_grad()
+    loss.backward()
+    opt_sparse.step()
+    opt_dense.step()
+train_s = time.time() - t0
+
+model.eval()
+with torch.no_grad():
+    probs = torch.cat([torch.sigmoid(model(xva[s:s + 8192], cva[s:s + 8192])) for s in range(0, len(yva), 8192)])
+y = yva.numpy()
+pr = probs.numpy().astype(np.float64)
+from sklearn.metrics import roc_auc_score, log_loss  # noqa: E402
+print(json.dumps({"framework": "pytorch " + torch.__version__, "model": a.model, "threads": a.threads,
+                  "samples": n, "samples_per_sec": n / train_s, "train_seconds": train_s, "load_seconds": load_s,
+                  "auc": roc_auc_score(y, pr), "logloss": log_loss(y, np.clip(pr, 1e-15, 1 - 1e-15))}))
