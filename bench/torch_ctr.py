@@ -3,7 +3,8 @@
 The same architecture as embark's (src/model/model.cc): embedding dim D per
 categorical field (sum-pooled nn.EmbeddingBag, sparse gradients, padding row
 0 for a missing value, which contributes zeros as in embark); numeric fields
-log(1 + max(x, 0)).
+log(1 + max(x, 0)). Dense layers start Xavier-normal with zero biases, as
+embark's do (PyTorch's default initialisation cost DLRM 0.015 AUC here).
 - dlrm: bottom MLP 13-512-256-64-D, pairwise dot products of the 27 vectors,
   top MLP (D + 351)-512-256-1.
 - deepfm: bias + first-order weights (per id and per numeric field) + FM over
@@ -77,7 +78,10 @@ load_s = time.time() - t0
 def mlp(sizes, relu_last):
     layers = []
     for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        nn.init.xavier_normal_(lin.weight)  # as embark: Xavier-normal weights, zero biases
+        nn.init.zeros_(lin.bias)
+        layers.append(lin)
         if i + 2 < len(sizes) or relu_last:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
