@@ -7,6 +7,13 @@
 // to the same row interleave in arrival order: asynchronous, Hogwild-style at
 // row granularity. Row memory lives in fixed blocks that never move, so the
 // index can grow without copying rows.
+//
+// Speed: a batch of keys is grouped by shard (keeping their order within a
+// shard, so rows are created in the same order as one by one), each shard is
+// locked once per batch, and the index slot, key and row of keys a few places
+// ahead are prefetched, so the dependent loads of many keys overlap instead of
+// each paying a full memory latency.
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -52,6 +59,21 @@ class Shard {
     }
   }
 
+  // Prefetch stages for a key with hash h: its index slot, then (once the
+  // slot is in cache) its stored key and row.
+  void PrefetchSlot(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[(h >> kShardBits) & (slots_.size() - 1)]);
+  }
+  void PrefetchRow(uint64_t h) const {
+    if (slots_.empty()) return;
+    const uint32_t s = slots_[(h >> kShardBits) & (slots_.size() - 1)];
+    if (s == 0) return;
+    __builtin_prefetch(&keys_[s - 1]);
+    const float* row = Row(s - 1);
+    __builtin_prefetch(row);
+    __builtin_prefetch(row + width_ - 1);
+  }
+
   float* Row(size_t r) { return blocks_[r / kBlockRows].get() + (r % kBlockRows) * width_; }
   const float* Row(size_t r) const { return blocks_[r / kBlockRows].get() + (r % kBlockRows) * width_; }
   size_t size() const { return size_; }
@@ -86,21 +108,19 @@ class HashTable : public EmbeddingTable {
 
   void Lookup(const uint64_t* keys, size_t n, float* out, bool create_missing) override {
     const int d = cfg_.dim;
-    for (size_t i = 0; i < n; ++i) {
-      WithRow(keys[i], create_missing, [&](float* row) {
-        if (row == nullptr) {
-          std::memset(out + i * d, 0, sizeof(float) * d);
-        } else {
-          std::memcpy(out + i * d, row, sizeof(float) * d);
-        }
-      });
-    }
+    ForEachRowOf(keys, n, create_missing, [&](size_t i, float* row) {
+      if (row == nullptr) {
+        std::memset(out + i * d, 0, sizeof(float) * d);
+      } else {
+        std::memcpy(out + i * d, row, sizeof(float) * d);
+      }
+    });
   }
 
   void Update(const uint64_t* keys, size_t n, const float* grads) override {
     const int d = cfg_.dim;
-    for (size_t i = 0; i < n; ++i)
-      WithRow(keys[i], true, [&](float* row) { ApplySparseUpdate(cfg_.opt, d, row, row + d, grads + i * d); });
+    ForEachRowOf(keys, n, true,
+                 [&](size_t i, float* row) { ApplySparseUpdate(cfg_.opt, d, row, row + d, grads + i * d); });
   }
 
   size_t size() const override {
@@ -128,17 +148,41 @@ class HashTable : public EmbeddingTable {
   }
 
  private:
-  // Runs fn(row) under the row's shard lock; a missing row is created (and
-  // initialised) when `create`, else fn gets nullptr.
+  // Runs fn(i, row) for every keys[i], shard by shard with one lock per
+  // shard; a missing row is created when `create`, else fn gets nullptr.
   template <typename Fn>
-  void WithRow(uint64_t key, bool create, Fn&& fn) {
-    const uint64_t h = Mix64(key);
-    Shard& s = *shards_[h & (kShards - 1)];
-    std::lock_guard<std::mutex> lk(s.mu);
-    bool created = false;
-    float* row = s.Find(key, h, create, &created);
-    if (created) InitRow(key, row);
-    fn(row);
+  void ForEachRowOf(const uint64_t* keys, size_t n, bool create, Fn&& fn) {
+    thread_local std::vector<uint64_t> hashes;
+    thread_local std::vector<uint32_t> order;
+    hashes.resize(n);
+    order.resize(n);
+    size_t start[kShards + 1] = {};
+    for (size_t i = 0; i < n; ++i) {
+      hashes[i] = Mix64(keys[i]);
+      ++start[(hashes[i] & (kShards - 1)) + 1];
+    }
+    for (int s = 0; s < kShards; ++s) start[s + 1] += start[s];
+    size_t fill[kShards];
+    std::memcpy(fill, start, sizeof(fill));
+    for (size_t i = 0; i < n; ++i) order[fill[hashes[i] & (kShards - 1)]++] = static_cast<uint32_t>(i);
+    constexpr size_t kSlotAhead = 16, kRowAhead = 8;
+    for (int s = 0; s < kShards; ++s) {
+      const size_t b = start[s], e = start[s + 1];
+      if (b == e) continue;
+      Shard& sh = *shards_[s];
+      std::lock_guard<std::mutex> lk(sh.mu);
+      for (size_t j = b; j < std::min(e, b + kSlotAhead); ++j) sh.PrefetchSlot(hashes[order[j]]);
+      for (size_t j = b; j < std::min(e, b + kRowAhead); ++j) sh.PrefetchRow(hashes[order[j]]);
+      for (size_t j = b; j < e; ++j) {
+        if (j + kSlotAhead < e) sh.PrefetchSlot(hashes[order[j + kSlotAhead]]);
+        if (j + kRowAhead < e) sh.PrefetchRow(hashes[order[j + kRowAhead]]);
+        const size_t i = order[j];
+        bool created = false;
+        float* row = sh.Find(keys[i], hashes[i], create, &created);
+        if (created) InitRow(keys[i], row);
+        fn(i, row);
+      }
+    }
   }
 
   void InitRow(uint64_t key, float* row) const {
