@@ -52,6 +52,34 @@ TEST(HashTable, GrowsPastManyRehashes) {
   EXPECT_EQ(t->size(), keys.size());
 }
 
+// Enough rows that every shard fills its growing blocks and moves on to
+// full-size ones: each row must still be found, with its own contents, and
+// the table's byte count must stay near the rows it holds.
+TEST(HashTable, LargeTableKeepsEveryRowAcrossBlockSizes) {
+  auto t = NewHashTable(Config(SparseOptKind::kSgd, 1));
+  const size_t n = 2500000;
+  std::vector<uint64_t> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = i * 0x9E3779B97F4A7C15ULL + 1;
+  std::vector<float> out(n);
+  t->Lookup(keys.data(), n, out.data(), true);
+  // SGD with lr 0.1 takes w to w - 0.1 g: choose g so that row i becomes i % 1000.
+  std::vector<float> grads(n);
+  for (size_t i = 0; i < n; ++i) grads[i] = (out[i] - static_cast<float>(i % 1000)) / 0.1f;
+  t->Update(keys.data(), n, grads.data());
+  std::vector<float> back(n);
+  t->Lookup(keys.data(), n, back.data(), false);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) wrong += std::fabs(back[i] - static_cast<float>(i % 1000)) > 1e-3f;
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(t->size(), n);
+  size_t seen = 0;
+  t->ForEachRow([&](uint64_t, const float*) { ++seen; });
+  EXPECT_EQ(seen, n);
+  // One float of weight per row; keys and index add at most 8 + 8 / (3/8) bytes.
+  EXPECT_LE(t->memory_bytes(), n * (4 + 8 + 22) + (size_t{64} << 20));
+  EXPECT_GE(t->memory_bytes(), n * (4 + 8));
+}
+
 // Reference updates written out directly from the textbook formulas.
 TEST(SparseOptimizers, MatchReferenceFormulas) {
   const float g[2] = {0.5f, -1.0f};

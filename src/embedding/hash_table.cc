@@ -13,7 +13,12 @@
 // locked once per batch, and the index slot, key and row of keys a few places
 // ahead are prefetched, so the dependent loads of many keys overlap instead of
 // each paying a full memory latency.
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <utility>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -26,8 +31,55 @@ namespace {
 
 constexpr int kShardBits = 6;
 constexpr int kShards = 1 << kShardBits;
-constexpr size_t kBlockRows = 4096;
+// A shard's row blocks grow 1024, 2048, ... rows up to kBlockRows, then stay
+// at kBlockRows (4 MiB of 32-float rows: huge pages), so a small table stays
+// small and a large one is mostly in large blocks.
+constexpr size_t kFirstBlockRows = 1024;
+constexpr size_t kBlockRows = 32768;
+constexpr int kGrowBlocks = 6;  // 1024 << 5 == kBlockRows
+constexpr size_t kGrowRows = kFirstBlockRows * ((size_t{1} << (kGrowBlocks - 1)) - 1);  // rows before the first full block
 
+// Block number and offset of row r.
+inline void Locate(size_t r, size_t* block, size_t* offset) {
+  if (r < kGrowRows) {
+    const int k = 63 - __builtin_clzll(r / kFirstBlockRows + 1);
+    *block = k;
+    *offset = r - kFirstBlockRows * ((size_t{1} << k) - 1);
+  } else {
+    *block = kGrowBlocks - 1 + (r - kGrowRows) / kBlockRows;
+    *offset = (r - kGrowRows) % kBlockRows;
+  }
+}
+inline size_t BlockRows(size_t block) {
+  return block < kGrowBlocks - 1 ? kFirstBlockRows << block : kBlockRows;
+}
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// Row blocks: 64-byte aligned so that a row of 16 floats is one cache line
+// and one of 32 floats two; blocks of 2 MiB or more are 2 MiB aligned and
+// advised for transparent huge pages, so random row accesses in a large table
+// do not each miss the TLB.
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using Block = std::unique_ptr<void, FreeDeleter>;
+
+Block AllocBlock(size_t bytes) {
+  const size_t align = bytes >= kHugePage ? kHugePage : 64;
+  bytes = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (align == kHugePage) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return Block(p);
+}
+
+// One shard: an open-addressing index of 8-byte slots (32 bits of the key's
+// hash as a tag, and the row number + 1), and rows with their keys in blocks
+// that never move. A probe compares tags inside the index and
+// touches a stored key only on a tag match, so a lookup costs one miss for
+// the slot and one for the row, both prefetchable.
 class Shard {
  public:
   explicit Shard(int width) : width_(width) {}
@@ -39,64 +91,131 @@ class Shard {
       if (!create) return nullptr;
       Rehash(16);
     }
+    const uint32_t tag = Tag(h);
     size_t mask = slots_.size() - 1;
     for (size_t i = (h >> kShardBits) & mask;; i = (i + 1) & mask) {
-      uint32_t s = slots_[i];
-      if (s == 0) {
+      const Slot s = slots_[i];
+      if (s.row1 == 0) {
         if (!create) return nullptr;
         if ((size_ + 1) * 4 > slots_.size() * 3) {  // keep load under 3/4
           Rehash(slots_.size() * 2);
           return Find(key, h, create, created);
         }
-        uint32_t row = static_cast<uint32_t>(size_++);
-        slots_[i] = row + 1;
-        keys_.push_back(key);
-        if (row % kBlockRows == 0) blocks_.emplace_back(new float[kBlockRows * width_]);
+        const size_t row = size_++;
+        size_t block, offset;
+        Locate(row, &block, &offset);
+        if (offset == 0) {
+          blocks_.push_back(AllocBlock(BlockRows(block) * RowBytes()));
+          key_blocks_.push_back(AllocBlock(BlockRows(block) * sizeof(uint64_t)));
+          block_rows_ += BlockRows(block);
+        }
+        slots_[i] = Slot{tag, static_cast<uint32_t>(row + 1)};
+        KeyRef(row) = key;
         if (created) *created = true;
         return Row(row);
       }
-      if (keys_[s - 1] == key) return Row(s - 1);
+      if (s.tag == tag && KeyRef(s.row1 - 1) == key) return Row(s.row1 - 1);
     }
   }
 
-  // Prefetch stages for a key with hash h: its index slot, then (once the
-  // slot is in cache) its stored key and row.
+  // Batched access in two passes over a group of keys whose index slots
+  // were prefetched beforehand: Probe reads a key's slots (tags only) and
+  // returns the candidate row + 1 (0 = absent), prefetching its key and row;
+  // Resolve then confirms the key and finds or creates it the slow way when
+  // the candidate was wrong or absent.
   void PrefetchSlot(uint64_t h) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[(h >> kShardBits) & (slots_.size() - 1)]);
   }
-  void PrefetchRow(uint64_t h) const {
-    if (slots_.empty()) return;
-    const uint32_t s = slots_[(h >> kShardBits) & (slots_.size() - 1)];
-    if (s == 0) return;
-    __builtin_prefetch(&keys_[s - 1]);
-    const float* row = Row(s - 1);
-    __builtin_prefetch(row);
-    __builtin_prefetch(row + width_ - 1);
+  uint32_t Probe(uint64_t h) const {
+    if (slots_.empty()) return 0;
+    const size_t mask = slots_.size() - 1;
+    const uint32_t tag = Tag(h);
+    for (size_t i = (h >> kShardBits) & mask;; i = (i + 1) & mask) {
+      const Slot s = slots_[i];
+      if (s.row1 == 0) return 0;
+      if (s.tag == tag) {
+        __builtin_prefetch(&KeyRef(s.row1 - 1));
+        const float* row = Row(s.row1 - 1);
+        __builtin_prefetch(row);
+        if (width_ > 16) __builtin_prefetch(row + 16);
+        if (width_ > 32) __builtin_prefetch(row + width_ - 1);
+        return s.row1;
+      }
+    }
+  }
+  float* Resolve(uint64_t key, uint64_t h, uint32_t cand, bool create, bool* created) {
+    if (cand != 0 && KeyRef(cand - 1) == key) {
+      *created = false;
+      return Row(cand - 1);
+    }
+    return Find(key, h, create, created);
   }
 
-  float* Row(size_t r) { return blocks_[r / kBlockRows].get() + (r % kBlockRows) * width_; }
-  const float* Row(size_t r) const { return blocks_[r / kBlockRows].get() + (r % kBlockRows) * width_; }
+  float* Row(size_t r) { return const_cast<float*>(std::as_const(*this).Row(r)); }
+  const float* Row(size_t r) const {
+    size_t block, offset;
+    Locate(r, &block, &offset);
+    return static_cast<const float*>(blocks_[block].get()) + offset * width_;
+  }
   size_t size() const { return size_; }
-  uint64_t key(size_t r) const { return keys_[r]; }
+  uint64_t key(size_t r) const { return KeyRef(r); }
+  // Bytes held: index, keys and row blocks.
+  size_t bytes() const {
+    return slots_.size() * sizeof(Slot) + block_rows_ * (RowBytes() + sizeof(uint64_t));
+  }
   std::mutex mu;
 
  private:
+  struct Slot {
+    uint32_t tag;
+    uint32_t row1;  // 0 = empty, else row + 1
+  };
+  static uint32_t Tag(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
+  size_t RowBytes() const { return sizeof(float) * width_; }
+  uint64_t& KeyRef(size_t r) const {
+    size_t block, offset;
+    Locate(r, &block, &offset);
+    return static_cast<uint64_t*>(key_blocks_[block].get())[offset];
+  }
+
+  // The index: a power-of-two array of slots, zeroed (empty) at creation.
+  class SlotArray {
+   public:
+    SlotArray() = default;
+    explicit SlotArray(size_t n) : mem_(AllocBlock(n * sizeof(Slot))), n_(n) {
+      std::memset(mem_.get(), 0, n * sizeof(Slot));
+    }
+    bool empty() const { return n_ == 0; }
+    size_t size() const { return n_; }
+    Slot& operator[](size_t i) { return static_cast<Slot*>(mem_.get())[i]; }
+    const Slot& operator[](size_t i) const { return static_cast<const Slot*>(mem_.get())[i]; }
+    void swap(SlotArray& o) {
+      std::swap(mem_, o.mem_);
+      std::swap(n_, o.n_);
+    }
+
+   private:
+    Block mem_;
+    size_t n_ = 0;
+  };
+
   void Rehash(size_t n) {
-    std::vector<uint32_t> slots(n, 0);
+    SlotArray slots(n);
     size_t mask = n - 1;
     for (size_t r = 0; r < size_; ++r) {
-      size_t i = (Mix64(keys_[r]) >> kShardBits) & mask;
-      while (slots[i] != 0) i = (i + 1) & mask;
-      slots[i] = static_cast<uint32_t>(r + 1);
+      const uint64_t h = Mix64(KeyRef(r));
+      size_t i = (h >> kShardBits) & mask;
+      while (slots[i].row1 != 0) i = (i + 1) & mask;
+      slots[i] = Slot{Tag(h), static_cast<uint32_t>(r + 1)};
     }
     slots_.swap(slots);
   }
 
   int width_;
   size_t size_ = 0;
-  std::vector<uint32_t> slots_;  // 0 = empty, else row + 1
-  std::vector<uint64_t> keys_;   // by row
-  std::vector<std::unique_ptr<float[]>> blocks_;
+  size_t block_rows_ = 0;  // rows the blocks can hold
+  SlotArray slots_;
+  std::vector<Block> blocks_, key_blocks_;
 };
 
 class HashTable : public EmbeddingTable {
@@ -128,6 +247,15 @@ class HashTable : public EmbeddingTable {
     for (auto& s : shards_) {
       std::lock_guard<std::mutex> lk(s->mu);
       n += s->size();
+    }
+    return n;
+  }
+
+  size_t memory_bytes() const override {
+    size_t n = 0;
+    for (auto& s : shards_) {
+      std::lock_guard<std::mutex> lk(s->mu);
+      n += s->bytes();
     }
     return n;
   }
@@ -165,22 +293,28 @@ class HashTable : public EmbeddingTable {
     size_t fill[kShards];
     std::memcpy(fill, start, sizeof(fill));
     for (size_t i = 0; i < n; ++i) order[fill[hashes[i] & (kShards - 1)]++] = static_cast<uint32_t>(i);
-    constexpr size_t kSlotAhead = 16, kRowAhead = 8;
+    // Groups of kGroup keys: the index slots of the next group are
+    // prefetched while this group is probed (which prefetches its keys and
+    // rows) and then resolved, so many independent cache misses overlap.
+    constexpr size_t kGroup = 32;
+    uint32_t cand[kGroup];
     for (int s = 0; s < kShards; ++s) {
       const size_t b = start[s], e = start[s + 1];
       if (b == e) continue;
       Shard& sh = *shards_[s];
       std::lock_guard<std::mutex> lk(sh.mu);
-      for (size_t j = b; j < std::min(e, b + kSlotAhead); ++j) sh.PrefetchSlot(hashes[order[j]]);
-      for (size_t j = b; j < std::min(e, b + kRowAhead); ++j) sh.PrefetchRow(hashes[order[j]]);
-      for (size_t j = b; j < e; ++j) {
-        if (j + kSlotAhead < e) sh.PrefetchSlot(hashes[order[j + kSlotAhead]]);
-        if (j + kRowAhead < e) sh.PrefetchRow(hashes[order[j + kRowAhead]]);
-        const size_t i = order[j];
-        bool created = false;
-        float* row = sh.Find(keys[i], hashes[i], create, &created);
-        if (created) InitRow(keys[i], row);
-        fn(i, row);
+      for (size_t j = b; j < std::min(e, b + kGroup); ++j) sh.PrefetchSlot(hashes[order[j]]);
+      for (size_t g = b; g < e; g += kGroup) {
+        const size_t ge = std::min(e, g + kGroup);
+        for (size_t j = ge; j < std::min(e, ge + kGroup); ++j) sh.PrefetchSlot(hashes[order[j]]);
+        for (size_t j = g; j < ge; ++j) cand[j - g] = sh.Probe(hashes[order[j]]);
+        for (size_t j = g; j < ge; ++j) {
+          const size_t i = order[j];
+          bool created = false;
+          float* row = sh.Resolve(keys[i], hashes[i], cand[j - g], create, &created);
+          if (created) InitRow(keys[i], row);
+          fn(i, row);
+        }
       }
     }
   }

@@ -37,6 +37,8 @@ class EmbeddingTable {
   virtual void Update(const uint64_t* keys, size_t n, const float* grads) = 0;
 
   virtual size_t size() const = 0;
+  // Bytes the table holds for rows, keys and index (allocated, not only used).
+  virtual size_t memory_bytes() const = 0;
 
   // Checkpoint access: every row as (key, row_width floats), and restoring one.
   virtual void ForEachRow(const std::function<void(uint64_t, const float*)>& fn) const = 0;
