@@ -31,46 +31,28 @@ namespace {
 
 constexpr int kShardBits = 6;
 constexpr int kShards = 1 << kShardBits;
-// A shard's row blocks grow 1024, 2048, ... rows up to kBlockRows, then stay
-// at kBlockRows (4 MiB of 32-float rows: huge pages), so a small table stays
-// small and a large one is mostly in large blocks.
-constexpr size_t kFirstBlockRows = 1024;
-constexpr size_t kBlockRows = 32768;
-constexpr int kGrowBlocks = 6;  // 1024 << 5 == kBlockRows
-constexpr size_t kGrowRows = kFirstBlockRows * ((size_t{1} << (kGrowBlocks - 1)) - 1);  // rows before the first full block
-
-// Block number and offset of row r.
-inline void Locate(size_t r, size_t* block, size_t* offset) {
-  if (r < kGrowRows) {
-    const int k = 63 - __builtin_clzll(r / kFirstBlockRows + 1);
-    *block = k;
-    *offset = r - kFirstBlockRows * ((size_t{1} << k) - 1);
-  } else {
-    *block = kGrowBlocks - 1 + (r - kGrowRows) / kBlockRows;
-    *offset = (r - kGrowRows) % kBlockRows;
-  }
-}
-inline size_t BlockRows(size_t block) {
-  return block < kGrowBlocks - 1 ? kFirstBlockRows << block : kBlockRows;
-}
+// Rows live in blocks of kBlockRows (so a table holds at most kBlockRows - 1
+// unused rows per shard), carved out of 2 MiB arenas: a shard's first arena
+// uses ordinary pages (a small table stays small), later ones huge pages.
+constexpr size_t kBlockRows = 1024;
 constexpr size_t kHugePage = size_t{2} << 20;
 
-// Row blocks: 64-byte aligned so that a row of 16 floats is one cache line
-// and one of 32 floats two; blocks of 2 MiB or more are 2 MiB aligned and
-// advised for transparent huge pages, so random row accesses in a large table
-// do not each miss the TLB.
+// Arenas and large indexes: 2 MiB aligned (so a row block is 64-byte aligned:
+// a row of 16 floats is one cache line, one of 32 floats two) and, when
+// `huge`, advised for transparent huge pages, so random row accesses in a
+// large table do not each miss the TLB.
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 using Block = std::unique_ptr<void, FreeDeleter>;
 
-Block AllocBlock(size_t bytes) {
+Block AllocBlock(size_t bytes, bool huge) {
   const size_t align = bytes >= kHugePage ? kHugePage : 64;
   bytes = (bytes + align - 1) / align * align;
   void* p = std::aligned_alloc(align, bytes);
   if (p == nullptr) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
-  if (align == kHugePage) madvise(p, bytes, MADV_HUGEPAGE);
+  if (huge && align == kHugePage) madvise(p, bytes, MADV_HUGEPAGE);
 #endif
   return Block(p);
 }
@@ -102,12 +84,8 @@ class Shard {
           return Find(key, h, create, created);
         }
         const size_t row = size_++;
-        size_t block, offset;
-        Locate(row, &block, &offset);
-        if (offset == 0) {
-          blocks_.push_back(AllocBlock(BlockRows(block) * RowBytes()));
-          key_blocks_.push_back(AllocBlock(BlockRows(block) * sizeof(uint64_t)));
-          block_rows_ += BlockRows(block);
+        if (row % kBlockRows == 0) {
+          NewBlock();
         }
         slots_[i] = Slot{tag, static_cast<uint32_t>(row + 1)};
         KeyRef(row) = key;
@@ -152,16 +130,12 @@ class Shard {
   }
 
   float* Row(size_t r) { return const_cast<float*>(std::as_const(*this).Row(r)); }
-  const float* Row(size_t r) const {
-    size_t block, offset;
-    Locate(r, &block, &offset);
-    return static_cast<const float*>(blocks_[block].get()) + offset * width_;
-  }
+  const float* Row(size_t r) const { return blocks_[r / kBlockRows] + (r % kBlockRows) * width_; }
   size_t size() const { return size_; }
   uint64_t key(size_t r) const { return KeyRef(r); }
   // Bytes held: index, keys and row blocks.
   size_t bytes() const {
-    return slots_.size() * sizeof(Slot) + block_rows_ * (RowBytes() + sizeof(uint64_t));
+    return slots_.size() * sizeof(Slot) + blocks_.size() * kBlockRows * (RowBytes() + sizeof(uint64_t));
   }
   std::mutex mu;
 
@@ -172,17 +146,27 @@ class Shard {
   };
   static uint32_t Tag(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
   size_t RowBytes() const { return sizeof(float) * width_; }
-  uint64_t& KeyRef(size_t r) const {
-    size_t block, offset;
-    Locate(r, &block, &offset);
-    return static_cast<uint64_t*>(key_blocks_[block].get())[offset];
+  uint64_t& KeyRef(size_t r) const { return key_blocks_[r / kBlockRows][r % kBlockRows]; }
+
+  // Room for kBlockRows more rows: a row block from the current arena (a new
+  // one when it is full) and a key block.
+  void NewBlock() {
+    const size_t bytes = kBlockRows * RowBytes();
+    if (arenas_.empty() || arena_used_ + bytes > arena_size_) {
+      arena_size_ = std::max(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+      arenas_.push_back(AllocBlock(arena_size_, !arenas_.empty()));
+      arena_used_ = 0;
+    }
+    blocks_.push_back(reinterpret_cast<float*>(static_cast<char*>(arenas_.back().get()) + arena_used_));
+    arena_used_ += bytes;
+    key_blocks_.push_back(std::make_unique<uint64_t[]>(kBlockRows));
   }
 
   // The index: a power-of-two array of slots, zeroed (empty) at creation.
   class SlotArray {
    public:
     SlotArray() = default;
-    explicit SlotArray(size_t n) : mem_(AllocBlock(n * sizeof(Slot))), n_(n) {
+    explicit SlotArray(size_t n) : mem_(AllocBlock(n * sizeof(Slot), true)), n_(n) {
       std::memset(mem_.get(), 0, n * sizeof(Slot));
     }
     bool empty() const { return n_ == 0; }
@@ -213,9 +197,11 @@ class Shard {
 
   int width_;
   size_t size_ = 0;
-  size_t block_rows_ = 0;  // rows the blocks can hold
   SlotArray slots_;
-  std::vector<Block> blocks_, key_blocks_;
+  std::vector<Block> arenas_;
+  size_t arena_size_ = 0, arena_used_ = 0;
+  std::vector<float*> blocks_;  // kBlockRows rows each, inside arenas_
+  std::vector<std::unique_ptr<uint64_t[]>> key_blocks_;
 };
 
 class HashTable : public EmbeddingTable {
@@ -333,6 +319,11 @@ class HashTable : public EmbeddingTable {
 };
 
 }  // namespace
+
+int OwnerOf(uint64_t key, int ranks) {
+  if (ranks <= 1) return 0;
+  return static_cast<int>((Mix64(key ^ 0x6A09E667F3BCC909ULL) >> 33) % static_cast<uint64_t>(ranks));
+}
 
 std::unique_ptr<EmbeddingTable> NewHashTable(const TableConfig& cfg) { return std::make_unique<HashTable>(cfg); }
 

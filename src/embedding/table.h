@@ -37,13 +37,19 @@ class EmbeddingTable {
   virtual void Update(const uint64_t* keys, size_t n, const float* grads) = 0;
 
   virtual size_t size() const = 0;
-  // Bytes the table holds for rows, keys and index (allocated, not only used).
+  // Bytes the table holds for rows, keys and index (rows counted by the
+  // block, so a little more than the rows in use).
   virtual size_t memory_bytes() const = 0;
 
   // Checkpoint access: every row as (key, row_width floats), and restoring one.
   virtual void ForEachRow(const std::function<void(uint64_t, const float*)>& fn) const = 0;
   virtual void InsertRow(uint64_t key, const float* row) = 0;
 };
+
+// The rank that owns `key` when a table is spread over `ranks` processes
+// (distributed training, sharded checkpoints); independent of the bits the
+// in-memory table uses for its own shards and slots.
+int OwnerOf(uint64_t key, int ranks);
 
 // The in-memory table: lock-striped shards of open-addressing maps.
 std::unique_ptr<EmbeddingTable> NewHashTable(const TableConfig& cfg);

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "util/hash.h"
@@ -177,7 +178,41 @@ struct SubBatch {
 
 }  // namespace
 
+namespace {
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Adds the seconds from construction (or the last Lap) to *into when it ends.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(double* into) : into_(into), t_(Now()) {}
+  ~PhaseTimer() { *into_ += Now() - t_; }
+  void Lap(double* into) {
+    const double t = Now();
+    *into_ += t - t_;
+    into_ = into;
+    t_ = t;
+  }
+
+ private:
+  double* into_;
+  double t_;
+};
+
+}  // namespace
+
+double Model::TrainFlopsPerSample() const {
+  const Parts& p = *parts_;
+  const double D = cfg_.embedding_dim, F = spec_.num_fields, nd = spec_.num_dense;
+  double macs = static_cast<double>(p.deep.macs() + p.bottom.macs() + p.top.macs());
+  for (const auto& c : p.cross) macs += static_cast<double>(c.in()) * c.out();
+  if (p.has_dlrm) macs += static_cast<double>(p.pairs) * D;
+  if (p.has_fm) macs += (F + nd) * D;
+  return 3 * 2 * macs;
+}
+
 void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const {
+  PhaseTimer timer(&ws->seconds.lookup);
   const Parts& p = *parts_;
   const SubBatch sb(batch, spec_, begin, end);
   const auto& [F, nd, B, off, p0, vals, dense] = sb;
@@ -194,6 +229,7 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
     ws->w1.resize(U);
     wide_->Lookup(ws->ukeys.data(), U, ws->w1.data(), train);
   }
+  timer.Lap(&ws->seconds.forward);
   std::fill(logits, logits + B, 0.0f);
 
   // Inference weights, in the order Parts::Pack lays them out.
@@ -309,6 +345,7 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
 }
 
 void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* dl, Workspace* ws, float* g) const {
+  PhaseTimer timer(&ws->seconds.backward);
   const Parts& p = *parts_;
   const SubBatch sb(batch, spec_, begin, end);
   const auto& [F, nd, B, off, p0, vals, dense] = sb;
@@ -413,6 +450,7 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
 }
 
 void Model::ApplySparse(Workspace* ws, float scale) const {
+  PhaseTimer timer(&ws->seconds.update);
   const size_t U = ws->ukeys.size();
   if (scale != 1.0f) {
     for (auto& g : ws->d_rows) g *= scale;

@@ -43,6 +43,12 @@ struct Workspace {
   Mlp::State deep, bottom, top;
   // gradients
   std::vector<float> d_rows, d_w1, dE, dx, dx0, tmp, dtop, dtop_in, dT;
+  // Seconds this workspace spent in each phase, summed over calls: embedding
+  // lookups (with key dedup), the dense forward pass (pooling, interaction,
+  // MLPs), the backward pass, and the embedding updates.
+  struct PhaseSeconds {
+    double lookup = 0, forward = 0, backward = 0, update = 0;
+  } seconds;
 };
 
 class Model {
@@ -58,6 +64,19 @@ class Model {
   EmbeddingTable* wide() const { return wide_.get(); }       // null without a first-order part
 
   std::unique_ptr<Workspace> NewWorkspace() const;
+
+  // Exchanges the model's tables with *emb and *wide (distributed training
+  // wraps them for a while; see src/dist/session.h).
+  void SwapTables(std::unique_ptr<EmbeddingTable>* emb, std::unique_ptr<EmbeddingTable>* wide) {
+    emb_.swap(*emb);
+    wide_.swap(*wide);
+  }
+
+  // Floating-point operations of one training sample in the dense part:
+  // 2 per multiply-add of the forward pass (MLPs, cross layers, DLRM's dot
+  // products, FM's pairwise term), times 3 for forward plus backward, as the
+  // roofline in bench/ counts them.
+  double TrainFlopsPerSample() const;
 
   // Packs the dense weights for inference once (predict, eval, serve). Until
   // then each inference Forward packs them into its workspace; after it the

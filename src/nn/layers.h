@@ -57,6 +57,12 @@ class Mlp {
   void Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const;
   int out() const { return layers_.empty() ? in_ : layers_.back().out(); }
   bool empty() const { return layers_.empty(); }
+  // Multiply-adds of one sample's forward pass.
+  int64_t macs() const {
+    int64_t n = 0;
+    for (const auto& l : layers_) n += static_cast<int64_t>(l.in()) * l.out();
+    return n;
+  }
 
  private:
   int in_ = 0;
