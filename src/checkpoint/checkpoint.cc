@@ -75,7 +75,10 @@ std::string EncodeTable(const EmbeddingTable& t) {
   return s;
 }
 
-Status DecodeTable(const std::string& data, const std::string& name, EmbeddingTable* t) {
+// Reads the rows of a table file into t; with shard_count > 1, only the
+// rows owned by shard_index.
+Status DecodeTable(const std::string& data, const std::string& name, EmbeddingTable* t, int shard_index,
+                   int shard_count) {
   Reader r(data, name);
   char magic[8];
   for (char& c : magic) EMBARK_RETURN_IF_ERROR(r.Get(&c));
@@ -97,7 +100,7 @@ Status DecodeTable(const std::string& data, const std::string& name, EmbeddingTa
     uint64_t key = 0;
     EMBARK_RETURN_IF_ERROR(r.Get(&key));
     EMBARK_RETURN_IF_ERROR(r.GetFloats(row.data(), width));
-    t->InsertRow(key, row.data());
+    if (shard_count <= 1 || OwnerOf(key, shard_count) == shard_index) t->InsertRow(key, row.data());
   }
   return Status::OK();
 }
@@ -108,12 +111,104 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
+
+// Sharded checkpoints: what rank 0 tells everyone, and what everyone tells
+// rank 0, as JSON text over the communicator.
+Status FromRoot(Communicator* comm, const Status& at_root) {
+  std::vector<Bytes> send(comm->size()), recv;
+  if (comm->rank() == 0) {
+    const std::string m = at_root.ok() ? "" : "E" + at_root.message();
+    for (auto& b : send) b.assign(m.begin(), m.end());
+  }
+  EMBARK_RETURN_IF_ERROR(comm->Exchange(send, &recv));
+  if (recv[0].empty()) return Status::OK();
+  return Status::IOError(std::string(recv[0].begin() + 1, recv[0].end()));
+}
+
+Result<std::vector<std::string>> ToRoot(Communicator* comm, const std::string& mine) {
+  std::vector<Bytes> send(comm->size()), recv;
+  send[0].assign(mine.begin(), mine.end());
+  EMBARK_RETURN_IF_ERROR(comm->Exchange(send, &recv));
+  std::vector<std::string> out;
+  for (const auto& b : recv) out.emplace_back(b.begin(), b.end());
+  return out;
+}
+
+Status SaveSharded(const std::string& clean, const Model& model, const DenseOptState& opt, const TrainerState& ts,
+                   Communicator* comm) {
+  namespace sfs = std::filesystem;
+  const int N = comm->size(), me = comm->rank();
+  // One staging name for every rank (a pid would differ between them).
+  const std::string staging = clean + ".tmp-sharded";
+  std::error_code ec;
+  Status made;
+  if (me == 0) {
+    sfs::remove_all(staging, ec);
+    if (!sfs::create_directories(staging, ec) || ec)
+      made = Status::IOError("cannot create checkpoint directory '" + staging + "': " + ec.message());
+  }
+  EMBARK_RETURN_IF_ERROR(FromRoot(comm, made));
+  // Every rank: its shard of each table, durable, and the manifest entries.
+  nlohmann::json entries = nlohmann::json::object();
+  std::string error;
+  const std::string suffix = "-" + std::to_string(me) + "-of-" + std::to_string(N) + ".bin";
+  const std::string bases[2] = {"embeddings", "wide"};
+  const EmbeddingTable* tables[2] = {model.embeddings(), model.wide()};
+  for (int i = 0; i < 2; ++i) {
+    const std::string& base = bases[i];
+    const EmbeddingTable* table = tables[i];
+    if (table == nullptr || !error.empty()) continue;
+    const std::string name = base + suffix, data = EncodeTable(*table);
+    Status s = fs::WriteFileDurable(staging + "/" + name, data);
+    if (!s.ok()) {
+      error = "rank " + std::to_string(me) + ": " + s.message();
+    } else {
+      entries[name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
+    }
+  }
+  EMBARK_ASSIGN_OR_RETURN(auto reports, ToRoot(comm, error.empty() ? entries.dump() : "E" + error));
+  Status done;
+  if (me == 0) {
+    nlohmann::json manifest;
+    manifest["format"] = "embark-checkpoint";
+    manifest["version"] = kCheckpointVersion;
+    manifest["shards"] = N;
+    for (const auto& r : reports) {
+      if (!r.empty() && r[0] == 'E') {
+        done = Status::IOError(r.substr(1));
+        break;
+      }
+      const nlohmann::json files = nlohmann::json::parse(r);
+      for (auto& [name, meta] : files.items()) manifest["files"][name] = meta;
+    }
+    std::vector<std::pair<std::string, std::string>> files;
+    files.emplace_back("config.toml", ConfigToToml(model.config()));
+    files.emplace_back("data_spec.json", model.spec().ToJson());
+    files.emplace_back("dense.bin", EncodeDense(model, opt));
+    nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
+    files.emplace_back("trainer.json", st.dump(2));
+    for (const auto& [name, data] : files) {
+      if (!done.ok()) break;
+      done = fs::WriteFileDurable(staging + "/" + name, data);
+      manifest["files"][name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
+    }
+    // The manifest goes last: the checkpoint is complete only once it is durable.
+    if (done.ok()) done = fs::WriteFileDurable(staging + "/MANIFEST.json", manifest.dump(2));
+    if (done.ok()) done = fs::FsyncDir(staging);
+    if (done.ok()) done = fs::ReplaceDirAtomic(staging, clean);
+    if (!done.ok()) sfs::remove_all(staging, ec);
+  }
+  return FromRoot(comm, done);
+}
+
 }  // namespace
 
-Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts) {
+Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
+                      Communicator* comm) {
   namespace sfs = std::filesystem;
   std::string clean = dir;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
+  if (comm != nullptr && comm->size() > 1) return SaveSharded(clean, model, opt, ts, comm);
   std::string staging = clean + ".tmp-" + std::to_string(::getpid());
   std::error_code ec;
   sfs::remove_all(staging, ec);
@@ -147,7 +242,7 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
   return s;
 }
 
-Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir) {
+Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index, int shard_count) {
   auto mtext = fs::ReadFile(dir + "/MANIFEST.json");
   if (!mtext.ok()) return Status::NotFound("'" + dir + "' is not a checkpoint (no MANIFEST.json): " + mtext.status().message());
   nlohmann::json manifest;
@@ -218,13 +313,24 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir) {
     out.opt.slots.emplace_back(len);
     EMBARK_RETURN_IF_ERROR(r.GetFloats(out.opt.slots.back().data(), len));
   }
-  if (m.embeddings()) {
-    if (!data.count("embeddings.bin")) return Status::Corruption(dir + ": checkpoint lacks embeddings.bin");
-    EMBARK_RETURN_IF_ERROR(DecodeTable(data["embeddings.bin"], dir + "/embeddings.bin", m.embeddings()));
-  }
-  if (m.wide()) {
-    if (!data.count("wide.bin")) return Status::Corruption(dir + ": checkpoint lacks wide.bin");
-    EMBARK_RETURN_IF_ERROR(DecodeTable(data["wide.bin"], dir + "/wide.bin", m.wide()));
+  // Table rows: NAME.bin, or NAME-R-of-N.bin from each rank of a sharded save.
+  const std::string bases[2] = {"embeddings", "wide"};
+  EmbeddingTable* tables[2] = {m.embeddings(), m.wide()};
+  for (int t = 0; t < 2; ++t) {
+    const std::string& base = bases[t];
+    EmbeddingTable* table = tables[t];
+    if (table == nullptr) continue;
+    int found = 0;
+    for (const auto& [name, bytes] : data) {
+      if (name != base + ".bin" && name.rfind(base + "-", 0) != 0) continue;
+      EMBARK_RETURN_IF_ERROR(DecodeTable(bytes, dir + "/" + name, table, shard_index, shard_count));
+      ++found;
+    }
+    int shards = 1;
+    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
+    if (found == 0 || found != shards)
+      return Status::Corruption(dir + ": checkpoint has " + std::to_string(found) + " " + base + " file(s), expected " +
+                                std::to_string(shards));
   }
   try {
     auto st = nlohmann::json::parse(data["trainer.json"]);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/comm.h"
 #include "model/model.h"
 #include "util/status.h"
 
@@ -28,7 +29,14 @@ struct DenseOptState {
 
 // Writes the checkpoint into a staging directory beside `dir`, fsyncs every
 // file and the directory, then swaps it into place atomically.
-Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts);
+//
+// With a communicator of N > 1 ranks (collective; `dir` on a file system
+// every rank sees): each rank writes its own rows as embeddings-R-of-N.bin
+// (and wide-R-of-N.bin), rank 0 writes the rest and, once every shard is
+// durable, the manifest listing them all, and swaps the directory in. Every
+// rank returns the same status.
+Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
+                      Communicator* comm = nullptr);
 
 struct LoadedCheckpoint {
   std::unique_ptr<Model> model;
@@ -37,7 +45,10 @@ struct LoadedCheckpoint {
 };
 
 // Verifies the manifest, sizes and checksums before reading anything else;
-// a truncated or corrupted checkpoint is refused with the reason.
-Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir);
+// a truncated or corrupted checkpoint is refused with the reason. Rows of
+// every shard file are read; with shard_count > 1 only the rows this rank
+// owns (OwnerOf(key, shard_count) == shard_index) are kept, so a checkpoint
+// written by N ranks loads into M.
+Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index = 0, int shard_count = 1);
 
 }  // namespace embark

@@ -155,7 +155,6 @@ void RegisterTrain(CLI::App* app) {
     }
   }
   cmd->callback([a] {
-    Logger log(a->quiet ? LogLevel::kWarn : LogLevel::kInfo);
     TrainJob job;
     TrainConfig& cfg = job.cfg;
     TrainConfig saved;
@@ -174,13 +173,29 @@ void RegisterTrain(CLI::App* app) {
           Fail(std::string("cannot change '") + p.name + "' when resuming (checkpoint has " + p.get(saved) + ")");
     }
     Check(ValidateConfig(cfg));
+    // Under mpirun/srun every rank runs this same command; rank 0 speaks.
+    std::unique_ptr<Communicator> comm;
+    if (LaunchedUnderMpi()) comm = Unwrap(NewMpiCommunicator(cfg.comm_timeout));
+    const bool lead = !comm || comm->rank() == 0;
+    Logger log(a->quiet || !lead ? LogLevel::kWarn : LogLevel::kInfo);
+    job.comm = comm.get();
+    job.dist.staleness = cfg.staleness;
+    job.dist.compression = Unwrap(ParseWireCompression(cfg.dense_compression));
     job.train_files = a->data;
     job.valid_files = a->valid;
     job.out_dir = a->out;
     job.resume_dir = a->resume;
-    job.progress = !a->quiet;
+    job.progress = !a->quiet && lead;
     if (a->resume.empty()) job.spec = SpecFor(cfg, a->schema, a->data.front());
-    TrainReport r = Unwrap(Train(job, log));
+    auto result = Train(job, log);
+    if (!result.ok() && comm) {
+      // The other ranks would wait for this one: end the whole job.
+      std::fprintf(stderr, "embark: rank %d: %s\n", comm->rank(), result.status().message().c_str());
+      std::fflush(stderr);
+      comm->Abort(1);
+    }
+    TrainReport r = Unwrap(std::move(result));
+    if (!lead) return;
     if (r.bad_lines > 0) {
       std::fprintf(stderr, "embark: skipped %lld bad line(s); first ones:\n", static_cast<long long>(r.bad_lines));
       for (const auto& e : r.bad_examples) std::fprintf(stderr, "  %s\n", e.c_str());
@@ -199,14 +214,31 @@ void RegisterTrain(CLI::App* app) {
       j["train_calibration"] = r.train_calibration;
       j["peak_rss_bytes"] = r.peak_rss_bytes;
       j["embedding_rows"] = r.embedding_rows;
+      j["embedding_bytes"] = r.embedding_bytes;
+      j["embedding_ideal_bytes"] = r.embedding_ideal_bytes;
+      j["flops_per_sample"] = r.flops_per_sample;
+      j["phase_seconds"] = {{"lookup", r.lookup_seconds},     {"forward", r.forward_seconds},
+                            {"backward", r.backward_seconds}, {"update", r.update_seconds},
+                            {"dense_step", r.dense_step_seconds}};
       j["bad_lines"] = r.bad_lines;
       j["stopped_early"] = r.stopped_early;
+      if (r.ranks > 1) {
+        j["ranks"] = r.ranks;
+        j["global_samples_per_sec"] = r.train_seconds > 0 ? r.global_samples / r.train_seconds : 0;
+        j["comm_wait_seconds"] = r.comm_wait_seconds;
+        j["sparse_bytes_per_sample"] = r.samples ? static_cast<double>(r.sparse_bytes) / r.samples : 0;
+        j["dense_bytes_per_sample"] = r.samples ? static_cast<double>(r.dense_bytes) / r.samples : 0;
+      }
       if (r.has_valid) AddMetrics(&j, r.valid);
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), peak RSS %.1f MiB\n",
                   cfg.model.c_str(), r.epochs_done, static_cast<unsigned long long>(r.samples), r.samples_per_sec,
                   r.threads, r.peak_rss_bytes / 1048576.0);
+      if (r.ranks > 1)
+        std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", r.ranks,
+                    static_cast<unsigned long long>(r.global_samples),
+                    r.train_seconds > 0 ? r.global_samples / r.train_seconds : 0, r.comm_wait_seconds);
       if (r.has_valid) PrintMetrics("validation", r.valid);
       std::printf("model written to %s\n", a->out.c_str());
     }

@@ -32,7 +32,7 @@ void DataReader::Publish(uint64_t seq, Done d) {
 }
 
 void DataReader::ReadLoop() {
-  uint64_t seq = 0;
+  uint64_t seq = 0, chunk_no = 0;
   auto fail = [&](Status st) {
     Done d;
     d.status = std::move(st);
@@ -64,6 +64,11 @@ void DataReader::ReadLoop() {
       }
       first = false;
       w.plan = plan;
+      if (opt_.shard_count > 1 && static_cast<int>(chunk_no++ % opt_.shard_count) != opt_.shard_index) {
+        std::lock_guard<std::mutex> lk(mu_);
+        bytes_ += w.chunk.text.size();  // another reader's share: read past, not parsed
+        continue;
+      }
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return stop_ || seq - next_seq_ < opt_.max_in_flight; });
       if (stop_) return;

@@ -26,6 +26,11 @@ struct ReadOptions {
   size_t chunk_bytes = 1 << 20;
   int64_t max_bad_lines = 0;  // bad lines tolerated before the read fails
   size_t max_in_flight = 8;   // chunks read ahead of the consumer
+  // This reader's share of the input, for distributed training: chunks
+  // (chunk_bytes of whole lines, counted across all files) go round-robin
+  // to shard_count readers and this one parses those numbered shard_index.
+  int shard_count = 1;
+  int shard_index = 0;
 };
 
 struct BadLineReport {

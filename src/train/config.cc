@@ -136,6 +136,12 @@ const std::vector<ParamDef> kParams = {
     P_INT(max_bad_lines, "data", 0, INT64_MAX, "Malformed lines to skip before failing."),
     P_INT(parse_threads, "data", 1, 64, "Threads parsing input."),
     P_INT(ffm_fields, "data", 0, 4096, "Fields of libffm input; 0 infers them from the first lines."),
+    P_INT(staleness, "distributed", 0, 64,
+          "Steps embedding rows may lag behind their updates under MPI (0: synchronous, reproducible)."),
+    P_CHOICE(dense_compression, "distributed", "Dense gradients on the wire under MPI: none, fp16, or onebit "
+             "(sign and scale, with error feedback).", "none", "fp16", "onebit"),
+    P_FLOAT(comm_timeout, "distributed", 1, 86400,
+            "Seconds a rank waits for a peer before the job stops with an error naming it."),
 };
 
 }  // namespace

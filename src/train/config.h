@@ -48,6 +48,10 @@ struct TrainConfig {
   int64_t max_bad_lines = 0;
   int parse_threads = 1;
   int ffm_fields = 0;
+  // distributed (under mpirun/srun; docs/distributed.md)
+  int staleness = 1;
+  std::string dense_compression = "none";
+  float comm_timeout = 120;
 };
 
 struct ParamDef {

@@ -41,25 +41,39 @@ uint64_t PeakRssBytes() {
 
 int DefaultThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+namespace {
+
+// Click probabilities of every sample of `batch` into probs, across the pool.
+void ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
+                const std::vector<std::unique_ptr<Workspace>>& ws, float* probs) {
+  const size_t n = batch.size();
+  const size_t parts = std::min(ws.size(), n);
+  pool->ParallelFor(parts, [&](size_t i) {
+    auto [b, e] = Range(n, parts, i);
+    model.Forward(batch, b, e, false, ws[i].get(), probs + b);
+    for (size_t k = b; k < e; ++k) probs[k] = Sigmoid(probs[k]);
+  });
+}
+
+std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPool* pool) {
+  std::vector<std::unique_ptr<Workspace>> ws;
+  for (int i = 0; i < pool->size(); ++i) ws.push_back(model.NewWorkspace());
+  return ws;
+}
+
+}  // namespace
+
 Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
              const std::function<void(const float*, const float*, size_t)>& fn) {
-  const size_t T = static_cast<size_t>(pool->size());
-  std::vector<std::unique_ptr<Workspace>> ws;
-  for (size_t i = 0; i < T; ++i) ws.push_back(model.NewWorkspace());
+  auto ws = Workspaces(model, pool);
   std::vector<float> probs;
   Batch batch;
   for (;;) {
     EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
     if (!more) break;
-    const size_t n = batch.size();
-    probs.resize(n);
-    const size_t parts = std::min(T, n);
-    pool->ParallelFor(parts, [&](size_t i) {
-      auto [b, e] = Range(n, parts, i);
-      model.Forward(batch, b, e, false, ws[i].get(), probs.data() + b);
-      for (size_t k = b; k < e; ++k) probs[k] = Sigmoid(probs[k]);
-    });
-    fn(probs.data(), batch.labels.data(), n);
+    probs.resize(batch.size());
+    ScoreBatch(model, batch, pool, ws, probs.data());
+    fn(probs.data(), batch.labels.data(), batch.size());
   }
   return Status::OK();
 }
@@ -86,12 +100,18 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   EMBARK_RETURN_IF_ERROR(ValidateConfig(cfg));
   if (cfg.deterministic) cfg.threads = 1;
   const int T = cfg.threads > 0 ? cfg.threads : DefaultThreads();
+  Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
+  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  // Deterministic distributed runs give every rank a slice of each global
+  // batch (so N ranks train the model 1 rank would); otherwise each rank
+  // reads its own share of the input's chunks.
+  const bool slice = comm && cfg.deterministic;
 
   std::unique_ptr<Model> model;
   DenseOptState opt_state;
   TrainerState ts;
   if (!job.resume_dir.empty()) {
-    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir));
+    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks));
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
     ts = ck.state;
@@ -126,26 +146,50 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     t.grad.assign(P, 0.0f);
   }
   std::vector<float> grad_sum(P);
+  std::unique_ptr<DistSession> session;
+  if (comm) session = std::make_unique<DistSession>(comm, model.get(), job.dist);
 
   TrainReport rep;
   rep.threads = T;
+  rep.ranks = ranks;
+  Metrics best_metrics;
   double best_auc = ts.best_auc;
   int bad_evals = 0;
   bool saved_best = false;
   Progress progress(job.progress, log);
 
   auto save = [&]() -> Status {
+    // The checkpoint's collective calls run on this thread: let the
+    // communication thread finish first.
+    if (session) EMBARK_RETURN_IF_ERROR(session->Drain());
     DenseOptState os;
     os.step = opt.step();
     for (int i = 0; i < opt.num_slots(); ++i) os.slots.push_back(opt.slot(i));
     TrainerState s = ts;
     s.best_auc = std::isfinite(best_auc) ? best_auc : 0;
-    return SaveCheckpoint(job.out_dir, *model, os, s);
+    return SaveCheckpoint(job.out_dir, *model, os, s, comm);
+  };
+  // Validation metrics of the current model (collective when distributed).
+  auto evaluate = [&]() -> Result<Metrics> {
+    if (!comm) return EvaluateFiles(*model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads);
+    ReadOptions ro;
+    ro.max_bad_lines = cfg.max_bad_lines;
+    ro.parse_threads = cfg.parse_threads;
+    StreamOptions so;
+    so.batch_size = 4096;
+    auto stream = OpenStream(job.valid_files, spec, ro, so);
+    auto ws = Workspaces(*model, &pool);
+    std::vector<double> probs;
+    std::vector<float> labels;
+    EMBARK_RETURN_IF_ERROR(session->ScoreSlices([&](Batch* b) { return stream->Next(b); },
+                                                [&](const Batch& b, float* out) { ScoreBatch(*model, b, &pool, ws, out); },
+                                                &probs, &labels));
+    return Evaluate(probs, labels);
   };
   // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
     if (job.valid_files.empty()) return false;
-    EMBARK_ASSIGN_OR_RETURN(Metrics m, EvaluateFiles(*model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads));
+    EMBARK_ASSIGN_OR_RETURN(Metrics m, evaluate());
     progress.Clear();
     log.Log(LogLevel::kInfo, "validation after step %lld: auc %.6f logloss %.6f ne %.4f calibration %.4f",
             static_cast<long long>(ts.step), m.auc, m.logloss, m.ne, m.calibration);
@@ -154,6 +198,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     if (cfg.early_stop_patience <= 0) return false;
     if (m.auc > best_auc + 1e-6) {
       best_auc = m.auc;
+      best_metrics = m;
       bad_evals = 0;
       EMBARK_RETURN_IF_ERROR(save());
       saved_best = true;
@@ -173,17 +218,39 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     so.batch_size = static_cast<size_t>(cfg.batch_size);
     so.shuffle_window = static_cast<size_t>(cfg.shuffle_window);
     so.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch);
+    if (comm && !slice) {
+      // batch_size is the global batch (as one process would train it):
+      // each rank reads its own chunks in batches of its share.
+      ro.shard_count = ranks;
+      ro.shard_index = rank;
+      so.batch_size = std::max<size_t>(1, (static_cast<size_t>(cfg.batch_size) + ranks - 1) / ranks);
+    }
     auto stream = OpenStream(job.train_files, spec, ro, so);
+    Batch global;
+    // This rank's input: its share of the chunks, or its slice of each batch.
+    auto read = [&](Batch* b) -> Result<bool> {
+      if (!slice) return stream->Next(b);
+      EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&global));
+      if (more) DistSession::Slice(global, rank, ranks, b);
+      return more;
+    };
     loss_sum = pred_sum = label_sum = 0;
     loss_n = 0;
     progress.StartEpoch(epoch + 1, cfg.epochs);
     for (;;) {
-      EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
-      if (!more) break;
+      bool more = false;
+      // Distributed steps count the wait for their rows as step time.
       auto t0 = Clock::now();
-      const size_t n = batch.size();
+      if (session) {
+        EMBARK_ASSIGN_OR_RETURN(more, session->NextStep(read, &batch));
+      } else {
+        EMBARK_ASSIGN_OR_RETURN(more, stream->Next(&batch));
+        t0 = Clock::now();
+      }
+      if (!more) break;
+      const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
       const size_t parts = std::min(static_cast<size_t>(T), n);
-      const float inv_n = 1.0f / static_cast<float>(n);
+      const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
       pool.ParallelFor(parts, [&](size_t i) {
         ThreadState& t = th[i];
         auto [b, e] = Range(n, parts, i);
@@ -209,12 +276,21 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         model->ApplySparse(t.ws.get(), static_cast<float>(n));
       });
       // Synchronous dense step on the gradient summed over threads.
-      std::copy(th[0].grad.begin(), th[0].grad.end(), grad_sum.begin());
+      const auto t_step = Clock::now();
+      if (parts == 0) {
+        std::fill(grad_sum.begin(), grad_sum.end(), 0.0f);
+      } else {
+        std::copy(th[0].grad.begin(), th[0].grad.end(), grad_sum.begin());
+      }
       for (size_t i = 1; i < parts; ++i) {
         const float* g = th[i].grad.data();
         for (size_t k = 0; k < P; ++k) grad_sum[k] += g[k];
       }
+      double samples = static_cast<double>(n);
+      if (session) EMBARK_RETURN_IF_ERROR(session->FinishStep(grad_sum.data(), P, &samples));
+      rep.global_samples += static_cast<uint64_t>(samples);
       opt.Step(model->params().data(), grad_sum.data());
+      rep.dense_step_seconds += Seconds(t_step, Clock::now());
       for (size_t i = 0; i < parts; ++i) {
         loss_sum += th[i].loss;
         pred_sum += th[i].pred;
@@ -250,7 +326,10 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   }
   rep.final_loss = loss_n ? loss_sum / loss_n : 0.0;
   rep.train_calibration = label_sum > 0 ? pred_sum / label_sum : 0.0;
-  if (rep.stopped_early && saved_best) {
+  if (comm && saved_best && rep.valid.auc <= best_auc) {
+    // The checkpoint in out_dir holds the best model; its figures were kept.
+    rep.valid = best_metrics;
+  } else if (rep.stopped_early && saved_best) {
     log.Log(LogLevel::kInfo, "early stop: keeping the best model (validation auc %.6f) in %s", best_auc,
             job.out_dir.c_str());
     // The checkpoint in out_dir is the best one; report its figures.
@@ -269,6 +348,26 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   rep.samples_per_sec = rep.train_seconds > 0 ? rep.samples / rep.train_seconds : 0;
   rep.peak_rss_bytes = PeakRssBytes();
   rep.embedding_rows = model->embeddings() ? model->embeddings()->size() : model->wide()->size();
+  for (const EmbeddingTable* t : {model->embeddings(), model->wide()}) {
+    if (t == nullptr) continue;
+    rep.embedding_bytes += t->memory_bytes();
+    rep.embedding_ideal_bytes += t->size() * sizeof(float) * t->row_width();
+  }
+  rep.flops_per_sample = model->TrainFlopsPerSample();
+  if (session) {
+    EMBARK_RETURN_IF_ERROR(session->Drain());
+    const DistStats ds = session->stats();
+    rep.comm_wait_seconds = ds.wait_seconds;
+    rep.sparse_bytes = ds.sparse_bytes;
+    rep.dense_bytes = ds.dense_bytes;
+    session.reset();
+  }
+  for (const auto& t : th) {
+    rep.lookup_seconds += t.ws->seconds.lookup / T;
+    rep.forward_seconds += t.ws->seconds.forward / T;
+    rep.backward_seconds += t.ws->seconds.backward / T;
+    rep.update_seconds += t.ws->seconds.update / T;
+  }
   return rep;
 }
 

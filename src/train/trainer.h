@@ -12,6 +12,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "data/pipeline.h"
+#include "dist/session.h"
 #include "metrics/metrics.h"
 #include "model/model.h"
 #include "util/log.h"
@@ -27,6 +28,11 @@ struct TrainJob {
   std::string out_dir;
   std::string resume_dir;
   bool progress = true;  // show progress on stderr
+  // Distributed training when comm has more than one rank (src/dist/): this
+  // process trains on its share of the input and owns a shard of every
+  // table. Not owned.
+  Communicator* comm = nullptr;
+  DistOptions dist;
 };
 
 struct TrainReport {
@@ -46,7 +52,20 @@ struct TrainReport {
   std::vector<std::string> bad_examples;
   uint64_t peak_rss_bytes = 0;
   size_t embedding_rows = 0;
+  size_t embedding_bytes = 0;    // held by the embedding tables (rows, keys, index)
+  size_t embedding_ideal_bytes = 0;  // rows x (dim + optimizer state) x 4
+  double flops_per_sample = 0;   // dense part, forward + backward (Model::TrainFlopsPerSample)
+  // Seconds per phase, averaged over the training threads (each works on
+  // its share of every batch); dense_step is the summing of the threads'
+  // gradients and the optimizer step, on one thread.
+  double lookup_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0, dense_step_seconds = 0;
   int threads = 1;
+  // Distributed runs: ranks, and this rank's time waiting on communication
+  // and bytes sent to other ranks for rows (sparse) and dense gradients.
+  int ranks = 1;
+  double comm_wait_seconds = 0;
+  uint64_t sparse_bytes = 0, dense_bytes = 0;
+  uint64_t global_samples = 0;  // samples over all ranks
 };
 
 Result<TrainReport> Train(const TrainJob& job, const Logger& log);
