@@ -13,6 +13,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   cd build-tsan
   TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
+  # Distributed training's communication thread against the training threads.
+  TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
   # The hybrid trainer: threads update the tables while others read them.
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
