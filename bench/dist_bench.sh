@@ -7,8 +7,8 @@
 #      bridge (bench/netem.sh), MPI over TCP, links unshaped and shaped to
 #      10 Gbit/s and 1 Gbit/s, with staleness 0 and 1 and dense compression;
 #      and 1 Gbit/s with 50 ms RTT where the kernel has netem.
-# Prints a Markdown table: global samples/s, each run's share of the
-# 2-rank unshaped-link figure, bytes sent per sample (sparse rows and
+# Prints a Markdown table: global samples/s, each 2-rank run's share of the
+# 2-rank loopback figure, bytes sent per sample (sparse rows and
 # gradients; dense gradients), seconds rank 0 waited on communication, AUC.
 # Needs root for the namespaces (skips part 2 otherwise).
 #   bench/dist_bench.sh      (env: ROWS=300000 VALID_ROWS=50000 WORK=dir)
@@ -76,8 +76,8 @@ fi
 /usr/bin/python3 - <<'PY'
 import json
 runs = [json.loads(l) for l in open("runs.json")]
-base = next((r for r in runs if r["label"].startswith("veth, unshaped, staleness 1")), None)
-print("| setup | ranks | samples/s (all ranks) | of the unshaped link | sparse B/sample | dense B/sample | rank 0 comm wait s | train s | AUC |")
+base = next((r for r in runs if r["label"].startswith("loopback") and r["n"] == 2), None)
+print("| setup | ranks | samples/s (all ranks) | of 2-rank loopback | sparse B/sample | dense B/sample | rank 0 comm wait s | train s | AUC |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in runs:
     sps = r.get("global_samples_per_sec", r["samples_per_sec"])

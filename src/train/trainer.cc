@@ -298,7 +298,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
       }
       loss_n += n;
       ++ts.step;
-      ts.samples += n;
+      ts.samples += static_cast<uint64_t>(samples);  // over all ranks
       rep.samples += n;
       rep.train_seconds += Seconds(t0, Clock::now());
       progress.Update(rep.samples, rep.train_seconds, loss_sum / std::max<uint64_t>(1, loss_n),
