@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin
-      python3 python3-sklearn python3-numpy zstd gzip)
+      python3 python3-sklearn python3-numpy zstd gzip procps)
 # Callers add their own (the fuzzer needs clang): EXTRA_PKGS="a b" deps.sh
 read -r -a extra <<<"${EXTRA_PKGS:-}"
 PKGS+=("${extra[@]}")
