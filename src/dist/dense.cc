@@ -8,6 +8,55 @@ namespace {
 
 constexpr size_t kOneBitBlock = 256;
 
+// IEEE half precision by hand (compilers differ on _Float16): round to
+// nearest even, overflow to infinity, subnormals kept.
+uint16_t ToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000, e8 = (x >> 23) & 0xff;
+  uint32_t mant = x & 0x7fffff;
+  if (e8 == 0xff) return static_cast<uint16_t>(sign | 0x7c00 | (mant ? 0x200 : 0));
+  const int32_t exp = static_cast<int32_t>(e8) - 127 + 15;
+  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00);
+  if (exp <= 0) {
+    if (exp < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    const uint32_t shift = static_cast<uint32_t>(14 - exp);
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (h & 1))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;  // a carry rounds up into the exponent
+  return static_cast<uint16_t>(h);
+}
+
+float FromHalf(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16, exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff, x;
+  if (exp == 0) {
+    if (mant == 0) {
+      x = sign;
+    } else {
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while (!(mant & 0x400));
+      x = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    x = sign | 0x7f800000 | (mant << 13);
+  } else {
+    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
 }  // namespace
 
 Result<WireCompression> ParseWireCompression(const std::string& s) {
@@ -32,10 +81,7 @@ void DenseAllreduce::Encode(const float* x, size_t m, float* residual, Bytes* ou
       Append(out, x, m);
       return;
     case WireCompression::kFp16: {
-      const size_t at = out->size();
-      out->resize(at + m * sizeof(_Float16));
-      _Float16* h = reinterpret_cast<_Float16*>(out->data() + at);
-      for (size_t i = 0; i < m; ++i) h[i] = static_cast<_Float16>(x[i]);
+      for (size_t i = 0; i < m; ++i) AppendOne(out, ToHalf(x[i]));
       return;
     }
     case WireCompression::kOneBit: {
@@ -71,9 +117,9 @@ bool DenseAllreduce::Decode(BytesReader* in, size_t m, float* out, bool add) con
       return true;
     case WireCompression::kFp16:
       for (size_t i = 0; i < m; ++i) {
-        _Float16 h;
+        uint16_t h;
         if (!in->ReadOne(&h)) return false;
-        out[i] = (add ? out[i] : 0.0f) + static_cast<float>(h);
+        out[i] = (add ? out[i] : 0.0f) + FromHalf(h);
       }
       return true;
     case WireCompression::kOneBit:
