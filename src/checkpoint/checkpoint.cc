@@ -111,6 +111,43 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
+using NamedFiles = std::vector<std::pair<std::string, std::string>>;
+
+// Every file but the tables': config, data spec, dense state, trainer state.
+NamedFiles ModelFiles(const Model& model, const DenseOptState& opt, const TrainerState& ts) {
+  NamedFiles files;
+  files.emplace_back("config.toml", ConfigToToml(model.config()));
+  files.emplace_back("data_spec.json", model.spec().ToJson());
+  files.emplace_back("dense.bin", EncodeDense(model, opt));
+  nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
+  files.emplace_back("trainer.json", st.dump(2));
+  return files;
+}
+
+nlohmann::json NewManifest() {
+  nlohmann::json manifest;
+  manifest["format"] = "embark-checkpoint";
+  manifest["version"] = kCheckpointVersion;
+  return manifest;
+}
+
+// Writes each file durably into staging and records its size and checksum
+// in *entries (the manifest's "files").
+Status WriteFiles(const std::string& staging, const NamedFiles& files, nlohmann::json* entries) {
+  for (const auto& [name, data] : files) {
+    EMBARK_RETURN_IF_ERROR(fs::WriteFileDurable(staging + "/" + name, data));
+    (*entries)[name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
+  }
+  return Status::OK();
+}
+
+// The manifest goes last: the checkpoint is complete only once it is
+// durable. Then the directory is swapped into place.
+Status Publish(const std::string& staging, const std::string& dir, const nlohmann::json& manifest) {
+  EMBARK_RETURN_IF_ERROR(fs::WriteFileDurable(staging + "/MANIFEST.json", manifest.dump(2)));
+  EMBARK_RETURN_IF_ERROR(fs::FsyncDir(staging));
+  return fs::ReplaceDirAtomic(staging, dir);
+}
 
 // Sharded checkpoints: what rank 0 tells everyone, and what everyone tells
 // rank 0, as JSON text over the communicator.
@@ -149,29 +186,17 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
   }
   EMBARK_RETURN_IF_ERROR(FromRoot(comm, made));
   // Every rank: its shard of each table, durable, and the manifest entries.
-  nlohmann::json entries = nlohmann::json::object();
-  std::string error;
   const std::string suffix = "-" + std::to_string(me) + "-of-" + std::to_string(N) + ".bin";
-  const std::string bases[2] = {"embeddings", "wide"};
-  const EmbeddingTable* tables[2] = {model.embeddings(), model.wide()};
-  for (int i = 0; i < 2; ++i) {
-    const std::string& base = bases[i];
-    const EmbeddingTable* table = tables[i];
-    if (table == nullptr || !error.empty()) continue;
-    const std::string name = base + suffix, data = EncodeTable(*table);
-    Status s = fs::WriteFileDurable(staging + "/" + name, data);
-    if (!s.ok()) {
-      error = "rank " + std::to_string(me) + ": " + s.message();
-    } else {
-      entries[name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
-    }
-  }
-  EMBARK_ASSIGN_OR_RETURN(auto reports, ToRoot(comm, error.empty() ? entries.dump() : "E" + error));
+  NamedFiles shards;
+  if (model.embeddings()) shards.emplace_back("embeddings" + suffix, EncodeTable(*model.embeddings()));
+  if (model.wide()) shards.emplace_back("wide" + suffix, EncodeTable(*model.wide()));
+  nlohmann::json entries = nlohmann::json::object();
+  const Status wrote = WriteFiles(staging, shards, &entries);
+  EMBARK_ASSIGN_OR_RETURN(
+      auto reports, ToRoot(comm, wrote.ok() ? entries.dump() : "Erank " + std::to_string(me) + ": " + wrote.message()));
   Status done;
   if (me == 0) {
-    nlohmann::json manifest;
-    manifest["format"] = "embark-checkpoint";
-    manifest["version"] = kCheckpointVersion;
+    nlohmann::json manifest = NewManifest();
     manifest["shards"] = N;
     for (const auto& r : reports) {
       if (!r.empty() && r[0] == 'E') {
@@ -181,21 +206,8 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
       const nlohmann::json files = nlohmann::json::parse(r);
       for (auto& [name, meta] : files.items()) manifest["files"][name] = meta;
     }
-    std::vector<std::pair<std::string, std::string>> files;
-    files.emplace_back("config.toml", ConfigToToml(model.config()));
-    files.emplace_back("data_spec.json", model.spec().ToJson());
-    files.emplace_back("dense.bin", EncodeDense(model, opt));
-    nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
-    files.emplace_back("trainer.json", st.dump(2));
-    for (const auto& [name, data] : files) {
-      if (!done.ok()) break;
-      done = fs::WriteFileDurable(staging + "/" + name, data);
-      manifest["files"][name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
-    }
-    // The manifest goes last: the checkpoint is complete only once it is durable.
-    if (done.ok()) done = fs::WriteFileDurable(staging + "/MANIFEST.json", manifest.dump(2));
-    if (done.ok()) done = fs::FsyncDir(staging);
-    if (done.ok()) done = fs::ReplaceDirAtomic(staging, clean);
+    if (done.ok()) done = WriteFiles(staging, ModelFiles(model, opt, ts), &manifest["files"]);
+    if (done.ok()) done = Publish(staging, clean, manifest);
     if (!done.ok()) sfs::remove_all(staging, ec);
   }
   return FromRoot(comm, done);
@@ -215,29 +227,12 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
   if (!sfs::create_directories(staging, ec) || ec)
     return Status::IOError("cannot create checkpoint directory '" + staging + "': " + ec.message());
 
-  std::vector<std::pair<std::string, std::string>> files;
-  files.emplace_back("config.toml", ConfigToToml(model.config()));
-  files.emplace_back("data_spec.json", model.spec().ToJson());
-  files.emplace_back("dense.bin", EncodeDense(model, opt));
+  NamedFiles files = ModelFiles(model, opt, ts);
   if (model.embeddings()) files.emplace_back("embeddings.bin", EncodeTable(*model.embeddings()));
   if (model.wide()) files.emplace_back("wide.bin", EncodeTable(*model.wide()));
-  nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
-  files.emplace_back("trainer.json", st.dump(2));
-
-  nlohmann::json manifest;
-  manifest["format"] = "embark-checkpoint";
-  manifest["version"] = kCheckpointVersion;
-  for (const auto& [name, data] : files) {
-    Status s = fs::WriteFileDurable(staging + "/" + name, data);
-    if (!s.ok()) {
-      sfs::remove_all(staging, ec);
-      return s;
-    }
-    manifest["files"][name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
-  }
-  Status s = fs::WriteFileDurable(staging + "/MANIFEST.json", manifest.dump(2));
-  if (s.ok()) s = fs::FsyncDir(staging);
-  if (s.ok()) s = fs::ReplaceDirAtomic(staging, clean);
+  nlohmann::json manifest = NewManifest();
+  Status s = WriteFiles(staging, files, &manifest["files"]);
+  if (s.ok()) s = Publish(staging, clean, manifest);
   if (!s.ok()) sfs::remove_all(staging, ec);
   return s;
 }

@@ -25,7 +25,6 @@
 #include "data/batch.h"
 #include "dist/dense.h"
 #include "dist/sparse.h"
-#include "metrics/metrics.h"
 
 namespace embark {
 
@@ -63,8 +62,6 @@ class DistSession {
   DistSession(Communicator* comm, Model* model, DistOptions opt);
   // Waits for queued communication and gives the model its local tables back.
   ~DistSession();
-
-  Communicator* comm() const { return comm_; }
 
   // Fills *batch with this rank's batch of the next step (empty when this
   // rank's input ended before the others') with its rows staged; false once

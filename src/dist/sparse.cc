@@ -32,9 +32,13 @@ StagedTable::StagedTable(std::unique_ptr<EmbeddingTable> local, bool wide) : loc
 
 void StagedTable::Lookup(const uint64_t* keys, size_t n, float* out, bool) {
   const int d = dim();
+  if (step_ == nullptr) {  // between steps nothing is staged: reads as unseen
+    std::memset(out, 0, sizeof(float) * d * n);
+    return;
+  }
   const std::vector<float>& rows = wide_ ? step_->wide : step_->emb;
   for (size_t i = 0; i < n; ++i) {
-    const int64_t k = step_ ? step_->Find(keys[i]) : -1;
+    const int64_t k = step_->Find(keys[i]);
     if (k < 0) {
       std::memset(out + i * d, 0, sizeof(float) * d);
     } else {

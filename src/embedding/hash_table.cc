@@ -229,21 +229,10 @@ class HashTable : public EmbeddingTable {
   }
 
   size_t size() const override {
-    size_t n = 0;
-    for (auto& s : shards_) {
-      std::lock_guard<std::mutex> lk(s->mu);
-      n += s->size();
-    }
-    return n;
+    return SumOverShards([](const Shard& s) { return s.size(); });
   }
-
   size_t memory_bytes() const override {
-    size_t n = 0;
-    for (auto& s : shards_) {
-      std::lock_guard<std::mutex> lk(s->mu);
-      n += s->bytes();
-    }
-    return n;
+    return SumOverShards([](const Shard& s) { return s.bytes(); });
   }
 
   void ForEachRow(const std::function<void(uint64_t, const float*)>& fn) const override {
@@ -262,6 +251,16 @@ class HashTable : public EmbeddingTable {
   }
 
  private:
+  template <typename Fn>
+  size_t SumOverShards(Fn&& fn) const {
+    size_t n = 0;
+    for (auto& s : shards_) {
+      std::lock_guard<std::mutex> lk(s->mu);
+      n += fn(*s);
+    }
+    return n;
+  }
+
   // Runs fn(i, row) for every keys[i], shard by shard with one lock per
   // shard; a missing row is created when `create`, else fn gets nullptr.
   template <typename Fn>

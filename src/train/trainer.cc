@@ -78,14 +78,24 @@ Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
   return Status::OK();
 }
 
-Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
-                              int64_t max_bad_lines, int parse_threads) {
+namespace {
+
+// The stream every validation reads: input order, batches of 4096.
+std::unique_ptr<BatchStream> OpenValidation(const std::vector<std::string>& files, const DataSpec& spec,
+                                            int64_t max_bad_lines, int parse_threads) {
   ReadOptions ro;
   ro.max_bad_lines = max_bad_lines;
   ro.parse_threads = parse_threads;
   StreamOptions so;
   so.batch_size = 4096;
-  auto stream = OpenStream(files, model.spec(), ro, so);
+  return OpenStream(files, spec, ro, so);
+}
+
+}  // namespace
+
+Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
+                              int64_t max_bad_lines, int parse_threads) {
+  auto stream = OpenValidation(files, model.spec(), max_bad_lines, parse_threads);
   std::vector<double> probs;
   std::vector<float> labels;
   EMBARK_RETURN_IF_ERROR(Score(model, stream.get(), pool, [&](const float* p, const float* y, size_t n) {
@@ -172,12 +182,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   // Validation metrics of the current model (collective when distributed).
   auto evaluate = [&]() -> Result<Metrics> {
     if (!comm) return EvaluateFiles(*model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads);
-    ReadOptions ro;
-    ro.max_bad_lines = cfg.max_bad_lines;
-    ro.parse_threads = cfg.parse_threads;
-    StreamOptions so;
-    so.batch_size = 4096;
-    auto stream = OpenStream(job.valid_files, spec, ro, so);
+    auto stream = OpenValidation(job.valid_files, spec, cfg.max_bad_lines, cfg.parse_threads);
     auto ws = Workspaces(*model, &pool);
     std::vector<double> probs;
     std::vector<float> labels;
@@ -326,19 +331,13 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   }
   rep.final_loss = loss_n ? loss_sum / loss_n : 0.0;
   rep.train_calibration = label_sum > 0 ? pred_sum / label_sum : 0.0;
-  if (comm && saved_best && rep.valid.auc <= best_auc) {
-    // The checkpoint in out_dir holds the best model; its figures were kept.
+  if (saved_best && (rep.stopped_early || rep.valid.auc <= best_auc)) {
+    // The checkpoint in out_dir holds the best model, saved right after the
+    // validation that measured best_metrics; report those figures.
+    if (rep.stopped_early)
+      log.Log(LogLevel::kInfo, "early stop: keeping the best model (validation auc %.6f) in %s", best_auc,
+              job.out_dir.c_str());
     rep.valid = best_metrics;
-  } else if (rep.stopped_early && saved_best) {
-    log.Log(LogLevel::kInfo, "early stop: keeping the best model (validation auc %.6f) in %s", best_auc,
-            job.out_dir.c_str());
-    // The checkpoint in out_dir is the best one; report its figures.
-    EMBARK_ASSIGN_OR_RETURN(auto best, LoadCheckpoint(job.out_dir));
-    EMBARK_ASSIGN_OR_RETURN(rep.valid, EvaluateFiles(*best.model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads));
-  } else if (saved_best && rep.valid.auc <= best_auc) {
-    // Training ended without a better model than the one already saved.
-    EMBARK_ASSIGN_OR_RETURN(auto best, LoadCheckpoint(job.out_dir));
-    EMBARK_ASSIGN_OR_RETURN(rep.valid, EvaluateFiles(*best.model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads));
   } else {
     EMBARK_RETURN_IF_ERROR(save());
   }
