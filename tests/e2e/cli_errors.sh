@@ -50,6 +50,10 @@ expect_error "bad config value" "bad.toml: 'embedding_dim': 'sixteen' is not an 
 printf 'embeding_dim = 8\n' > typo.toml
 expect_error "unknown config key" "typo.toml: unknown parameter 'embeding_dim'" "$EMBARK" train --data good.tsv --out m --config typo.toml
 expect_error "unknown model" "'gbdt' is not one of" "$EMBARK" train --data good.tsv --out m --model gbdt
+expect_error "unknown dense compression" "--dense-compression: 'zip' is not one of: none, fp16, onebit" \
+  "$EMBARK" train --data good.tsv --out m --dense-compression zip
+expect_error "negative staleness" "--staleness: -1 is out of range [0, 64]" "$EMBARK" train --data good.tsv --out m --staleness -1
+expect_error "zero comm timeout" "--comm-timeout: 0 is out of range" "$EMBARK" train --data good.tsv --out m --comm-timeout 0
 expect_error "csv without schema" "--format csv needs --schema" "$EMBARK" train --data good.tsv --out m --format csv
 expect_error "dlrm on one field" "use fm or deepfm" "$EMBARK" train --data bad.svm --format libsvm --out m
 
