@@ -15,7 +15,7 @@
 #include <random>
 #include <vector>
 
-#include "embedding/table.h"
+#include "embedding/row_store.h"
 #include "util/hash.h"
 
 namespace {
@@ -54,17 +54,17 @@ std::vector<std::vector<uint64_t>> Batches(size_t rows, bool zipf) {
   return batches;
 }
 
-std::unique_ptr<embark::EmbeddingTable> Filled(size_t rows, embark::SparseOptKind opt) {
+std::unique_ptr<embark::RowStore> Filled(size_t rows, embark::SparseOptKind opt) {
   embark::TableConfig cfg;
   cfg.dim = kDim;
   cfg.opt.kind = opt;
-  auto t = embark::NewHashTable(cfg);
+  auto t = embark::NewMemoryStore(cfg);
   std::vector<uint64_t> keys(kBatch);
   std::vector<float> out(kBatch * kDim);
   for (size_t i = 0; i < rows; i += kBatch) {
     const size_t n = std::min(kBatch, rows - i);
     for (size_t j = 0; j < n; ++j) keys[j] = embark::Mix64(i + j + 1);
-    t->Lookup(keys.data(), n, out.data(), true);
+    (void)t->Get(keys.data(), n, out.data(), embark::Access::kTrain);
   }
   return t;
 }
@@ -95,7 +95,7 @@ void BM_Lookup(benchmark::State& st) {
   size_t b = 0, n = 0;
   for (auto _ : st) {
     const auto& k = batches[b++ % 64];
-    t->Lookup(k.data(), k.size(), out.data(), false);
+    (void)t->Get(k.data(), k.size(), out.data(), embark::Access::kRead);
     n += k.size();
   }
   st.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
@@ -108,7 +108,7 @@ void Update(benchmark::State& st, embark::SparseOptKind opt) {
   size_t b = 0, n = 0;
   for (auto _ : st) {
     const auto& k = batches[b++ % 64];
-    t->Update(k.data(), k.size(), grads.data());
+    (void)t->Update(k.data(), k.size(), grads.data());
     n += k.size();
   }
   st.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
@@ -125,7 +125,7 @@ void BM_Insert(benchmark::State& st) {
   uint64_t next = st.range(0) + 1;
   for (auto _ : st) {
     for (auto& k : keys) k = embark::Mix64(next++);
-    t->Lookup(keys.data(), kBatch, out.data(), true);
+    (void)t->Get(keys.data(), kBatch, out.data(), embark::Access::kTrain);
   }
   Rate(st, kBatch);
 }

@@ -178,7 +178,7 @@ TEST(SparseExchange, MatchesOneTableWithTheWholeBatch) {
   };
   auto grad_of = [](int rank, uint64_t key, int j) { return 0.01f * static_cast<float>((key * 31 + rank * 7 + j) % 13) - 0.06f; };
   // The reference: one table, gradients summed over ranks in rank order.
-  auto ref = NewHashTable(SmallTable(D));
+  auto ref = NewMemoryStore(SmallTable(D));
   std::map<uint64_t, std::vector<float>> sum;
   for (int r = 0; r < N; ++r)
     for (uint64_t k : keys_of(r)) {
@@ -193,32 +193,32 @@ TEST(SparseExchange, MatchesOneTableWithTheWholeBatch) {
     gall.insert(gall.end(), g.begin(), g.end());
   }
   std::vector<float> before(all.size() * D), after(all.size() * D);
-  ref->Lookup(all.data(), all.size(), before.data(), true);
-  ref->Update(all.data(), all.size(), gall.data());
-  ref->Lookup(all.data(), all.size(), after.data(), false);
+  ASSERT_TRUE(ref->Get(all.data(), all.size(), before.data(), Access::kTrain).ok());
+  ASSERT_TRUE(ref->Update(all.data(), all.size(), gall.data()).ok());
+  ASSERT_TRUE(ref->Get(all.data(), all.size(), after.data(), Access::kRead).ok());
 
   ThreadGroup g(N);
   g.Run([&](Communicator* comm) {
-    auto local = NewHashTable(SmallTable(D));
-    SparseExchange ex(comm, local.get(), nullptr);
+    auto local = NewMemoryStore(SmallTable(D));
+    SparseExchange ex(comm, {local.get()});
     StepRows step;
     auto mine = keys_of(comm->rank());
     ASSERT_TRUE(ex.Fetch(mine, true, true, &step).ok());
     EXPECT_TRUE(step.any);
     for (size_t i = 0; i < mine.size(); ++i) {
       const size_t a = std::lower_bound(all.begin(), all.end(), mine[i]) - all.begin();
-      for (int j = 0; j < D; ++j) ASSERT_EQ(step.emb[i * D + j], before[a * D + j]);
-      for (int j = 0; j < D; ++j) step.emb_grad[i * D + j] = grad_of(comm->rank(), mine[i], j);
+      for (int j = 0; j < D; ++j) ASSERT_EQ(step.rows[0][i * D + j], before[a * D + j]);
+      for (int j = 0; j < D; ++j) step.grads[0][i * D + j] = grad_of(comm->rank(), mine[i], j);
     }
     ASSERT_TRUE(ex.Push(step).ok());
     // Every rank owns a part of the rows only.
-    EXPECT_LT(local->size(), all.size());
+    EXPECT_LT(local->stats().rows, all.size());
     StepRows again;
     ASSERT_TRUE(ex.Fetch(mine, false, false, &again).ok());
     EXPECT_FALSE(again.any);
     for (size_t i = 0; i < mine.size(); ++i) {
       const size_t a = std::lower_bound(all.begin(), all.end(), mine[i]) - all.begin();
-      for (int j = 0; j < D; ++j) ASSERT_EQ(again.emb[i * D + j], after[a * D + j]);
+      for (int j = 0; j < D; ++j) ASSERT_EQ(again.rows[0][i * D + j], after[a * D + j]);
     }
   });
 }
@@ -241,13 +241,15 @@ TEST(Checkpoint, ShardedSaveLoadsIntoAnyNumberOfRanks) {
   ThreadGroup g(4);
   g.Run([&](Communicator* comm) {
     auto m = SmallModel();
-    std::vector<float> row(m->embeddings()->row_width()), w(m->wide()->row_width());
+    RowStore* emb = m->table(m->table_index("embeddings"));
+    RowStore* wide = m->table(m->table_index("wide"));
+    std::vector<float> row(emb->row_width()), w(wide->row_width());
     for (uint64_t k : keys) {
       if (OwnerOf(k, 4) != comm->rank()) continue;
       for (size_t j = 0; j < row.size(); ++j) row[j] = static_cast<float>(k % 101) + j;
       w[0] = static_cast<float>(k % 7);
-      m->embeddings()->InsertRow(k, row.data());
-      m->wide()->InsertRow(k, w.data());
+      ASSERT_TRUE(emb->Put(&k, 1, row.data(), nullptr).ok());
+      ASSERT_TRUE(wide->Put(&k, 1, w.data(), nullptr).ok());
     }
     Status s = SaveCheckpoint(dir, *m, DenseOptState{}, TrainerState{1, 10, 100, 0.5}, comm);
     ASSERT_TRUE(s.ok()) << s.message();
@@ -255,18 +257,22 @@ TEST(Checkpoint, ShardedSaveLoadsIntoAnyNumberOfRanks) {
   EXPECT_FALSE(std::filesystem::exists(dir + ".tmp-sharded"));
   auto one = LoadCheckpoint(dir);
   ASSERT_TRUE(one.ok()) << one.status().message();
-  EXPECT_EQ(one->model->embeddings()->size(), keys.size());
-  EXPECT_EQ(one->model->wide()->size(), keys.size());
+  for (int t = 0; t < one->model->num_tables(); ++t) EXPECT_EQ(one->model->table(t)->stats().rows, keys.size());
   EXPECT_EQ(one->state.step, 10);
   size_t total = 0;
   for (int r = 0; r < 2; ++r) {
     auto part = LoadCheckpoint(dir, r, 2);
     ASSERT_TRUE(part.ok()) << part.status().message();
-    part->model->embeddings()->ForEachRow([&](uint64_t k, const float* row) {
-      EXPECT_EQ(OwnerOf(k, 2), r);
-      EXPECT_EQ(row[1], static_cast<float>(k % 101) + 1);
-    });
-    total += part->model->embeddings()->size();
+    const RowStore* emb = part->model->table(part->model->table_index("embeddings"));
+    auto it = emb->NewIterator();
+    RowBatch b;
+    while (it->Next(&b).value()) {
+      for (size_t i = 0; i < b.size(); ++i) {
+        EXPECT_EQ(OwnerOf(b.keys[i], 2), r);
+        EXPECT_EQ(b.rows[i * emb->row_width() + 1], static_cast<float>(b.keys[i] % 101) + 1);
+      }
+    }
+    total += emb->stats().rows;
   }
   EXPECT_EQ(total, keys.size());
   // A shard missing from the directory is an error naming it, not a partial model.

@@ -46,7 +46,7 @@ class ModelGrad : public ::testing::TestWithParam<std::string> {};
 
 double Loss(const Model& m, const Batch& b, Workspace* ws) {
   std::vector<float> z(kBatch);
-  m.Forward(b, 0, kBatch, false, ws, z.data());
+  EXPECT_TRUE(m.Forward(b, 0, kBatch, false, nullptr, ws, z.data()).ok());
   double l = 0;
   for (int i = 0; i < kBatch; ++i) {
     double p = 1 / (1 + std::exp(-static_cast<double>(z[i])));
@@ -55,12 +55,16 @@ double Loss(const Model& m, const Batch& b, Workspace* ws) {
   return l / kBatch;
 }
 
-std::vector<float> FullRow(const EmbeddingTable& t, uint64_t key) {
-  std::vector<float> row;
-  t.ForEachRow([&](uint64_t k, const float* r) {
-    if (k == key) row.assign(r, r + t.row_width());
-  });
+std::vector<float> FullRow(RowStore& t, uint64_t key) {
+  std::vector<float> row(t.row_width());
+  bool found = false;
+  EXPECT_TRUE(t.Read(&key, 1, row.data(), nullptr, &found).ok());
+  if (!found) row.clear();
   return row;
+}
+
+void SetRow(RowStore& t, uint64_t key, const std::vector<float>& row) {
+  EXPECT_TRUE(t.Put(&key, 1, row.data(), nullptr).ok());
 }
 
 // A small model of kind `name` with MLP widths `hidden` (bottom, top, deep
@@ -92,16 +96,16 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
   Batch b = MakeBatch();
   auto ws = m.NewWorkspace();
   std::vector<float> z(kBatch), dl(kBatch), g(m.params().size(), 0.0f);
-  m.Forward(b, 0, kBatch, true, ws.get(), z.data());
-  if (m.wide()) {  // non-zero first-order weights
+  ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
+  const int wide = m.table_index("wide"), emb = m.table_index("embeddings");
+  if (wide >= 0) {  // non-zero first-order weights
     auto grads = m.LastSparseGrads(*ws);
     for (uint64_t k : *grads.keys) {
-      float row[3] = {0.2f * std::sin(float(k)), 0, 0};
-      std::vector<float> full = FullRow(*m.wide(), k);
-      full[0] = row[0];
-      m.wide()->InsertRow(k, full.data());
+      std::vector<float> full = FullRow(*m.table(wide), k);
+      full[0] = 0.2f * std::sin(float(k));
+      SetRow(*m.table(wide), k, full);
     }
-    m.Forward(b, 0, kBatch, true, ws.get(), z.data());
+    ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
   }
   for (int i = 0; i < kBatch; ++i) dl[i] = (1 / (1 + std::exp(-z[i])) - b.labels[i]) / kBatch;
   m.Backward(b, 0, kBatch, dl.data(), ws.get(), g.data());
@@ -138,7 +142,7 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
     float* p = &m.params().data()[i];
     compare([p](float v) { *p = v; }, *p, g[i], "dense param " + std::to_string(i));
   }
-  auto check_table = [&](EmbeddingTable* t, const std::vector<float>& grad) {
+  auto check_table = [&](RowStore* t, const std::vector<float>& grad) {
     const int d = t->dim();
     for (size_t u = 0; u < keys.size(); ++u) {
       std::vector<float> row = FullRow(*t, keys[u]);
@@ -146,14 +150,14 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
       for (int j = 0; j < d; ++j) {
         auto set = [&, u](float v) {
           row[j] = v;
-          t->InsertRow(keys[u], row.data());
+          SetRow(*t, keys[u], row);
         };
         compare(set, row[j], grad[u * d + j], "key " + std::to_string(keys[u]) + " dim " + std::to_string(j));
       }
     }
   };
-  if (m.embeddings()) check_table(m.embeddings(), emb_grad);
-  if (m.wide()) check_table(m.wide(), wide_grad);
+  if (emb >= 0) check_table(m.table(emb), emb_grad);
+  if (wide >= 0) check_table(m.table(wide), wide_grad);
   EXPECT_GT(checked, 10);
   EXPECT_LE(kinks * 50, checked) << "too many coordinates skipped as ReLU kinks";
 }
@@ -169,16 +173,16 @@ TEST_P(ModelGrad, InferenceIsBatchInvariant) {
   Batch b = MakeBatch();
   auto ws = m.NewWorkspace();
   std::vector<float> trained(kBatch), all(kBatch), one(1);
-  m.Forward(b, 0, kBatch, true, ws.get(), trained.data());  // creates the rows
-  m.Forward(b, 0, kBatch, false, ws.get(), all.data());
+  ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), trained.data()).ok());  // creates the rows
+  ASSERT_TRUE(m.Forward(b, 0, kBatch, false, nullptr, ws.get(), all.data()).ok());
   for (int i = 0; i < kBatch; ++i) EXPECT_NEAR(all[i], trained[i], 1e-5 * (1 + std::fabs(trained[i])));
   auto check = [&](const char* what) {
     for (int i = 0; i < kBatch; ++i) {
-      m.Forward(b, i, i + 1, false, ws.get(), one.data());
+      ASSERT_TRUE(m.Forward(b, i, i + 1, false, nullptr, ws.get(), one.data()).ok());
       EXPECT_EQ(0, std::memcmp(&one[0], &all[i], sizeof(float))) << cfg.model << " " << what << " sample " << i;
     }
     std::vector<float> tail(kBatch - 2);
-    m.Forward(b, 2, kBatch, false, ws.get(), tail.data());
+    ASSERT_TRUE(m.Forward(b, 2, kBatch, false, nullptr, ws.get(), tail.data()).ok());
     EXPECT_EQ(0, std::memcmp(tail.data(), all.data() + 2, tail.size() * sizeof(float))) << cfg.model << " " << what;
   };
   check("per call");

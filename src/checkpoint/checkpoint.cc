@@ -62,23 +62,33 @@ std::string EncodeDense(const Model& m, const DenseOptState& opt) {
   return s;
 }
 
-std::string EncodeTable(const EmbeddingTable& t) {
+Result<std::string> EncodeTable(const RowStore& t) {
   std::string s(kTableMagic, 8);
+  const size_t w = t.row_width();
+  const size_t rows = t.stats().rows;
   Put<uint32_t>(&s, static_cast<uint32_t>(t.dim()));
-  Put<uint32_t>(&s, static_cast<uint32_t>(t.row_width()));
-  Put<uint64_t>(&s, t.size());
-  s.reserve(s.size() + t.size() * (8 + 4 * t.row_width()));
-  t.ForEachRow([&](uint64_t key, const float* row) {
-    Put<uint64_t>(&s, key);
-    PutFloats(&s, row, t.row_width());
-  });
+  Put<uint32_t>(&s, static_cast<uint32_t>(w));
+  Put<uint64_t>(&s, rows);
+  s.reserve(s.size() + rows * (8 + 4 * w));
+  auto it = t.NewIterator();
+  RowBatch b;
+  uint64_t written = 0;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, it->Next(&b));
+    if (!more) break;
+    for (size_t i = 0; i < b.size(); ++i) {
+      Put<uint64_t>(&s, b.keys[i]);
+      PutFloats(&s, b.rows.data() + i * w, w);
+    }
+    written += b.size();
+  }
+  if (written != rows) return Status::InvalidArgument("table '" + t.config().name + "' changed while being saved");
   return s;
 }
 
 // Reads the rows of a table file into t; with shard_count > 1, only the
 // rows owned by shard_index.
-Status DecodeTable(const std::string& data, const std::string& name, EmbeddingTable* t, int shard_index,
-                   int shard_count) {
+Status DecodeTable(const std::string& data, const std::string& name, RowStore* t, int shard_index, int shard_count) {
   Reader r(data, name);
   char magic[8];
   for (char& c : magic) EMBARK_RETURN_IF_ERROR(r.Get(&c));
@@ -100,7 +110,8 @@ Status DecodeTable(const std::string& data, const std::string& name, EmbeddingTa
     uint64_t key = 0;
     EMBARK_RETURN_IF_ERROR(r.Get(&key));
     EMBARK_RETURN_IF_ERROR(r.GetFloats(row.data(), width));
-    if (shard_count <= 1 || OwnerOf(key, shard_count) == shard_index) t->InsertRow(key, row.data());
+    if (shard_count <= 1 || OwnerOf(key, shard_count) == shard_index)
+      EMBARK_RETURN_IF_ERROR(t->Put(&key, 1, row.data(), nullptr));
   }
   return Status::OK();
 }
@@ -188,10 +199,17 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
   // Every rank: its shard of each table, durable, and the manifest entries.
   const std::string suffix = "-" + std::to_string(me) + "-of-" + std::to_string(N) + ".bin";
   NamedFiles shards;
-  if (model.embeddings()) shards.emplace_back("embeddings" + suffix, EncodeTable(*model.embeddings()));
-  if (model.wide()) shards.emplace_back("wide" + suffix, EncodeTable(*model.wide()));
+  Status wrote;
+  for (int t = 0; t < model.num_tables() && wrote.ok(); ++t) {
+    auto enc = EncodeTable(*model.table(t));
+    if (enc.ok()) {
+      shards.emplace_back(model.table(t)->config().name + suffix, std::move(enc).value());
+    } else {
+      wrote = enc.status();
+    }
+  }
   nlohmann::json entries = nlohmann::json::object();
-  const Status wrote = WriteFiles(staging, shards, &entries);
+  if (wrote.ok()) wrote = WriteFiles(staging, shards, &entries);
   EMBARK_ASSIGN_OR_RETURN(
       auto reports, ToRoot(comm, wrote.ok() ? entries.dump() : "Erank " + std::to_string(me) + ": " + wrote.message()));
   Status done;
@@ -228,10 +246,17 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
     return Status::IOError("cannot create checkpoint directory '" + staging + "': " + ec.message());
 
   NamedFiles files = ModelFiles(model, opt, ts);
-  if (model.embeddings()) files.emplace_back("embeddings.bin", EncodeTable(*model.embeddings()));
-  if (model.wide()) files.emplace_back("wide.bin", EncodeTable(*model.wide()));
+  Status s;
+  for (int t = 0; t < model.num_tables() && s.ok(); ++t) {
+    auto enc = EncodeTable(*model.table(t));
+    if (enc.ok()) {
+      files.emplace_back(model.table(t)->config().name + ".bin", std::move(enc).value());
+    } else {
+      s = enc.status();
+    }
+  }
   nlohmann::json manifest = NewManifest();
-  Status s = WriteFiles(staging, files, &manifest["files"]);
+  if (s.ok()) s = WriteFiles(staging, files, &manifest["files"]);
   if (s.ok()) s = Publish(staging, clean, manifest);
   if (!s.ok()) sfs::remove_all(staging, ec);
   return s;
@@ -309,12 +334,9 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     EMBARK_RETURN_IF_ERROR(r.GetFloats(out.opt.slots.back().data(), len));
   }
   // Table rows: NAME.bin, or NAME-R-of-N.bin from each rank of a sharded save.
-  const std::string bases[2] = {"embeddings", "wide"};
-  EmbeddingTable* tables[2] = {m.embeddings(), m.wide()};
-  for (int t = 0; t < 2; ++t) {
-    const std::string& base = bases[t];
-    EmbeddingTable* table = tables[t];
-    if (table == nullptr) continue;
+  for (int t = 0; t < m.num_tables(); ++t) {
+    RowStore* table = m.table(t);
+    const std::string& base = table->config().name;
     int found = 0;
     for (const auto& [name, bytes] : data) {
       if (name != base + ".bin" && name.rfind(base + "-", 0) != 0) continue;

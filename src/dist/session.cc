@@ -48,32 +48,29 @@ void CommQueue::Loop() {
   }
 }
 
-DistSession::DistSession(Communicator* comm, Model* model, DistOptions opt) : comm_(comm), model_(model), opt_(opt) {
-  std::unique_ptr<EmbeddingTable> e, w;
-  model_->SwapTables(&e, &w);
-  if (e) {
-    auto s = std::make_unique<StagedTable>(std::move(e), false);
-    emb_ = s.get();
-    e = std::move(s);
-  }
-  if (w) {
-    auto s = std::make_unique<StagedTable>(std::move(w), true);
-    wide_ = s.get();
-    w = std::move(s);
-  }
-  model_->SwapTables(&e, &w);
-  sparse_ = std::make_unique<SparseExchange>(comm_, emb_ ? emb_->local() : nullptr, wide_ ? wide_->local() : nullptr);
+namespace {
+
+std::vector<int> Dims(const Model& m) {
+  std::vector<int> d;
+  for (int t = 0; t < m.num_tables(); ++t) d.push_back(m.table(t)->dim());
+  return d;
+}
+
+std::vector<RowStore*> Tables(const Model& m) {
+  std::vector<RowStore*> t;
+  for (int i = 0; i < m.num_tables(); ++i) t.push_back(m.table(i));
+  return t;
+}
+
+}  // namespace
+
+DistSession::DistSession(Communicator* comm, Model* model, DistOptions opt)
+    : comm_(comm), model_(model), opt_(opt), staged_(Dims(*model)) {
+  sparse_ = std::make_unique<SparseExchange>(comm_, Tables(*model_));
   dense_ = std::make_unique<DenseAllreduce>(comm_, model_->params().size(), opt_.compression);
 }
 
-DistSession::~DistSession() {
-  (void)Drain();
-  std::unique_ptr<EmbeddingTable> e, w;
-  model_->SwapTables(&e, &w);
-  if (e) e = static_cast<StagedTable*>(e.get())->release();
-  if (w) w = static_cast<StagedTable*>(w.get())->release();
-  model_->SwapTables(&e, &w);
-}
+DistSession::~DistSession() { (void)Drain(); }
 
 Status DistSession::Wait(const std::shared_future<Status>& f) {
   const double t0 = Now();
@@ -104,10 +101,7 @@ std::vector<uint64_t> DistSession::UniqueKeys(const Batch& b) const {
   return k;
 }
 
-void DistSession::Stage(StepRows* rows) {
-  if (emb_) emb_->set_step(rows);
-  if (wide_) wide_->set_step(rows);
-}
+void DistSession::Stage(StepRows* rows) { staged_.set_step(rows); }
 
 void DistSession::Slice(const Batch& in, int rank, int size, Batch* out) {
   out->Reset(in.num_dense, in.num_fields);
@@ -178,7 +172,7 @@ Status DistSession::FinishStep(float* grad, size_t n, double* samples) {
 }
 
 Status DistSession::ScoreSlices(const std::function<Result<bool>(Batch*)>& next,
-                                const std::function<void(const Batch&, float*)>& score, std::vector<double>* probs,
+                                const std::function<Status(const Batch&, float*)>& score, std::vector<double>* probs,
                                 std::vector<float>* labels) {
   EMBARK_RETURN_IF_ERROR(Drain());
   std::vector<double> my_probs;
@@ -193,7 +187,7 @@ Status DistSession::ScoreSlices(const std::function<Result<bool>(Batch*)>& next,
     EMBARK_RETURN_IF_ERROR(Wait(queue_.Submit([&]() { return sparse_->Fetch(std::move(keys), true, false, &rows); })));
     Stage(&rows);
     out.resize(mine.size());
-    if (mine.size() > 0) score(mine, out.data());
+    if (mine.size() > 0) EMBARK_RETURN_IF_ERROR(score(mine, out.data()));
     my_probs.insert(my_probs.end(), out.begin(), out.end());
     my_labels.insert(my_labels.end(), mine.labels.begin(), mine.labels.end());
   }

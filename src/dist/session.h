@@ -1,6 +1,8 @@
 // One rank's side of distributed training: the model's embedding tables
-// become this rank's shards (wrapped in StagedTables), and each step's rows
-// are fetched from their owners ahead of time on a communication thread.
+// hold this rank's shards, and each step's rows are fetched from their
+// owners ahead of time on a communication thread and staged for the step's
+// threads, which reach them through rows() (a StagedRows) instead of the
+// tables.
 //
 // Step t of every rank, in lockstep (the order of collective operations is
 // the same on every rank, so they match):
@@ -60,8 +62,12 @@ class CommQueue {
 class DistSession {
  public:
   DistSession(Communicator* comm, Model* model, DistOptions opt);
-  // Waits for queued communication and gives the model its local tables back.
+  // Waits for queued communication.
   ~DistSession();
+
+  // The rows of the current step (after NextStep) or of the validation
+  // batch being scored (inside ScoreSlices' score callback).
+  RowAccess* rows() { return &staged_; }
 
   // Fills *batch with this rank's batch of the next step (empty when this
   // rank's input ended before the others') with its rows staged; false once
@@ -78,7 +84,7 @@ class DistSession {
   // sequence of global batches and scores its slice; returns every rank's
   // probabilities and labels, in rank order, on every rank.
   Status ScoreSlices(const std::function<Result<bool>(Batch*)>& next,
-                     const std::function<void(const Batch&, float*)>& score, std::vector<double>* probs,
+                     const std::function<Status(const Batch&, float*)>& score, std::vector<double>* probs,
                      std::vector<float>* labels);
 
   // Waits until every queued operation has finished.
@@ -103,8 +109,7 @@ class DistSession {
   Communicator* comm_;
   Model* model_;
   DistOptions opt_;
-  StagedTable* emb_ = nullptr;
-  StagedTable* wide_ = nullptr;
+  StagedRows staged_;
   std::unique_ptr<SparseExchange> sparse_;
   std::unique_ptr<DenseAllreduce> dense_;
   std::deque<std::shared_ptr<Pending>> pending_;

@@ -67,7 +67,9 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.init_scale = 0;
     tc.seed = seed;
     EMBARK_ASSIGN_OR_RETURN(tc.opt, opt_of(cfg.wide_optimizer, cfg.wide_lr));
-    m->wide_ = NewHashTable(tc);
+    tc.name = "wide";
+    m->wide_ = static_cast<int>(m->tables_.size());
+    m->tables_.push_back(NewMemoryStore(tc));
     p.bias = ps.Add("wide.bias", 1);
     p.wd = ps.Add("wide.dense", nd);
   }
@@ -77,7 +79,9 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.init_scale = cfg.init_scale;
     tc.seed = seed;
     EMBARK_ASSIGN_OR_RETURN(tc.opt, opt_of(cfg.sparse_optimizer, cfg.sparse_lr));
-    m->emb_ = NewHashTable(tc);
+    tc.name = "embeddings";
+    m->emb_ = static_cast<int>(m->tables_.size());
+    m->tables_.push_back(NewMemoryStore(tc));
   }
   if (p.has_fm) {
     p.vd = ps.Add("fm.dense_factors", static_cast<size_t>(nd) * D);
@@ -97,6 +101,9 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     sizes.push_back(1);
     p.deep = Mlp(&ps, "deep", p.d0, sizes, false, Mix64(seed + 200));
   }
+  std::vector<RowStore*> stores;
+  for (auto& t : m->tables_) stores.push_back(t.get());
+  m->rows_ = StoreAccess(std::move(stores));
   if (p.has_dlrm) {
     p.vecs = F + (nd > 0 ? 1 : 0);
     if (p.vecs < 2)
@@ -117,6 +124,12 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
 }
 
 std::unique_ptr<Workspace> Model::NewWorkspace() const { return std::make_unique<Workspace>(); }
+
+int Model::table_index(const std::string& name) const {
+  for (int i = 0; i < num_tables(); ++i)
+    if (tables_[i]->config().name == name) return i;
+  return -1;
+}
 
 void Model::FreezeForInference() {
   frozen_.resize(parts_->PackedSize());
@@ -211,8 +224,13 @@ double Model::TrainFlopsPerSample() const {
   return 3 * 2 * macs;
 }
 
-void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const {
+Status Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, RowAccess* rows, Workspace* ws,
+                      float* logits) const {
   PhaseTimer timer(&ws->seconds.lookup);
+  if (rows == nullptr) {
+    if (train) return Status::InvalidArgument("Model::Forward: training needs a RowAccess");
+    rows = const_cast<StoreAccess*>(&rows_);  // read-only: Access::kRead changes nothing
+  }
   const Parts& p = *parts_;
   const SubBatch sb(batch, spec_, begin, end);
   const auto& [F, nd, B, off, p0, vals, dense] = sb;
@@ -221,13 +239,15 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
 
   Dedup(batch.keys.data() + p0, sb.features(), ws);
   const size_t U = ws->ukeys.size();
-  if (emb_) {
+  ws->d_rows.clear();  // no sparse gradients until Backward
+  ws->d_w1.clear();
+  if (emb_ >= 0) {
     ws->rows.resize(U * D);
-    emb_->Lookup(ws->ukeys.data(), U, ws->rows.data(), train);
+    EMBARK_RETURN_IF_ERROR(rows->Gather(emb_, ws->ukeys.data(), U, ws->rows.data(), train));
   }
-  if (wide_) {
+  if (wide_ >= 0) {
     ws->w1.resize(U);
-    wide_->Lookup(ws->ukeys.data(), U, ws->w1.data(), train);
+    EMBARK_RETURN_IF_ERROR(rows->Gather(wide_, ws->ukeys.data(), U, ws->w1.data(), train));
   }
   timer.Lap(&ws->seconds.forward);
   std::fill(logits, logits + B, 0.0f);
@@ -280,7 +300,7 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
       logits[b] += 0.5f * (ss - sq);
     }
   }
-  if (!p.has_deep && !p.has_dlrm) return;
+  if (!p.has_deep && !p.has_dlrm) return Status::OK();
 
   // Field embeddings pooled per (sample, field): E[b, f, :] = sum value * row.
   Zero(&ws->E, static_cast<size_t>(B) * F * D);
@@ -342,6 +362,7 @@ void Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, Wo
     const float* out = p.top.Forward(P, ws->top_in.data(), B, &ws->top, pk);
     for (int b = 0; b < B; ++b) logits[b] += out[b];
   }
+  return Status::OK();
 }
 
 void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* dl, Workspace* ws, float* g) const {
@@ -353,7 +374,7 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
   const float* P = params_.data();
   const size_t U = ws->ukeys.size();
 
-  if (wide_) {
+  if (wide_ >= 0) {
     Zero(&ws->d_w1, U);
     for (int b = 0; b < B; ++b) {
       g[p.bias] += dl[b];
@@ -361,7 +382,7 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
       for (uint32_t q = off[b * F] - p0; q < off[(b + 1) * F] - p0; ++q) ws->d_w1[ws->fidx[q]] += dl[b] * vals[q];
     }
   }
-  if (emb_) Zero(&ws->d_rows, U * D);
+  if (emb_ >= 0) Zero(&ws->d_rows, U * D);
   if (p.has_fm) {
     const float* vd = P + p.vd;
     for (int b = 0; b < B; ++b) {
@@ -391,7 +412,8 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
     if (L > 0) {
       Zero(&ws->dx0, ws->dx.size());
       ws->tmp.resize(ws->dx.size());
-      std::vector<float> du(ws->dx.size());
+      std::vector<float>& du = ws->du;
+      du.resize(ws->dx.size());
       for (size_t l = L; l-- > 0;) {
         const float* xl = l == 0 ? ws->x0.data() : ws->xs[l].data();
         const auto& u = ws->us[l];
@@ -449,16 +471,19 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
   }
 }
 
-void Model::ApplySparse(Workspace* ws, float scale) const {
+Status Model::ApplySparse(Workspace* ws, float scale, RowAccess* rows) const {
   PhaseTimer timer(&ws->seconds.update);
   const size_t U = ws->ukeys.size();
+  if ((emb_ >= 0 && ws->d_rows.size() != U * static_cast<size_t>(cfg_.embedding_dim)) ||
+      (wide_ >= 0 && ws->d_w1.size() != U))
+    return Status::InvalidArgument("Model::ApplySparse: the workspace holds no Backward of its last Forward");
   if (scale != 1.0f) {
     for (auto& g : ws->d_rows) g *= scale;
     for (auto& g : ws->d_w1) g *= scale;
   }
-  if (emb_ && ws->d_rows.size() == U * static_cast<size_t>(cfg_.embedding_dim))
-    emb_->Update(ws->ukeys.data(), U, ws->d_rows.data());
-  if (wide_ && ws->d_w1.size() == U) wide_->Update(ws->ukeys.data(), U, ws->d_w1.data());
+  if (emb_ >= 0) EMBARK_RETURN_IF_ERROR(rows->Scatter(emb_, ws->ukeys.data(), U, ws->d_rows.data()));
+  if (wide_ >= 0) EMBARK_RETURN_IF_ERROR(rows->Scatter(wide_, ws->ukeys.data(), U, ws->d_w1.data()));
+  return Status::OK();
 }
 
 Model::SparseGrads Model::LastSparseGrads(const Workspace& ws) const { return {&ws.ukeys, &ws.d_rows, &ws.d_w1}; }

@@ -2,10 +2,12 @@
 // parts (first-order weights, FM term over features, embedding bags pooled
 // per field, MLPs, cross layers, dot interaction).
 //
-// A Model owns its embedding tables and dense parameters. Forward and
-// Backward are const and take a per-thread Workspace, so several threads run
-// sub-batches at once against the same model (the trainer combines their
-// dense gradients; sparse gradients go straight to the tables).
+// A Model owns its named embedding tables (RowStores) and dense parameters.
+// Forward and Backward leave the model unchanged and take a per-thread
+// Workspace, so several threads run sub-batches at once against the same
+// model; rows are reached through a RowAccess (the model's own stores, or a
+// distributed step's staged rows), through which training also creates rows
+// and sends row gradients. The trainer combines the threads' dense gradients.
 #pragma once
 
 #include <cmath>
@@ -15,7 +17,8 @@
 
 #include "data/batch.h"
 #include "data/spec.h"
-#include "embedding/table.h"
+#include "embedding/row_store.h"
+#include "model/row_access.h"
 #include "nn/layers.h"
 #include "nn/params.h"
 #include "train/config.h"
@@ -42,7 +45,7 @@ struct Workspace {
   std::vector<std::vector<float>> xs, us;  // cross layers
   Mlp::State deep, bottom, top;
   // gradients
-  std::vector<float> d_rows, d_w1, dE, dx, dx0, tmp, dtop, dtop_in, dT;
+  std::vector<float> d_rows, d_w1, dE, dx, dx0, du, tmp, dtop, dtop_in, dT;
   // Seconds this workspace spent in each phase, summed over calls: embedding
   // lookups (with key dedup), the dense forward pass (pooling, interaction,
   // MLPs), the backward pass, and the embedding updates.
@@ -60,17 +63,18 @@ class Model {
   const DataSpec& spec() const { return spec_; }
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
-  EmbeddingTable* embeddings() const { return emb_.get(); }  // null for LR
-  EmbeddingTable* wide() const { return wide_.get(); }       // null without a first-order part
+  // The embedding tables, each with its own name, dimension and optimizer:
+  // "embeddings" (a row of embedding_dim per feature; all models but LR)
+  // and "wide" (the first-order weight of each feature; LR, FM, DeepFM,
+  // Wide&Deep).
+  int num_tables() const { return static_cast<int>(tables_.size()); }
+  RowStore* table(int i) const { return tables_[i].get(); }
+  // Index of the table named `name`, or -1.
+  int table_index(const std::string& name) const;
+  // The model's own stores as a RowAccess (single-process training).
+  RowAccess* rows() { return &rows_; }
 
   std::unique_ptr<Workspace> NewWorkspace() const;
-
-  // Exchanges the model's tables with *emb and *wide (distributed training
-  // wraps them for a while; see src/dist/session.h).
-  void SwapTables(std::unique_ptr<EmbeddingTable>* emb, std::unique_ptr<EmbeddingTable>* wide) {
-    emb_.swap(*emb);
-    wide_.swap(*wide);
-  }
 
   // Floating-point operations of one training sample in the dense part:
   // 2 per multiply-add of the forward pass (MLPs, cross layers, DLRM's dot
@@ -83,23 +87,28 @@ class Model {
   // parameters must not change.
   void FreezeForInference();
 
-  // Logits of samples [begin, end) of `batch`. With `train`, unseen keys get
-  // new rows; otherwise they read as zeros, the tables stay unchanged and the
-  // dense layers run the batch-invariant kernel of nn/gemm.h, so a sample's
-  // logit is the same bits whatever batch it is scored in.
-  void Forward(const Batch& batch, size_t begin, size_t end, bool train, Workspace* ws, float* logits) const;
+  // Logits of samples [begin, end) of `batch`. With `train`, rows come
+  // through `rows` (required), which creates missing ones. Otherwise rows
+  // come through `rows` or, when null, the model's own stores read-only:
+  // unseen keys read as zeros, nothing changes, and the dense layers run
+  // the batch-invariant kernel of nn/gemm.h, so a sample's logit is the same
+  // bits whatever batch it is scored in.
+  Status Forward(const Batch& batch, size_t begin, size_t end, bool train, RowAccess* rows, Workspace* ws,
+                 float* logits) const;
 
   // After Forward(train=true) on the same range: accumulates dense gradients
   // into dense_grad (params().size() floats) and leaves the sparse gradients
-  // in the workspace.
+  // in the workspace. Allocates nothing once the workspace has grown to the
+  // sub-batch's size.
   void Backward(const Batch& batch, size_t begin, size_t end, const float* dlogits, Workspace* ws,
                 float* dense_grad) const;
 
-  // Applies the workspace's sparse gradients, multiplied by `scale`, to the
-  // tables. The trainer passes the batch size: dense layers follow the mean
+  // Sends the workspace's sparse gradients, multiplied by `scale`, through
+  // `rows`. The trainer passes the batch size: dense layers follow the mean
   // loss of a batch, embedding rows the sum of per-sample losses, so sparse
   // learning rates mean what they mean for per-example Adagrad and FTRL.
-  void ApplySparse(Workspace* ws, float scale) const;
+  // An error when the workspace holds no Backward of its last Forward.
+  Status ApplySparse(Workspace* ws, float scale, RowAccess* rows) const;
 
   // The sparse gradients of the last Backward (for tests): unique keys and
   // their gradient rows (emb: dim floats per key; wide: 1 float per key).
@@ -117,7 +126,9 @@ class Model {
   TrainConfig cfg_;
   DataSpec spec_;
   ParamSet params_;
-  std::unique_ptr<EmbeddingTable> emb_, wide_;
+  std::vector<std::unique_ptr<RowStore>> tables_;
+  int emb_ = -1, wide_ = -1;  // indexes into tables_, -1 when absent
+  StoreAccess rows_{{}};
   std::unique_ptr<Parts> parts_;
   std::vector<float> frozen_;  // packed inference weights after FreezeForInference
 };

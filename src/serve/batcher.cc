@@ -8,6 +8,7 @@ struct Batcher::Item {
   const ServedModel* model;
   const Batch* batch;
   float* probs;
+  Status status;
   std::chrono::steady_clock::time_point enqueued;
   std::promise<void> done;
 };
@@ -29,9 +30,9 @@ void Batcher::Stop() {
     if (t.joinable()) t.join();
 }
 
-void Batcher::Score(const std::shared_ptr<const ServedModel>& model, const Batch& batch, float* probs) {
-  if (batch.size() == 0) return;
-  Item item{model.get(), &batch, probs, std::chrono::steady_clock::now(), {}};
+Status Batcher::Score(const std::shared_ptr<const ServedModel>& model, const Batch& batch, float* probs) {
+  if (batch.size() == 0) return Status::OK();
+  Item item{model.get(), &batch, probs, Status::OK(), std::chrono::steady_clock::now(), {}};
   auto done = item.done.get_future();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -40,6 +41,7 @@ void Batcher::Score(const std::shared_ptr<const ServedModel>& model, const Batch
   }
   cv_.notify_all();
   done.wait();  // `model` stays alive in the caller until then
+  return item.status;
 }
 
 void Batcher::Work() {
@@ -80,11 +82,12 @@ void Batcher::Work() {
     }
     const size_t n = in->size();
     logits.resize(n);
-    model->model->Forward(*in, 0, n, false, ws.get(), logits.data());
+    const Status st = model->model->Forward(*in, 0, n, false, nullptr, ws.get(), logits.data());
     metrics_->ObserveBatch(n);
     size_t at = 0;
     for (Item* it : take) {
       const size_t m = it->batch->size();
+      it->status = st;
       for (size_t i = 0; i < m; ++i) it->probs[i] = Sigmoid(logits[at + i]);
       at += m;
       it->done.set_value();

@@ -44,8 +44,9 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   // Scores every sample of `batch` with `model`, batched with concurrent
-  // calls on the same model; blocks until probs[0, batch.size()) are set.
-  void Score(const std::shared_ptr<const ServedModel>& model, const Batch& batch, float* probs);
+  // calls on the same model; blocks until probs[0, batch.size()) are set,
+  // or returns why they could not be (a store failing to read its rows).
+  Status Score(const std::shared_ptr<const ServedModel>& model, const Batch& batch, float* probs);
 
   // Scores what is queued, then stops the workers.
   void Stop();

@@ -202,7 +202,8 @@ struct Server::Impl {
     if (auto e = ParseInferRequest(req.body, *m->encoder, &ir, &batch); !e.empty())
       return Reply(res, 400, ErrorJson(e), "infer");
     std::vector<float> probs(batch.size());
-    batcher->Score(m, batch, probs.data());
+    if (Status st = batcher->Score(m, batch, probs.data()); !st.ok())
+      return Reply(res, 500, ErrorJson(st.message()), "infer");
     Reply(res, 200, InferResponseJson(opt.name, m->version_str, ir.id, probs.data(), probs.size()), "infer");
     metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
   }

@@ -43,16 +43,26 @@ int DefaultThreads() { return std::max(1u, std::thread::hardware_concurrency());
 
 namespace {
 
-// Click probabilities of every sample of `batch` into probs, across the pool.
-void ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
-                const std::vector<std::unique_ptr<Workspace>>& ws, float* probs) {
+// The first error of a parallel section's parts.
+Status FirstError(const std::vector<Status>& st) {
+  for (const Status& s : st)
+    if (!s.ok()) return s;
+  return Status::OK();
+}
+
+// Click probabilities of every sample of `batch` into probs, across the pool;
+// rows through `rows` (null: the model's own stores, read-only).
+Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
+                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* probs) {
   const size_t n = batch.size();
   const size_t parts = std::min(ws.size(), n);
+  std::vector<Status> st(parts);
   pool->ParallelFor(parts, [&](size_t i) {
     auto [b, e] = Range(n, parts, i);
-    model.Forward(batch, b, e, false, ws[i].get(), probs + b);
+    st[i] = model.Forward(batch, b, e, false, rows, ws[i].get(), probs + b);
     for (size_t k = b; k < e; ++k) probs[k] = Sigmoid(probs[k]);
   });
+  return FirstError(st);
 }
 
 std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPool* pool) {
@@ -72,7 +82,7 @@ Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
     EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
     if (!more) break;
     probs.resize(batch.size());
-    ScoreBatch(model, batch, pool, ws, probs.data());
+    EMBARK_RETURN_IF_ERROR(ScoreBatch(model, batch, pool, ws, nullptr, probs.data()));
     fn(probs.data(), batch.labels.data(), batch.size());
   }
   return Status::OK();
@@ -187,7 +197,9 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     std::vector<double> probs;
     std::vector<float> labels;
     EMBARK_RETURN_IF_ERROR(session->ScoreSlices([&](Batch* b) { return stream->Next(b); },
-                                                [&](const Batch& b, float* out) { ScoreBatch(*model, b, &pool, ws, out); },
+                                                [&](const Batch& b, float* out) {
+                                                  return ScoreBatch(*model, b, &pool, ws, session->rows(), out);
+                                                },
                                                 &probs, &labels));
     return Evaluate(probs, labels);
   };
@@ -256,6 +268,9 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
       const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
       const size_t parts = std::min(static_cast<size_t>(T), n);
       const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
+      RowAccess* rows = session ? session->rows() : model->rows();
+      for (int t = 0; t < model->num_tables(); ++t) model->table(t)->SetStep(static_cast<uint32_t>(ts.step));
+      std::vector<Status> st(parts);
       pool.ParallelFor(parts, [&](size_t i) {
         ThreadState& t = th[i];
         auto [b, e] = Range(n, parts, i);
@@ -263,7 +278,8 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         t.logits.resize(m);
         t.dl.resize(m);
         std::fill(t.grad.begin(), t.grad.end(), 0.0f);
-        model->Forward(batch, b, e, true, t.ws.get(), t.logits.data());
+        st[i] = model->Forward(batch, b, e, true, rows, t.ws.get(), t.logits.data());
+        if (!st[i].ok()) return;
         double loss = 0, pred = 0, clicks = 0;
         for (size_t k = 0; k < m; ++k) {
           const float z = t.logits[k], y = batch.labels[b + k];
@@ -278,8 +294,9 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
         t.pred = pred;
         t.clicks = clicks;
         model->Backward(batch, b, e, t.dl.data(), t.ws.get(), t.grad.data());
-        model->ApplySparse(t.ws.get(), static_cast<float>(n));
+        st[i] = model->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
       });
+      EMBARK_RETURN_IF_ERROR(FirstError(st));
       // Synchronous dense step on the gradient summed over threads.
       const auto t_step = Clock::now();
       if (parts == 0) {
@@ -346,11 +363,12 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   rep.best_auc = best_auc;
   rep.samples_per_sec = rep.train_seconds > 0 ? rep.samples / rep.train_seconds : 0;
   rep.peak_rss_bytes = PeakRssBytes();
-  rep.embedding_rows = model->embeddings() ? model->embeddings()->size() : model->wide()->size();
-  for (const EmbeddingTable* t : {model->embeddings(), model->wide()}) {
-    if (t == nullptr) continue;
-    rep.embedding_bytes += t->memory_bytes();
-    rep.embedding_ideal_bytes += t->size() * sizeof(float) * t->row_width();
+  for (int i = 0; i < model->num_tables(); ++i) {
+    const RowStore* t = model->table(i);
+    const StoreStats st = t->stats();
+    rep.embedding_rows = std::max(rep.embedding_rows, st.rows);
+    rep.embedding_bytes += st.memory_bytes;
+    rep.embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
   }
   rep.flops_per_sample = model->TrainFlopsPerSample();
   if (session) {
