@@ -68,6 +68,7 @@ class DistSession {
   // The rows of the current step (after NextStep) or of the validation
   // batch being scored (inside ScoreSlices' score callback).
   RowAccess* rows() { return &staged_; }
+  Communicator* comm() const { return comm_; }
 
   // Fills *batch with this rank's batch of the next step (empty when this
   // rank's input ended before the others') with its rows staged; false once

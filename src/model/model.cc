@@ -35,6 +35,22 @@ struct Model::Parts {
   }
 };
 
+namespace {
+
+// The optimizer settings of the table named `table` under `cfg`.
+Result<SparseOptimizerConfig> TableOptimizer(const TrainConfig& cfg, const std::string& table) {
+  const bool wide = table == "wide";
+  SparseOptimizerConfig o;
+  EMBARK_ASSIGN_OR_RETURN(o.kind, ParseSparseOpt(wide ? cfg.wide_optimizer : cfg.sparse_optimizer));
+  o.lr = wide ? cfg.wide_lr : cfg.sparse_lr;
+  o.l2 = cfg.sparse_l2;
+  o.l1 = cfg.ftrl_l1;
+  o.initial_accumulator = cfg.adagrad_init;
+  return o;
+}
+
+}  // namespace
+
 Model::Model(const TrainConfig& cfg, const DataSpec& spec) : cfg_(cfg), spec_(spec), parts_(std::make_unique<Parts>()) {}
 Model::~Model() = default;
 
@@ -52,21 +68,12 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
   uint64_t seed = cfg.seed;
   ParamSet& ps = m->params_;
 
-  auto opt_of = [&](const std::string& opt_name, float lr) -> Result<SparseOptimizerConfig> {
-    SparseOptimizerConfig o;
-    EMBARK_ASSIGN_OR_RETURN(o.kind, ParseSparseOpt(opt_name));
-    o.lr = lr;
-    o.l2 = cfg.sparse_l2;
-    o.l1 = cfg.ftrl_l1;
-    o.initial_accumulator = cfg.adagrad_init;
-    return o;
-  };
   if (p.has_wide) {
     TableConfig tc;
     tc.dim = 1;
     tc.init_scale = 0;
     tc.seed = seed;
-    EMBARK_ASSIGN_OR_RETURN(tc.opt, opt_of(cfg.wide_optimizer, cfg.wide_lr));
+    EMBARK_ASSIGN_OR_RETURN(tc.opt, TableOptimizer(cfg, "wide"));
     tc.name = "wide";
     m->wide_ = static_cast<int>(m->tables_.size());
     m->tables_.push_back(NewMemoryStore(tc));
@@ -78,7 +85,7 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.dim = D;
     tc.init_scale = cfg.init_scale;
     tc.seed = seed;
-    EMBARK_ASSIGN_OR_RETURN(tc.opt, opt_of(cfg.sparse_optimizer, cfg.sparse_lr));
+    EMBARK_ASSIGN_OR_RETURN(tc.opt, TableOptimizer(cfg, "embeddings"));
     tc.name = "embeddings";
     m->emb_ = static_cast<int>(m->tables_.size());
     m->tables_.push_back(NewMemoryStore(tc));
@@ -124,6 +131,19 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
 }
 
 std::unique_ptr<Workspace> Model::NewWorkspace() const { return std::make_unique<Workspace>(); }
+
+Status Model::Reconfigure(const TrainConfig& cfg) {
+  for (auto& t : tables_) {
+    EMBARK_ASSIGN_OR_RETURN(SparseOptimizerConfig o, TableOptimizer(cfg, t->config().name));
+    EMBARK_RETURN_IF_ERROR(t->SetOptimizer(o));
+  }
+  cfg_.sparse_lr = cfg.sparse_lr;
+  cfg_.wide_lr = cfg.wide_lr;
+  cfg_.sparse_l2 = cfg.sparse_l2;
+  cfg_.ftrl_l1 = cfg.ftrl_l1;
+  cfg_.adagrad_init = cfg.adagrad_init;
+  return Status::OK();
+}
 
 int Model::table_index(const std::string& name) const {
   for (int i = 0; i < num_tables(); ++i)

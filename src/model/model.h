@@ -71,6 +71,15 @@ class Model {
   RowStore* table(int i) const { return tables_[i].get(); }
   // Index of the table named `name`, or -1.
   int table_index(const std::string& name) const;
+  // Outputs per sample (Forward writes n * outputs() values): one logit for
+  // every CTR model.
+  int outputs() const { return 1; }
+
+  // Takes the settings of `cfg` that may change between runs of one model
+  // (the tables' optimizer settings: learning rates, l1/l2, Adagrad's
+  // initial accumulator); an error when cfg asks for another optimizer kind.
+  Status Reconfigure(const TrainConfig& cfg);
+
   // The model's own stores as a RowAccess (single-process training).
   RowAccess* rows() { return &rows_; }
 

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <thread>
 
-#include "nn/dense_optimizer.h"
 #include "train/progress.h"
 
 namespace embark {
@@ -24,12 +23,6 @@ std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
   size_t begin = i * base + std::min(i, extra);
   return {begin, begin + base + (i < extra ? 1 : 0)};
 }
-
-struct ThreadState {
-  std::unique_ptr<Workspace> ws;
-  std::vector<float> grad, logits, dl;
-  double loss = 0, pred = 0, clicks = 0;
-};
 
 }  // namespace
 
@@ -115,11 +108,182 @@ Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>
   return Evaluate(probs, labels);
 }
 
+// ---- Trainer -----------------------------------------------------------
+
+struct Trainer::ThreadState {
+  std::unique_ptr<Workspace> ws;
+  std::vector<float> grad, out, dout;
+  ObjectiveSums sums;
+};
+
+Trainer::Trainer(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads)
+    : cfg_(cfg), model_(std::move(model)), pool_(threads) {}
+
+Trainer::~Trainer() {
+  if (session_) (void)session_->Drain();
+}
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
+                                                 const DenseOptState& opt_state, const TrainerState& state,
+                                                 Communicator* comm, const DistOptions& dist) {
+  const int T = cfg.deterministic ? 1 : (cfg.threads > 0 ? cfg.threads : DefaultThreads());
+  std::unique_ptr<Trainer> t(new Trainer(cfg, std::move(model), T));
+  t->cfg_.threads = T;
+  t->state_ = state;
+  // The tables take this run's optimizer settings (a resumed model keeps
+  // the kinds it was trained with; see ResolveResumeConfig).
+  EMBARK_RETURN_IF_ERROR(t->model_->Reconfigure(cfg));
+  t->objective_ = NewBinaryCrossEntropy();
+  DenseOptimizerConfig oc;
+  EMBARK_ASSIGN_OR_RETURN(oc.kind, ParseDenseOpt(cfg.dense_optimizer));
+  EMBARK_ASSIGN_OR_RETURN(oc.decay, ParseLrDecay(cfg.lr_decay));
+  oc.lr = cfg.dense_lr;
+  oc.weight_decay = cfg.weight_decay;
+  oc.warmup_steps = cfg.warmup_steps;
+  oc.decay_steps = cfg.decay_steps;
+  const size_t P = t->model_->params().size();
+  t->opt_ = std::make_unique<DenseOptimizer>(oc, P);
+  if (!opt_state.slots.empty() || opt_state.step > 0) {
+    if (static_cast<int>(opt_state.slots.size()) != t->opt_->num_slots())
+      return Status::InvalidArgument("the checkpoint's dense optimizer state does not match dense_optimizer = " +
+                                     cfg.dense_optimizer);
+    for (int i = 0; i < t->opt_->num_slots(); ++i) t->opt_->slot(i) = opt_state.slots[i];
+    t->opt_->set_step(opt_state.step);
+  }
+  t->th_.resize(T);
+  for (auto& th : t->th_) {
+    th.ws = t->model_->NewWorkspace();
+    th.grad.assign(P, 0.0f);
+  }
+  t->grad_sum_.assign(P, 0.0f);
+  t->status_.resize(T);
+  t->score_ws_ = Workspaces(*t->model_, &t->pool_);
+  if (comm != nullptr && comm->size() > 1) t->session_ = std::make_unique<DistSession>(comm, t->model_.get(), dist);
+  return t;
+}
+
+Result<bool> Trainer::Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch) {
+  if (session_) return session_->NextStep(read, batch);
+  return read(batch);
+}
+
+Result<StepStats> Trainer::Step(const Batch& batch) {
+  const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
+  const size_t parts = std::min(th_.size(), n);
+  const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
+  const int K = model_->outputs();
+  RowAccess* rows = session_ ? session_->rows() : model_->rows();
+  for (int t = 0; t < model_->num_tables(); ++t) model_->table(t)->SetStep(static_cast<uint32_t>(state_.step));
+  const bool separable = objective_->separable();
+  // Forward (and, for a separable objective, the loss, backward and sparse
+  // update) on each thread's share.
+  pool_.ParallelFor(parts, [&](size_t i) {
+    ThreadState& t = th_[i];
+    auto [b, e] = Range(n, parts, i);
+    const size_t m = e - b;
+    t.out.resize(m * K);
+    t.dout.resize(m * K);
+    t.sums = ObjectiveSums{};
+    std::fill(t.grad.begin(), t.grad.end(), 0.0f);
+    status_[i] = model_->Forward(batch, b, e, true, rows, t.ws.get(), t.out.data());
+    if (!status_[i].ok() || !separable) return;
+    objective_->Compute(t.out.data(), batch.labels.data() + b, m, K, inv_n, t.dout.data(), &t.sums);
+    model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
+    status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
+  });
+  for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+  if (!separable && parts > 0) {
+    // The objective couples the batch's samples: it sees every output at
+    // once (here gathered in thread order), then each thread runs backward.
+    thread_local std::vector<float> all_out, all_dout;
+    all_out.clear();
+    for (size_t i = 0; i < parts; ++i) all_out.insert(all_out.end(), th_[i].out.begin(), th_[i].out.end());
+    all_dout.resize(all_out.size());
+    th_[0].sums = ObjectiveSums{};
+    objective_->Compute(all_out.data(), batch.labels.data(), n, K, inv_n, all_dout.data(), &th_[0].sums);
+    pool_.ParallelFor(parts, [&](size_t i) {
+      ThreadState& t = th_[i];
+      auto [b, e] = Range(n, parts, i);
+      std::copy(all_dout.begin() + b * K, all_dout.begin() + e * K, t.dout.begin());
+      model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
+      status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
+    });
+    for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+  }
+  // Synchronous dense step on the gradient summed over threads (and ranks).
+  const auto t_step = Clock::now();
+  const size_t P = grad_sum_.size();
+  if (parts == 0) {
+    std::fill(grad_sum_.begin(), grad_sum_.end(), 0.0f);
+  } else {
+    std::copy(th_[0].grad.begin(), th_[0].grad.end(), grad_sum_.begin());
+  }
+  for (size_t i = 1; i < parts; ++i) {
+    const float* g = th_[i].grad.data();
+    for (size_t k = 0; k < P; ++k) grad_sum_[k] += g[k];
+  }
+  StepStats st;
+  st.samples = n;
+  st.global_samples = static_cast<double>(n);
+  if (session_) EMBARK_RETURN_IF_ERROR(session_->FinishStep(grad_sum_.data(), P, &st.global_samples));
+  opt_->Step(model_->params().data(), grad_sum_.data());
+  dense_step_seconds_ += Seconds(t_step, Clock::now());
+  for (size_t i = 0; i < parts; ++i) {
+    st.sums.loss += th_[i].sums.loss;
+    st.sums.pred += th_[i].sums.pred;
+    st.sums.labels += th_[i].sums.labels;
+  }
+  ++state_.step;
+  state_.samples += static_cast<uint64_t>(st.global_samples);  // over all ranks
+  return st;
+}
+
+Result<Metrics> Trainer::Evaluate(const std::vector<std::string>& files) {
+  if (!session_) return EvaluateFiles(*model_, files, &pool_, cfg_.max_bad_lines, cfg_.parse_threads);
+  auto stream = OpenValidation(files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
+  std::vector<double> probs;
+  std::vector<float> labels;
+  EMBARK_RETURN_IF_ERROR(session_->ScoreSlices(
+      [&](Batch* b) { return stream->Next(b); },
+      [&](const Batch& b, float* out) { return ScoreBatch(*model_, b, &pool_, score_ws_, session_->rows(), out); },
+      &probs, &labels));
+  return embark::Evaluate(probs, labels);
+}
+
+Status Trainer::Save(const std::string& dir, double best_auc) {
+  // The checkpoint's collective calls run on this thread: let the
+  // communication thread finish first.
+  EMBARK_RETURN_IF_ERROR(Drain());
+  DenseOptState os;
+  os.step = opt_->step();
+  for (int i = 0; i < opt_->num_slots(); ++i) os.slots.push_back(opt_->slot(i));
+  TrainerState s = state_;
+  s.best_auc = std::isfinite(best_auc) ? best_auc : 0;
+  return SaveCheckpoint(dir, *model_, os, s, session_ ? session_->comm() : nullptr);
+}
+
+Status Trainer::Drain() { return session_ ? session_->Drain() : Status::OK(); }
+
+PhaseSeconds Trainer::phase_seconds() const {
+  PhaseSeconds p;
+  const double T = static_cast<double>(th_.size());
+  for (const auto& t : th_) {
+    p.lookup += t.ws->seconds.lookup / T;
+    p.forward += t.ws->seconds.forward / T;
+    p.backward += t.ws->seconds.backward / T;
+    p.update += t.ws->seconds.update / T;
+  }
+  p.dense_step = dense_step_seconds_;
+  return p;
+}
+
+DistStats Trainer::dist_stats() const { return session_ ? session_->stats() : DistStats{}; }
+
+// ---- The batch driver ------------------------------------------------------
+
 Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
-  TrainConfig cfg = job.cfg;
+  const TrainConfig& cfg = job.cfg;
   EMBARK_RETURN_IF_ERROR(ValidateConfig(cfg));
-  if (cfg.deterministic) cfg.threads = 1;
-  const int T = cfg.threads > 0 ? cfg.threads : DefaultThreads();
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
   // Deterministic distributed runs give every rank a slice of each global
@@ -140,94 +304,44 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   } else {
     EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec));
   }
-  const DataSpec& spec = model->spec();
-
-  DenseOptimizerConfig oc;
-  EMBARK_ASSIGN_OR_RETURN(oc.kind, ParseDenseOpt(cfg.dense_optimizer));
-  EMBARK_ASSIGN_OR_RETURN(oc.decay, ParseLrDecay(cfg.lr_decay));
-  oc.lr = cfg.dense_lr;
-  oc.weight_decay = cfg.weight_decay;
-  oc.warmup_steps = cfg.warmup_steps;
-  oc.decay_steps = cfg.decay_steps;
-  const size_t P = model->params().size();
-  DenseOptimizer opt(oc, P);
-  if (!opt_state.slots.empty() || opt_state.step > 0) {
-    if (static_cast<int>(opt_state.slots.size()) != opt.num_slots())
-      return Status::InvalidArgument("the checkpoint's dense optimizer state does not match dense_optimizer = " +
-                                     cfg.dense_optimizer);
-    for (int i = 0; i < opt.num_slots(); ++i) opt.slot(i) = opt_state.slots[i];
-    opt.set_step(opt_state.step);
-  }
-
-  ThreadPool pool(T);
-  std::vector<ThreadState> th(T);
-  for (auto& t : th) {
-    t.ws = model->NewWorkspace();
-    t.grad.assign(P, 0.0f);
-  }
-  std::vector<float> grad_sum(P);
-  std::unique_ptr<DistSession> session;
-  if (comm) session = std::make_unique<DistSession>(comm, model.get(), job.dist);
+  EMBARK_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(cfg, std::move(model), opt_state, ts, comm, job.dist));
+  Model& m = trainer->model();
+  const DataSpec& spec = m.spec();
 
   TrainReport rep;
-  rep.threads = T;
+  rep.threads = trainer->threads();
   rep.ranks = ranks;
   Metrics best_metrics;
-  double best_auc = ts.best_auc;
+  double best_auc = trainer->state().best_auc;
   int bad_evals = 0;
   bool saved_best = false;
   Progress progress(job.progress, log);
 
-  auto save = [&]() -> Status {
-    // The checkpoint's collective calls run on this thread: let the
-    // communication thread finish first.
-    if (session) EMBARK_RETURN_IF_ERROR(session->Drain());
-    DenseOptState os;
-    os.step = opt.step();
-    for (int i = 0; i < opt.num_slots(); ++i) os.slots.push_back(opt.slot(i));
-    TrainerState s = ts;
-    s.best_auc = std::isfinite(best_auc) ? best_auc : 0;
-    return SaveCheckpoint(job.out_dir, *model, os, s, comm);
-  };
-  // Validation metrics of the current model (collective when distributed).
-  auto evaluate = [&]() -> Result<Metrics> {
-    if (!comm) return EvaluateFiles(*model, job.valid_files, &pool, cfg.max_bad_lines, cfg.parse_threads);
-    auto stream = OpenValidation(job.valid_files, spec, cfg.max_bad_lines, cfg.parse_threads);
-    auto ws = Workspaces(*model, &pool);
-    std::vector<double> probs;
-    std::vector<float> labels;
-    EMBARK_RETURN_IF_ERROR(session->ScoreSlices([&](Batch* b) { return stream->Next(b); },
-                                                [&](const Batch& b, float* out) {
-                                                  return ScoreBatch(*model, b, &pool, ws, session->rows(), out);
-                                                },
-                                                &probs, &labels));
-    return Evaluate(probs, labels);
-  };
   // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
     if (job.valid_files.empty()) return false;
-    EMBARK_ASSIGN_OR_RETURN(Metrics m, evaluate());
+    EMBARK_ASSIGN_OR_RETURN(Metrics vm, trainer->Evaluate(job.valid_files));
     progress.Clear();
     log.Log(LogLevel::kInfo, "validation after step %lld: auc %.6f logloss %.6f ne %.4f calibration %.4f",
-            static_cast<long long>(ts.step), m.auc, m.logloss, m.ne, m.calibration);
+            static_cast<long long>(trainer->state().step), vm.auc, vm.logloss, vm.ne, vm.calibration);
     rep.has_valid = true;
-    rep.valid = m;
+    rep.valid = vm;
     if (cfg.early_stop_patience <= 0) return false;
-    if (m.auc > best_auc + 1e-6) {
-      best_auc = m.auc;
-      best_metrics = m;
+    if (vm.auc > best_auc + 1e-6) {
+      best_auc = vm.auc;
+      best_metrics = vm;
       bad_evals = 0;
-      EMBARK_RETURN_IF_ERROR(save());
+      EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
       saved_best = true;
       return false;
     }
     return ++bad_evals >= cfg.early_stop_patience;
   };
 
-  double loss_sum = 0, pred_sum = 0, label_sum = 0;
+  ObjectiveSums epoch_sums;
   uint64_t loss_n = 0;
   Batch batch;
-  for (int epoch = ts.epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
+  for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
     ReadOptions ro;
     ro.max_bad_lines = cfg.max_bad_lines;
     ro.parse_threads = cfg.parse_threads;
@@ -251,81 +365,26 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
       if (more) DistSession::Slice(global, rank, ranks, b);
       return more;
     };
-    loss_sum = pred_sum = label_sum = 0;
+    epoch_sums = ObjectiveSums{};
     loss_n = 0;
     progress.StartEpoch(epoch + 1, cfg.epochs);
     for (;;) {
-      bool more = false;
       // Distributed steps count the wait for their rows as step time.
       auto t0 = Clock::now();
-      if (session) {
-        EMBARK_ASSIGN_OR_RETURN(more, session->NextStep(read, &batch));
-      } else {
-        EMBARK_ASSIGN_OR_RETURN(more, stream->Next(&batch));
-        t0 = Clock::now();
-      }
+      EMBARK_ASSIGN_OR_RETURN(bool more, trainer->Next(read, &batch));
+      if (!comm) t0 = Clock::now();
       if (!more) break;
-      const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
-      const size_t parts = std::min(static_cast<size_t>(T), n);
-      const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
-      RowAccess* rows = session ? session->rows() : model->rows();
-      for (int t = 0; t < model->num_tables(); ++t) model->table(t)->SetStep(static_cast<uint32_t>(ts.step));
-      std::vector<Status> st(parts);
-      pool.ParallelFor(parts, [&](size_t i) {
-        ThreadState& t = th[i];
-        auto [b, e] = Range(n, parts, i);
-        const size_t m = e - b;
-        t.logits.resize(m);
-        t.dl.resize(m);
-        std::fill(t.grad.begin(), t.grad.end(), 0.0f);
-        st[i] = model->Forward(batch, b, e, true, rows, t.ws.get(), t.logits.data());
-        if (!st[i].ok()) return;
-        double loss = 0, pred = 0, clicks = 0;
-        for (size_t k = 0; k < m; ++k) {
-          const float z = t.logits[k], y = batch.labels[b + k];
-          // log(1 + e^-|z|) + max(z, 0) - z*y: stable binary cross-entropy on logits.
-          loss += std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y;
-          const float p = Sigmoid(z);
-          pred += p;
-          clicks += y;
-          t.dl[k] = (p - y) * inv_n;
-        }
-        t.loss = loss;
-        t.pred = pred;
-        t.clicks = clicks;
-        model->Backward(batch, b, e, t.dl.data(), t.ws.get(), t.grad.data());
-        st[i] = model->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
-      });
-      EMBARK_RETURN_IF_ERROR(FirstError(st));
-      // Synchronous dense step on the gradient summed over threads.
-      const auto t_step = Clock::now();
-      if (parts == 0) {
-        std::fill(grad_sum.begin(), grad_sum.end(), 0.0f);
-      } else {
-        std::copy(th[0].grad.begin(), th[0].grad.end(), grad_sum.begin());
-      }
-      for (size_t i = 1; i < parts; ++i) {
-        const float* g = th[i].grad.data();
-        for (size_t k = 0; k < P; ++k) grad_sum[k] += g[k];
-      }
-      double samples = static_cast<double>(n);
-      if (session) EMBARK_RETURN_IF_ERROR(session->FinishStep(grad_sum.data(), P, &samples));
-      rep.global_samples += static_cast<uint64_t>(samples);
-      opt.Step(model->params().data(), grad_sum.data());
-      rep.dense_step_seconds += Seconds(t_step, Clock::now());
-      for (size_t i = 0; i < parts; ++i) {
-        loss_sum += th[i].loss;
-        pred_sum += th[i].pred;
-        label_sum += th[i].clicks;
-      }
-      loss_n += n;
-      ++ts.step;
-      ts.samples += static_cast<uint64_t>(samples);  // over all ranks
-      rep.samples += n;
+      EMBARK_ASSIGN_OR_RETURN(StepStats st, trainer->Step(batch));
+      epoch_sums.loss += st.sums.loss;
+      epoch_sums.pred += st.sums.pred;
+      epoch_sums.labels += st.sums.labels;
+      loss_n += st.samples;
+      rep.global_samples += static_cast<uint64_t>(st.global_samples);
+      rep.samples += st.samples;
       rep.train_seconds += Seconds(t0, Clock::now());
-      progress.Update(rep.samples, rep.train_seconds, loss_sum / std::max<uint64_t>(1, loss_n),
+      progress.Update(rep.samples, rep.train_seconds, epoch_sums.loss / std::max<uint64_t>(1, loss_n),
                       stream->bytes_read(), stream->bytes_total());
-      if (cfg.eval_every > 0 && ts.step % cfg.eval_every == 0) {
+      if (cfg.eval_every > 0 && trainer->state().step % cfg.eval_every == 0) {
         EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
         if (stop) {
           rep.stopped_early = true;
@@ -340,14 +399,14 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     rep.input_wait_seconds += stream->wait_seconds();
     progress.Clear();
     if (rep.stopped_early) break;
-    ts.epochs_done = epoch + 1;
+    trainer->state().epochs_done = epoch + 1;
     log.Log(LogLevel::kInfo, "epoch %d done: %llu samples, mean loss %.6f", epoch + 1,
-            static_cast<unsigned long long>(ts.samples), loss_n ? loss_sum / loss_n : 0.0);
+            static_cast<unsigned long long>(trainer->state().samples), loss_n ? epoch_sums.loss / loss_n : 0.0);
     EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
     if (stop) rep.stopped_early = true;
   }
-  rep.final_loss = loss_n ? loss_sum / loss_n : 0.0;
-  rep.train_calibration = label_sum > 0 ? pred_sum / label_sum : 0.0;
+  rep.final_loss = loss_n ? epoch_sums.loss / loss_n : 0.0;
+  rep.train_calibration = epoch_sums.labels > 0 ? epoch_sums.pred / epoch_sums.labels : 0.0;
   if (saved_best && (rep.stopped_early || rep.valid.auc <= best_auc)) {
     // The checkpoint in out_dir holds the best model, saved right after the
     // validation that measured best_metrics; report those figures.
@@ -356,35 +415,32 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
               job.out_dir.c_str());
     rep.valid = best_metrics;
   } else {
-    EMBARK_RETURN_IF_ERROR(save());
+    EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
   }
-  rep.epochs_done = ts.epochs_done;
-  rep.steps = ts.step;
+  EMBARK_RETURN_IF_ERROR(trainer->Drain());
+  rep.epochs_done = trainer->state().epochs_done;
+  rep.steps = trainer->state().step;
   rep.best_auc = best_auc;
   rep.samples_per_sec = rep.train_seconds > 0 ? rep.samples / rep.train_seconds : 0;
   rep.peak_rss_bytes = PeakRssBytes();
-  for (int i = 0; i < model->num_tables(); ++i) {
-    const RowStore* t = model->table(i);
+  for (int i = 0; i < m.num_tables(); ++i) {
+    const RowStore* t = m.table(i);
     const StoreStats st = t->stats();
     rep.embedding_rows = std::max(rep.embedding_rows, st.rows);
     rep.embedding_bytes += st.memory_bytes;
     rep.embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
   }
-  rep.flops_per_sample = model->TrainFlopsPerSample();
-  if (session) {
-    EMBARK_RETURN_IF_ERROR(session->Drain());
-    const DistStats ds = session->stats();
-    rep.comm_wait_seconds = ds.wait_seconds;
-    rep.sparse_bytes = ds.sparse_bytes;
-    rep.dense_bytes = ds.dense_bytes;
-    session.reset();
-  }
-  for (const auto& t : th) {
-    rep.lookup_seconds += t.ws->seconds.lookup / T;
-    rep.forward_seconds += t.ws->seconds.forward / T;
-    rep.backward_seconds += t.ws->seconds.backward / T;
-    rep.update_seconds += t.ws->seconds.update / T;
-  }
+  rep.flops_per_sample = m.TrainFlopsPerSample();
+  const DistStats ds = trainer->dist_stats();
+  rep.comm_wait_seconds = ds.wait_seconds;
+  rep.sparse_bytes = ds.sparse_bytes;
+  rep.dense_bytes = ds.dense_bytes;
+  const PhaseSeconds ps = trainer->phase_seconds();
+  rep.lookup_seconds = ps.lookup;
+  rep.forward_seconds = ps.forward;
+  rep.backward_seconds = ps.backward;
+  rep.update_seconds = ps.update;
+  rep.dense_step_seconds = ps.dense_step;
   return rep;
 }
 

@@ -1,8 +1,14 @@
-// Mini-batch training with the hybrid update rule of Persia on one machine:
-// each step's batch is split across threads; every thread runs forward and
-// backward on its share and pushes its sparse gradients to the embedding
-// tables at once (asynchronous), while dense gradients are summed across
-// threads and applied in one synchronous optimizer step.
+// Mini-batch training with the hybrid update rule of Persia: each step's
+// batch is split across threads; every thread runs forward and backward on
+// its share and pushes its sparse gradients to the embedding rows at once
+// (asynchronous), while dense gradients are summed across threads (and
+// ranks) and applied in one synchronous optimizer step.
+//
+// Two layers: a Trainer takes one step at a time (Step), scores (Evaluate)
+// and saves (Save), and is what every driver stands on; Train() is the
+// batch driver behind `embark train`: epochs over files, periodic
+// validation, early stopping, the report. A stream-driven loop (online
+// training) or a Python caller drives the same Trainer.
 #pragma once
 
 #include <functional>
@@ -14,7 +20,9 @@
 #include "data/pipeline.h"
 #include "dist/session.h"
 #include "metrics/metrics.h"
+#include "nn/dense_optimizer.h"
 #include "model/model.h"
+#include "model/objective.h"
 #include "util/log.h"
 #include "util/thread_pool.h"
 
@@ -68,6 +76,80 @@ struct TrainReport {
   uint64_t global_samples = 0;  // samples over all ranks
 };
 
+// What one Step did.
+struct StepStats {
+  size_t samples = 0;         // this process's samples
+  double global_samples = 0;  // over every rank
+  ObjectiveSums sums;         // over this process's samples
+};
+
+// Seconds per phase, summed over the steps and averaged over threads.
+struct PhaseSeconds {
+  double lookup = 0, forward = 0, backward = 0, update = 0, dense_step = 0;
+};
+
+class Trainer {
+ public:
+  // A trainer of `model` with `cfg`'s optimizer and threading settings,
+  // continuing from the dense optimizer state `opt` and counters `state`
+  // (both empty for a new model). With a communicator of more than one
+  // rank it trains this rank's share (src/dist/).
+  static Result<std::unique_ptr<Trainer>> Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
+                                                 const DenseOptState& opt, const TrainerState& state,
+                                                 Communicator* comm = nullptr, const DistOptions& dist = {});
+  ~Trainer();
+
+  // The next batch of this process from `read` into *batch; distributed,
+  // also fetches its rows from their owners (ahead of time) and returns an
+  // empty batch on a rank whose input ended before the others'. False once
+  // the input (every rank's) is over.
+  Result<bool> Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch);
+
+  // One step on `batch` (distributed: the batch Next returned): each
+  // thread's share runs forward, objective, backward and sparse update;
+  // then one dense optimizer step on the gradient combined over threads
+  // and ranks. Allocates nothing in steady state (same batch sizes).
+  Result<StepStats> Step(const Batch& batch);
+
+  // Exact metrics on `files` (collective when distributed: every rank
+  // passes the same files).
+  Result<Metrics> Evaluate(const std::vector<std::string>& files);
+
+  // Writes a checkpoint of the model, the optimizer state and the counters
+  // (collective when distributed). best_auc goes into the counters.
+  Status Save(const std::string& dir, double best_auc);
+
+  // Waits for outstanding communication (distributed); before reading the
+  // tables from outside the trainer.
+  Status Drain();
+
+  Model& model() { return *model_; }
+  const TrainerState& state() const { return state_; }
+  TrainerState& state() { return state_; }
+  int threads() const { return pool_.size(); }
+  PhaseSeconds phase_seconds() const;
+  DistStats dist_stats() const;
+
+ private:
+  Trainer(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
+  struct ThreadState;
+
+  TrainConfig cfg_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Objective> objective_;
+  std::unique_ptr<DenseOptimizer> opt_;
+  TrainerState state_;
+  ThreadPool pool_;
+  std::vector<ThreadState> th_;
+  std::vector<float> grad_sum_;
+  std::vector<Status> status_;  // per thread, reused every step
+  std::vector<std::unique_ptr<Workspace>> score_ws_;
+  std::unique_ptr<DistSession> session_;
+  double dense_step_seconds_ = 0;
+};
+
+// Trains `job` from its start (or its resume checkpoint) to the end of its
+// epochs or an early stop, writing the checkpoint to job.out_dir.
 Result<TrainReport> Train(const TrainJob& job, const Logger& log);
 
 // Scores every sample of `stream` in input order: fn(probabilities, labels, n).

@@ -15,7 +15,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
+void ThreadPool::Run(size_t n, Task fn) {
   if (n == 0) return;
   if (workers_.empty() || n == 1) {
     for (size_t i = 0; i < n; ++i) fn(i);

@@ -4,7 +4,7 @@
 
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -21,16 +21,28 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs fn(i) for i in [0, n) across the pool and the calling thread; returns
-  // when all calls have returned.
-  void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
+  // when all calls have returned. Allocates nothing (fn is called through a
+  // reference, never copied into a std::function).
+  template <typename Fn>
+  void ParallelFor(size_t n, Fn&& fn) {
+    using F = std::remove_reference_t<Fn>;
+    Run(n, Task{const_cast<void*>(static_cast<const void*>(&fn)),
+                [](void* f, size_t i) { (*static_cast<F*>(f))(i); }});
+  }
 
  private:
+  struct Task {
+    void* fn;
+    void (*call)(void*, size_t);
+    void operator()(size_t i) const { call(fn, i); }
+  };
+  void Run(size_t n, Task task);
   void WorkerLoop();
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
-  const std::function<void(size_t)>* fn_ = nullptr;
+  const Task* fn_ = nullptr;
   size_t next_ = 0, total_ = 0, done_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;

@@ -1,0 +1,194 @@
+// The Trainer's step API: a loop written by hand over Next/Step/Save trains
+// the model Train() trains; a step allocates nothing once warm; a resumed
+// model takes the new run's optimizer settings.
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "gen/gen.h"
+#include "nn/layers.h"
+#include "test_util.h"
+
+// Every allocation of the process is counted while `g_count` is set.
+namespace {
+std::atomic<bool> g_count{false};
+std::atomic<long> g_allocs{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  if (g_count.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace embark {
+namespace {
+
+TrainConfig SmallConfig() {
+  TrainConfig cfg;
+  cfg.model = "deepfm";
+  cfg.embedding_dim = 4;
+  cfg.mlp = {16, 8};
+  cfg.batch_size = 256;
+  cfg.epochs = 1;
+  cfg.deterministic = true;
+  cfg.threads = 1;
+  return cfg;
+}
+
+std::vector<double> Scores(const Model& m, const std::string& file) {
+  ThreadPool pool(1);
+  ReadOptions ro;
+  StreamOptions so;
+  so.batch_size = 512;
+  auto stream = OpenStream({file}, m.spec(), ro, so);
+  std::vector<double> out;
+  EXPECT_TRUE(Score(m, stream.get(), &pool, [&](const float* p, const float*, size_t n) {
+                out.insert(out.end(), p, p + n);
+              }).ok());
+  return out;
+}
+
+TEST(Trainer, HandWrittenStepLoopTrainsWhatTrainTrains) {
+  InitBlas();
+  const std::string dir = testing::TempDir();
+  GenOptions g;
+  g.rows = 3000;
+  g.seed = 5;
+  g.out = dir + "/train.tsv";
+  g.valid_rows = 500;
+  g.valid_out = dir + "/valid.tsv";
+  ASSERT_TRUE(Generate(g).ok());
+  const TrainConfig cfg = SmallConfig();
+
+  TrainJob job;
+  job.cfg = cfg;
+  job.spec = DataSpec::Criteo();
+  job.train_files = {g.out};
+  job.out_dir = dir + "/by_train";
+  job.progress = false;
+  Logger quiet(LogLevel::kWarn);
+  auto rep = Train(job, quiet);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+
+  auto model = Model::Create(cfg, DataSpec::Criteo());
+  ASSERT_TRUE(model.ok());
+  auto t = Trainer::Create(cfg, std::move(model).value(), {}, {});
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  Trainer& trainer = *t.value();
+  ReadOptions ro;
+  StreamOptions so;
+  so.batch_size = cfg.batch_size;
+  so.shuffle_window = cfg.shuffle_window;
+  so.seed = cfg.seed * 1000003ULL;  // epoch 0, as Train() seeds it
+  auto stream = OpenStream({g.out}, DataSpec::Criteo(), ro, so);
+  Batch batch;
+  size_t samples = 0;
+  for (;;) {
+    auto more = trainer.Next([&](Batch* b) { return stream->Next(b); }, &batch);
+    ASSERT_TRUE(more.ok());
+    if (!more.value()) break;
+    auto st = trainer.Step(batch);
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    EXPECT_EQ(st->samples, batch.size());
+    EXPECT_GT(st->sums.loss, 0);
+    samples += st->samples;
+  }
+  EXPECT_EQ(samples, 3000u);
+  EXPECT_EQ(trainer.state().step, rep->steps);
+  trainer.state().epochs_done = 1;
+  ASSERT_TRUE(trainer.Save(dir + "/by_hand", 0).ok());
+
+  auto a = LoadCheckpoint(dir + "/by_train");
+  auto b = LoadCheckpoint(dir + "/by_hand");
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto sa = Scores(*a->model, g.valid_out), sb = Scores(*b->model, g.valid_out);
+  ASSERT_EQ(sa.size(), 500u);
+  EXPECT_EQ(sa, sb);  // bit for bit
+  auto m = trainer.Evaluate({g.valid_out});
+  ASSERT_TRUE(m.ok());
+  EXPECT_NEAR(m->auc, rep->valid.auc == 0 ? m->auc : rep->valid.auc, 1e-12);
+  EXPECT_GT(m->auc, 0.6);  // it learned something
+}
+
+// A batch of `n` Criteo-shaped samples with ids drawn from a small range.
+Batch SomeBatch(size_t n) {
+  Batch b;
+  b.Reset(13, 26);
+  for (size_t i = 0; i < n; ++i) {
+    b.labels.push_back(static_cast<float>(i % 3 == 0));
+    for (int d = 0; d < 13; ++d) b.dense.push_back(0.05f * static_cast<float>((i + d) % 7));
+    for (int f = 0; f < 26; ++f) {
+      b.keys.push_back(f * 1000 + (i * 7 + f) % 50);
+      b.values.push_back(1);
+      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+    }
+  }
+  return b;
+}
+
+TEST(Trainer, StepAllocatesNothingInSteadyState) {
+  InitBlas();
+  for (int threads : {1, 2}) {
+    for (const char* name : {"deepfm", "dcnv2", "dlrm"}) {
+      SCOPED_TRACE(std::string(name) + " threads " + std::to_string(threads));
+      TrainConfig cfg = SmallConfig();
+      cfg.model = name;
+      cfg.deterministic = false;
+      cfg.threads = threads;
+      cfg.bottom_mlp = {8};
+      cfg.top_mlp = {8};
+      cfg.cross_layers = 2;
+      auto model = Model::Create(cfg, DataSpec::Criteo());
+      ASSERT_TRUE(model.ok());
+      auto t = Trainer::Create(cfg, std::move(model).value(), {}, {});
+      ASSERT_TRUE(t.ok());
+      const Batch batch = SomeBatch(128);
+      // Warm up: rows, workspaces, and each pool thread's scratch in the
+      // store, which is sized by the largest share that thread has run.
+      for (int i = 0; i < 10; ++i) ASSERT_TRUE(t.value()->Step(batch).ok());
+      g_allocs = 0;
+      g_count = true;
+      for (int i = 0; i < 3; ++i) {
+        auto st = t.value()->Step(batch);
+        if (!st.ok()) break;
+      }
+      g_count = false;
+      EXPECT_EQ(g_allocs.load(), 0);
+    }
+  }
+}
+
+TEST(Trainer, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
+  InitBlas();
+  TrainConfig cfg = SmallConfig();
+  auto model = Model::Create(cfg, DataSpec::Criteo());
+  ASSERT_TRUE(model.ok());
+  TrainConfig next = cfg;
+  next.sparse_lr = 0.5f;
+  next.wide_lr = 0.25f;
+  auto t = Trainer::Create(next, std::move(model).value(), {}, {});
+  ASSERT_TRUE(t.ok());
+  Model& m = t.value()->model();
+  EXPECT_EQ(m.table(m.table_index("embeddings"))->config().opt.lr, 0.5f);
+  EXPECT_EQ(m.table(m.table_index("wide"))->config().opt.lr, 0.25f);
+  EXPECT_EQ(m.config().sparse_lr, 0.5f);  // and a checkpoint records it
+
+  auto other = Model::Create(cfg, DataSpec::Criteo());
+  ASSERT_TRUE(other.ok());
+  TrainConfig kind = cfg;
+  kind.sparse_optimizer = "sgd";
+  auto refused = Trainer::Create(kind, std::move(other).value(), {}, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sgd"), std::string::npos) << refused.status().message();
+}
+
+}  // namespace
+}  // namespace embark
