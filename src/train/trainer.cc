@@ -122,6 +122,16 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   TrainerState ts;
   if (!job.resume_dir.empty()) {
     EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks));
+    // job.cfg follows the resume rule (ResolveResumeConfig): what the
+    // checkpoint fixes must be the loaded model's; the rest is job.cfg's.
+    EMBARK_RETURN_IF_ERROR(CheckFixedParams(ck.model->config(), cfg));
+    // Still to apply here: the sparse settings that may change to the loaded
+    // tables, through RowStore::SetOptimizer. Until then they keep the
+    // checkpoint's, and a change is at least not silent.
+    for (const char* name : {"sparse_lr", "wide_lr", "sparse_l2", "ftrl_l1", "adagrad_init"})
+      if (FindParam(name)->get(cfg) != FindParam(name)->get(ck.model->config()))
+        log.Log(LogLevel::kWarn, "%s: the loaded embedding tables keep the checkpoint's %s", name,
+                FindParam(name)->get(ck.model->config()).c_str());
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
     ts = ck.state;
