@@ -116,3 +116,56 @@ TEST(MakeTrainJob, ResolvesConfigSpecAndDistOptions) {
 
 }  // namespace
 }  // namespace embark
+
+namespace embark {
+namespace {
+
+// The library path end to end: a job from a request, trained, resumed under
+// the rule, evaluated.
+TEST(MakeTrainJob, TrainsResumesAndEvaluatesThroughTheLibrary) {
+  std::string data;
+  for (int i = 0; i < 400; ++i) data += std::to_string(i % 3 == 0) + " " + std::to_string(i % 7) + ":1 9:1\n";
+  TrainRequest req;
+  req.train_files = {testing::WriteTemp("t.svm", data)};
+  req.out_dir = testing::TempDir() + "/m1";
+  req.progress = false;
+  req.params.values = {{"model", "fm"}, {"embedding_dim", "4"}, {"batch_size", "64"}, {"deterministic", "true"}};
+  auto job = MakeTrainJob(req);
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  Logger quiet(LogLevel::kError);
+  auto first = Train(job.value(), quiet);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+
+  // Resumed with only what may change given: the checkpoint's model, one more epoch.
+  TrainRequest more = req;
+  more.params = ConfigSources{req.out_dir, "", {{"epochs", "2"}, {"dense_lr", "0.01"}}};
+  more.out_dir = testing::TempDir() + "/m2";
+  auto job2 = MakeTrainJob(more);
+  ASSERT_TRUE(job2.ok()) << job2.status().message();
+  EXPECT_EQ(job2->cfg.model, "fm");
+  EXPECT_EQ(job2->cfg.embedding_dim, 4);
+  EXPECT_FLOAT_EQ(job2->cfg.dense_lr, 0.01f);
+  auto second = Train(job2.value(), quiet);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->epochs_done, 2);
+
+  // A caller that builds its own job cannot slip a fixed change past Train().
+  TrainJob forged = job2.value();
+  forged.cfg.embedding_dim = 8;
+  forged.out_dir = testing::TempDir() + "/m3";
+  auto refused = Train(forged, quiet);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("cannot change 'embedding_dim' when resuming: the checkpoint has 4, "
+                                            "requested 8"),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_FALSE(std::filesystem::exists(forged.out_dir));
+
+  auto m = EvaluateCheckpoint({more.out_dir, req.train_files, 1, 0});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->count, 400u);
+  EXPECT_FALSE(EvaluateCheckpoint({testing::TempDir() + "/nothing", req.train_files, 1, 0}).ok());
+}
+
+}  // namespace
+}  // namespace embark

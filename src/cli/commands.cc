@@ -175,10 +175,7 @@ void RegisterEval(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] {
-    auto ck = Unwrap(LoadCheckpoint(a->model));
-    ck.model->FreezeForInference();
-    ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
-    Metrics m = Unwrap(EvaluateFiles(*ck.model, a->data, &pool, a->max_bad_lines, 1));
+    Metrics m = Unwrap(EvaluateCheckpoint({a->model, a->data, a->threads, a->max_bad_lines}));
     if (a->json) {
       std::printf("%s\n", ToJson(m).dump().c_str());
     } else {

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "checkpoint/checkpoint.h"
 #include "data/spec.h"
 #include "dist/dense.h"
 #include "util/fs.h"
@@ -53,6 +54,13 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
         job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file, req.train_files.front()));
   }
   return job;
+}
+
+Result<Metrics> EvaluateCheckpoint(const EvalRequest& req) {
+  EMBARK_ASSIGN_OR_RETURN(LoadedCheckpoint ck, LoadCheckpoint(req.model_dir));
+  ck.model->FreezeForInference();
+  ThreadPool pool(req.threads > 0 ? req.threads : DefaultThreads());
+  return EvaluateFiles(*ck.model, req.files, &pool, req.max_bad_lines, 1);
 }
 
 }  // namespace embark
