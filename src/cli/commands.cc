@@ -299,7 +299,7 @@ void RegisterServe(CLI::App* app) {
 }
 
 void RegisterParams(CLI::App* app) {
-  auto* cmd = app->add_subcommand("params", "List training parameters (--markdown for docs/parameters.md)");
+  auto* cmd = app->add_subcommand("params", "List training parameters and whether --resume may change them (--markdown: docs/parameters.md)");
   auto md = std::make_shared<bool>(false);
   cmd->add_flag("--markdown", *md, "Print the Markdown table");
   cmd->callback([md] {
