@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "test_util.h"
 #include "util/fs.h"
 
@@ -42,6 +44,145 @@ TEST(Config, TomlRoundTrip) {
   TrainConfig b;
   ASSERT_TRUE(LoadConfigToml(path, &b).ok());
   EXPECT_EQ(ConfigToToml(b), ConfigToToml(a));
+}
+
+TEST(Config, TomlReportsTheNamesItSets) {
+  std::set<std::string> names;
+  TrainConfig c;
+  ASSERT_TRUE(LoadConfigToml(testing::WriteTemp("n.toml", "dense_lr = 0.01\nmlp = [8]\n"), &c, &names).ok());
+  EXPECT_EQ(names, (std::set<std::string>{"dense_lr", "mlp"}));
+}
+
+TEST(Config, EveryParameterCopiesOnlyItself) {
+  TrainConfig a, b;
+  a.sparse_lr = 0.123456789f;  // more digits than config.toml keeps: copied exactly
+  a.mlp = {7, 5};
+  FindParam("sparse_lr")->copy(a, &b);
+  EXPECT_EQ(b.sparse_lr, a.sparse_lr);
+  EXPECT_EQ(b.mlp, TrainConfig().mlp);
+  for (const auto& p : TrainParams()) {
+    TrainConfig from, to;
+    // A value other than the default for each parameter, then copy it alone.
+    std::string v = std::string(p.type) == "bool" ? "true" : std::string(p.type) == "int list" ? "3,2" : "";
+    if (std::string(p.type) == "int" || std::string(p.type) == "float") v = p.get(from) == "2" ? "3" : "2";
+    if (std::string(p.type) == "string") {
+      for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16"})
+        if (p.set(&from, cand).ok() && p.get(from) != p.get(TrainConfig())) v = cand;
+      ASSERT_FALSE(v.empty()) << p.name;
+    }
+    ASSERT_TRUE(p.set(&from, v).ok()) << p.name << " = " << v;
+    p.copy(from, &to);
+    EXPECT_EQ(p.get(to), p.get(from)) << p.name;
+    to = TrainConfig();
+    p.copy(TrainConfig(), &to);
+    EXPECT_EQ(ConfigToToml(to), ConfigToToml(TrainConfig())) << p.name;
+  }
+}
+
+TEST(Config, FixedParametersAreTheModelsShapeAndStoredState) {
+  std::set<std::string> fixed;
+  for (const auto& p : TrainParams())
+    if (p.on_resume == OnResume::kFixed) fixed.insert(p.name);
+  EXPECT_EQ(fixed, (std::set<std::string>{"model", "embedding_dim", "bottom_mlp", "top_mlp", "mlp", "cross_layers",
+                                          "init_scale", "sparse_optimizer", "wide_optimizer", "dense_optimizer",
+                                          "seed", "format", "ffm_fields"}));
+}
+
+TrainConfig Saved() {
+  TrainConfig c;
+  c.model = "deepfm";
+  c.embedding_dim = 8;
+  c.mlp = {16, 8};
+  c.sparse_lr = 0.01f;
+  c.dense_lr = 0.02f;
+  c.epochs = 1;
+  c.batch_size = 512;
+  c.sparse_optimizer = "adagrad";
+  return c;
+}
+
+TEST(ResumeConfig, StartsFromTheCheckpointNotTheDefaults) {
+  TrainConfig requested;  // defaults everywhere, nothing given explicitly
+  requested.epochs = 7;   // ... and a value not given explicitly does not count
+  auto r = ResolveResumeConfig(Saved(), requested, {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ConfigToToml(r.value()), ConfigToToml(Saved()));
+}
+
+TEST(ResumeConfig, ExplicitValuesReplaceChangeableParameters) {
+  TrainConfig requested;
+  requested.sparse_lr = 0.5f;
+  requested.dense_lr = 0.25f;
+  requested.epochs = 3;
+  requested.batch_size = 64;
+  requested.threads = 2;
+  requested.lr_decay = "cosine";
+  requested.eval_every = 10;
+  auto r = ResolveResumeConfig(Saved(), requested,
+                               {"sparse_lr", "dense_lr", "epochs", "batch_size", "threads", "lr_decay", "eval_every"});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FLOAT_EQ(r->sparse_lr, 0.5f);
+  EXPECT_FLOAT_EQ(r->dense_lr, 0.25f);
+  EXPECT_EQ(r->epochs, 3);
+  EXPECT_EQ(r->batch_size, 64);
+  EXPECT_EQ(r->threads, 2);
+  EXPECT_EQ(r->lr_decay, "cosine");
+  EXPECT_EQ(r->eval_every, 10);
+  // The rest is the checkpoint's.
+  EXPECT_EQ(r->model, "deepfm");
+  EXPECT_EQ(r->embedding_dim, 8);
+  EXPECT_EQ(r->mlp, (std::vector<int>{16, 8}));
+  EXPECT_EQ(r->sparse_optimizer, "adagrad");
+}
+
+TEST(ResumeConfig, FixedParametersMayBeRepeatedButNotChanged) {
+  TrainConfig requested = Saved();  // the same model given again, e.g. the first run's command line
+  requested.epochs = 2;
+  auto same = ResolveResumeConfig(Saved(), requested, {"model", "embedding_dim", "mlp", "sparse_optimizer", "epochs"});
+  ASSERT_TRUE(same.ok()) << same.status().message();
+  EXPECT_EQ(same->epochs, 2);
+
+  struct Case {
+    const char* name;
+    const char* value;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"embedding_dim", "16", "cannot change 'embedding_dim' when resuming: the checkpoint has 8, requested 16"},
+      {"model", "dlrm", "cannot change 'model' when resuming: the checkpoint has deepfm, requested dlrm"},
+      {"mlp", "16,4", "cannot change 'mlp' when resuming: the checkpoint has 16,8, requested 16,4"},
+      {"sparse_optimizer", "adam", "the checkpoint has adagrad, requested adam"},
+      {"dense_optimizer", "sgd", "cannot change 'dense_optimizer' when resuming: the checkpoint has adam, requested sgd"},
+      {"seed", "9", "cannot change 'seed'"},
+      {"init_scale", "0.5", "cannot change 'init_scale'"},
+      {"format", "libsvm", "the checkpoint has auto, requested libsvm"},
+  };
+  for (const Case& c : cases) {
+    TrainConfig req = Saved();
+    ASSERT_TRUE(FindParam(c.name)->set(&req, c.value).ok()) << c.name;
+    auto r = ResolveResumeConfig(Saved(), req, {c.name, "epochs"});
+    ASSERT_FALSE(r.ok()) << c.name;
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos) << r.status().message();
+    // A different value that is not explicit is simply the checkpoint's.
+    auto quiet = ResolveResumeConfig(Saved(), req, {"epochs"});
+    ASSERT_TRUE(quiet.ok()) << quiet.status().message();
+    EXPECT_EQ(FindParam(c.name)->get(quiet.value()), FindParam(c.name)->get(Saved()));
+  }
+  EXPECT_FALSE(ResolveResumeConfig(Saved(), Saved(), {"no_such_param"}).ok());
+}
+
+TEST(ResumeConfig, CheckFixedParamsComparesEveryFixedOne) {
+  EXPECT_TRUE(CheckFixedParams(Saved(), Saved()).ok());
+  TrainConfig changed = Saved();
+  changed.dense_lr = 1;
+  changed.epochs = 9;
+  EXPECT_TRUE(CheckFixedParams(Saved(), changed).ok());
+  changed.cross_layers = 1;
+  Status s = CheckFixedParams(Saved(), changed);
+  EXPECT_NE(s.message().find("cannot change 'cross_layers' when resuming: the checkpoint has 3, requested 1"),
+            std::string::npos)
+      << s.message();
 }
 
 TEST(Config, DocsAreGeneratedFromTheDeclarations) {

@@ -216,3 +216,49 @@ TEST(Sniff, GuessesFormatsFromTheFirstLine) {
 
 }  // namespace
 }  // namespace embark
+
+namespace embark {
+namespace {
+
+TEST(ResolveDataSpec, FromTheFormatParameterOrTheFirstFile) {
+  auto criteo = testing::WriteTemp("r.tsv", CriteoLine());
+  auto ffm = testing::WriteTemp("r.ffm", "1 0:3:1 4:4:1\n0 2:1:1\n");
+  auto svm = testing::WriteTemp("r.svm", "1 3:1 4:1\n");
+  auto spec = ResolveDataSpec("auto", 0, "", criteo);
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->format, Format::kCriteo);
+  spec = ResolveDataSpec("libsvm", 0, "", criteo);  // an explicit format is not second-guessed
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->format, Format::kLibsvm);
+  EXPECT_EQ(ResolveDataSpec("auto", 0, "", svm)->format, Format::kLibsvm);
+  spec = ResolveDataSpec("auto", 0, "", ffm);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->format, Format::kLibffm);
+  EXPECT_EQ(spec->num_fields, 5);
+  EXPECT_EQ(ResolveDataSpec("libffm", 9, "", ffm)->num_fields, 9);
+  auto schema = testing::WriteTemp("r.schema.toml", "label = \"y\"\ncategorical = [\"a\", \"b\"]\nnumeric = [\"x\"]\n");
+  spec = ResolveDataSpec("auto", 0, schema, criteo);  // a schema means CSV
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->format, Format::kCsv);
+  EXPECT_EQ(spec->num_fields, 2);
+  EXPECT_EQ(spec->num_dense, 1);
+}
+
+TEST(ResolveDataSpec, ErrorsAreReturnedNotFatal) {
+  auto criteo = testing::WriteTemp("e.tsv", CriteoLine());
+  auto csv = ResolveDataSpec("csv", 0, "", criteo);
+  ASSERT_FALSE(csv.ok());
+  EXPECT_NE(csv.status().message().find("--format csv needs --schema"), std::string::npos) << csv.status().message();
+  auto bad = ResolveDataSpec("parquet", 0, "", criteo);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown format 'parquet'"), std::string::npos);
+  auto prose = ResolveDataSpec("auto", 0, "", testing::WriteTemp("e.txt", "hello world\n"));
+  ASSERT_FALSE(prose.ok());
+  EXPECT_NE(prose.status().message().find("e.txt: cannot tell the format"), std::string::npos);
+  EXPECT_FALSE(ResolveDataSpec("auto", 0, "", testing::TempDir() + "/missing.tsv").ok());
+  EXPECT_FALSE(ResolveDataSpec("libffm", 0, "", testing::WriteTemp("e.ffm", "1 2 3\n")).ok());
+  EXPECT_FALSE(ResolveDataSpec("csv", 0, testing::WriteTemp("e.schema.toml", "labels = 1\n"), criteo).ok());
+}
+
+}  // namespace
+}  // namespace embark

@@ -4,19 +4,18 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint.h"
-#include "data/spec.h"
 #include "gen/gen.h"
 #include "serve/server.h"
 #include "train/config.h"
+#include "train/job.h"
+#include "train/report.h"
 #include "train/trainer.h"
 #include "util/fs.h"
 
@@ -39,28 +38,9 @@ T Unwrap(Result<T> r) {
   return std::move(r).value();
 }
 
-// JSON numbers cannot be NaN; write null instead.
-nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-void AddMetrics(nlohmann::json* j, const Metrics& m) {
-  (*j)["auc"] = Num(m.auc);
-  (*j)["logloss"] = Num(m.logloss);
-  (*j)["normalized_entropy"] = Num(m.ne);
-  (*j)["calibration"] = Num(m.calibration);
-  (*j)["ctr"] = Num(m.ctr);
-  (*j)["rows"] = m.count;
-}
-
 void PrintMetrics(const char* what, const Metrics& m) {
   std::printf("%s: auc %.6f  logloss %.6f  normalized_entropy %.6f  calibration %.4f  (rows %zu, ctr %.4f)\n", what,
               m.auc, m.logloss, m.ne, m.calibration, m.count, m.ctr);
-}
-
-std::string Dashed(const std::string& name) {
-  std::string s = name;
-  for (char& c : s)
-    if (c == '_') c = '-';
-  return s;
 }
 
 // ---- gen -------------------------------------------------------------------
@@ -80,16 +60,7 @@ void RegisterGen(CLI::App* app) {
     GenReport r = Unwrap(Generate(*opt));
     const GenFigures& f = r.valid.rows > 0 ? r.valid : r.train;
     if (*json) {
-      nlohmann::json j;
-      j["rows"] = r.train.rows;
-      j["valid_rows"] = r.valid.rows;
-      j["ctr"] = f.ctr;
-      j["optimal_auc"] = Num(f.optimal_auc);
-      j["optimal_logloss"] = Num(f.optimal_logloss);
-      j["first_order_auc"] = Num(f.first_order_auc);
-      j["train_optimal_auc"] = Num(r.train.optimal_auc);
-      j["train_optimal_logloss"] = Num(r.train.optimal_logloss);
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", ToJson(r).dump().c_str());
     } else {
       std::printf("wrote %llu rows to %s", static_cast<unsigned long long>(r.train.rows), opt->out.c_str());
       if (r.valid.rows > 0)
@@ -103,90 +74,56 @@ void RegisterGen(CLI::App* app) {
 
 // ---- train -----------------------------------------------------------------
 struct TrainArgs {
-  std::vector<std::string> data, valid;
-  std::string out, config, resume, schema;
+  TrainRequest req;
   bool json = false, quiet = false;
-  std::map<std::string, std::string> flags;  // param name -> value from the command line
 };
-
-DataSpec SpecFor(const TrainConfig& cfg, const std::string& schema, const std::string& first_file) {
-  Format f;
-  if (cfg.format == "auto") {
-    f = schema.empty() ? Unwrap(SniffFormat(first_file)) : Format::kCsv;
-  } else {
-    f = Unwrap(ParseFormat(cfg.format));
-  }
-  switch (f) {
-    case Format::kCriteo: return DataSpec::Criteo();
-    case Format::kLibsvm: return DataSpec::Libsvm();
-    case Format::kLibffm: return DataSpec::Libffm(cfg.ffm_fields > 0 ? cfg.ffm_fields : Unwrap(SniffFfmFields(first_file)));
-    case Format::kCsv:
-      if (schema.empty()) Fail("--format csv needs --schema FILE (see docs/data.md)");
-      return DataSpec::Csv(Unwrap(LoadCsvSchema(schema)));
-  }
-  Fail("unknown format");
-}
 
 void RegisterTrain(CLI::App* app) {
   auto* cmd = app->add_subcommand("train", "Train a model; writes a checkpoint directory");
   auto a = std::make_shared<TrainArgs>();
-  cmd->add_option("--data", a->data, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--valid", a->valid, "Validation files")->check(CLI::ExistingFile);
-  cmd->add_option("--out", a->out, "Checkpoint directory to write")->required();
-  cmd->add_option("--config", a->config, "TOML file of parameters (see docs/parameters.md)")->check(CLI::ExistingFile);
-  cmd->add_option("--resume", a->resume, "Continue training from this checkpoint")->check(CLI::ExistingDirectory);
-  cmd->add_option("--schema", a->schema, "CSV schema (TOML) for --format csv")->check(CLI::ExistingFile);
+  TrainRequest& r = a->req;
+  cmd->add_option("--data", r.train_files, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--valid", r.valid_files, "Validation files")->check(CLI::ExistingFile);
+  cmd->add_option("--out", r.out_dir, "Checkpoint directory to write")->required();
+  cmd->add_option("--config", r.params.config_file, "TOML file of parameters (see docs/parameters.md)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--resume", r.params.resume_dir,
+                  "Continue training from this checkpoint; its config is the base (see 'On --resume' below)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--schema", r.schema_file, "CSV schema (TOML) for --format csv")->check(CLI::ExistingFile);
   cmd->add_flag("--json", a->json, "Print one JSON object with the run's figures");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   // Every training parameter becomes a flag, from its one declaration.
+  const TrainConfig def;
   for (const auto& p : TrainParams()) {
-    std::string flag = "--" + Dashed(p.name);
+    std::string flag = FlagName(p.name);
     if (std::string(p.name) == "batch_size") flag += ",--batch";
+    const char* group = p.on_resume == OnResume::kFixed ? "Parameters (fixed by the checkpoint on --resume)"
+                                                        : "Parameters (may change on --resume)";
+    auto set = [a, name = std::string(p.name)](const std::string& v) { a->req.params.values.emplace_back(name, v); };
     if (std::string(p.type) == "bool") {
-      cmd->add_flag_callback(flag, [a, name = std::string(p.name)] { a->flags[name] = "true"; }, p.help)
-          ->group("Parameters");
+      cmd->add_flag_callback(flag, [set] { set("true"); }, p.help)->group(group);
     } else {
-      TrainConfig def;
-      cmd->add_option_function<std::string>(
-             flag, [a, name = std::string(p.name)](const std::string& v) { a->flags[name] = v; },
-             std::string(p.help) + " [" + p.get(def) + "]")
+      cmd->add_option_function<std::string>(flag, set, std::string(p.help) + " [" + p.get(def) + "]")
           ->type_name(p.type)
-          ->group("Parameters");
+          ->group(group);
     }
   }
+  cmd->footer(
+      "On --resume: the run starts from the checkpoint's config, not the defaults. Values given explicitly\n"
+      "(flag or --config) replace the parameters that may change on --resume; a parameter fixed by the\n"
+      "checkpoint (it shapes the model or its stored state) keeps the checkpoint's value, and a different\n"
+      "value is refused with an error naming both. Table and reasons: docs/parameters.md.");
   cmd->callback([a] {
-    TrainJob job;
-    TrainConfig& cfg = job.cfg;
-    TrainConfig saved;
-    if (!a->resume.empty()) {
-      Check(LoadConfigToml(a->resume + "/config.toml", &cfg));
-      saved = cfg;
-    }
-    if (!a->config.empty()) Check(LoadConfigToml(a->config, &cfg));
-    for (const auto& [name, value] : a->flags) {
-      Status s = FindParam(name)->set(&cfg, value);
-      if (!s.ok()) Fail("--" + Dashed(name) + ": " + s.message());
-    }
-    if (!a->resume.empty()) {
-      for (const auto& p : TrainParams())
-        if (std::string(p.group) == "model" && p.get(cfg) != p.get(saved))
-          Fail(std::string("cannot change '") + p.name + "' when resuming (checkpoint has " + p.get(saved) + ")");
-    }
-    Check(ValidateConfig(cfg));
+    a->req.progress = !a->quiet;
+    TrainJob job = Unwrap(MakeTrainJob(a->req));
     // Under mpirun/srun every rank runs this same command; rank 0 speaks.
     std::unique_ptr<Communicator> comm;
-    if (LaunchedUnderMpi()) comm = Unwrap(NewMpiCommunicator(cfg.comm_timeout));
+    if (LaunchedUnderMpi()) comm = Unwrap(NewMpiCommunicator(job.cfg.comm_timeout));
     const bool lead = !comm || comm->rank() == 0;
     Logger log(a->quiet || !lead ? LogLevel::kWarn : LogLevel::kInfo);
     job.comm = comm.get();
-    job.dist.staleness = cfg.staleness;
-    job.dist.compression = Unwrap(ParseWireCompression(cfg.dense_compression));
-    job.train_files = a->data;
-    job.valid_files = a->valid;
-    job.out_dir = a->out;
-    job.resume_dir = a->resume;
-    job.progress = !a->quiet && lead;
-    if (a->resume.empty()) job.spec = SpecFor(cfg, a->schema, a->data.front());
+    job.progress = job.progress && lead;
     auto result = Train(job, log);
     if (!result.ok() && comm) {
       // The other ranks would wait for this one: end the whole job.
@@ -194,54 +131,25 @@ void RegisterTrain(CLI::App* app) {
       std::fflush(stderr);
       comm->Abort(1);
     }
-    TrainReport r = Unwrap(std::move(result));
+    TrainReport rep = Unwrap(std::move(result));
     if (!lead) return;
-    if (r.bad_lines > 0) {
-      std::fprintf(stderr, "embark: skipped %lld bad line(s); first ones:\n", static_cast<long long>(r.bad_lines));
-      for (const auto& e : r.bad_examples) std::fprintf(stderr, "  %s\n", e.c_str());
+    if (rep.bad_lines > 0) {
+      std::fprintf(stderr, "embark: skipped %lld bad line(s); first ones:\n", static_cast<long long>(rep.bad_lines));
+      for (const auto& e : rep.bad_examples) std::fprintf(stderr, "  %s\n", e.c_str());
     }
     if (a->json) {
-      nlohmann::json j;
-      j["model"] = cfg.model;
-      j["samples"] = r.samples;
-      j["steps"] = r.steps;
-      j["epochs"] = r.epochs_done;
-      j["threads"] = r.threads;
-      j["train_seconds"] = r.train_seconds;
-      j["samples_per_sec"] = r.samples_per_sec;
-      j["input_wait_seconds"] = r.input_wait_seconds;
-      j["train_loss"] = r.final_loss;
-      j["train_calibration"] = r.train_calibration;
-      j["peak_rss_bytes"] = r.peak_rss_bytes;
-      j["embedding_rows"] = r.embedding_rows;
-      j["embedding_bytes"] = r.embedding_bytes;
-      j["embedding_ideal_bytes"] = r.embedding_ideal_bytes;
-      j["flops_per_sample"] = r.flops_per_sample;
-      j["phase_seconds"] = {{"lookup", r.lookup_seconds},     {"forward", r.forward_seconds},
-                            {"backward", r.backward_seconds}, {"update", r.update_seconds},
-                            {"dense_step", r.dense_step_seconds}};
-      j["bad_lines"] = r.bad_lines;
-      j["stopped_early"] = r.stopped_early;
-      if (r.ranks > 1) {
-        j["ranks"] = r.ranks;
-        j["global_samples_per_sec"] = r.train_seconds > 0 ? r.global_samples / r.train_seconds : 0;
-        j["comm_wait_seconds"] = r.comm_wait_seconds;
-        j["sparse_bytes_per_sample"] = r.samples ? static_cast<double>(r.sparse_bytes) / r.samples : 0;
-        j["dense_bytes_per_sample"] = r.samples ? static_cast<double>(r.dense_bytes) / r.samples : 0;
-      }
-      if (r.has_valid) AddMetrics(&j, r.valid);
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), peak RSS %.1f MiB\n",
-                  cfg.model.c_str(), r.epochs_done, static_cast<unsigned long long>(r.samples), r.samples_per_sec,
-                  r.threads, r.peak_rss_bytes / 1048576.0);
-      if (r.ranks > 1)
-        std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", r.ranks,
-                    static_cast<unsigned long long>(r.global_samples),
-                    r.train_seconds > 0 ? r.global_samples / r.train_seconds : 0, r.comm_wait_seconds);
-      if (r.has_valid) PrintMetrics("validation", r.valid);
-      std::printf("model written to %s\n", a->out.c_str());
+      std::printf("%s\n", ToJson(rep, job.cfg.model).dump().c_str());
+      return;
     }
+    std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), peak RSS %.1f MiB\n",
+                job.cfg.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
+                rep.samples_per_sec, rep.threads, rep.peak_rss_bytes / 1048576.0);
+    if (rep.ranks > 1)
+      std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", rep.ranks,
+                  static_cast<unsigned long long>(rep.global_samples),
+                  rep.train_seconds > 0 ? rep.global_samples / rep.train_seconds : 0, rep.comm_wait_seconds);
+    if (rep.has_valid) PrintMetrics("validation", rep.valid);
+    std::printf("model written to %s\n", job.out_dir.c_str());
   });
 }
 
@@ -267,14 +175,9 @@ void RegisterEval(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] {
-    auto ck = Unwrap(LoadCheckpoint(a->model));
-    ck.model->FreezeForInference();
-    ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
-    Metrics m = Unwrap(EvaluateFiles(*ck.model, a->data, &pool, a->max_bad_lines, 1));
+    Metrics m = Unwrap(EvaluateCheckpoint({a->model, a->data, a->threads, a->max_bad_lines}));
     if (a->json) {
-      nlohmann::json j;
-      AddMetrics(&j, m);
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", ToJson(m).dump().c_str());
     } else {
       PrintMetrics("eval", m);
     }
@@ -396,7 +299,7 @@ void RegisterServe(CLI::App* app) {
 }
 
 void RegisterParams(CLI::App* app) {
-  auto* cmd = app->add_subcommand("params", "List training parameters (--markdown for docs/parameters.md)");
+  auto* cmd = app->add_subcommand("params", "List training parameters and whether --resume may change them (--markdown: docs/parameters.md)");
   auto md = std::make_shared<bool>(false);
   cmd->add_flag("--markdown", *md, "Print the Markdown table");
   cmd->callback([md] {
@@ -405,7 +308,9 @@ void RegisterParams(CLI::App* app) {
       return;
     }
     TrainConfig def;
-    for (const auto& p : TrainParams()) std::printf("%-22s %-8s %-12s %s\n", p.name, p.type, p.get(def).c_str(), p.help);
+    for (const auto& p : TrainParams())
+      std::printf("%-22s %-8s %-12s %-10s %s\n", p.name, p.type, p.get(def).c_str(),
+                  p.on_resume == OnResume::kFixed ? "fixed" : "may-change", p.help);
   });
 }
 

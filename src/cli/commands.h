@@ -1,5 +1,6 @@
-// The embark subcommands. Each takes parsed options and returns a process
-// exit code; main() only dispatches.
+// The embark subcommands. Each turns its flags into library options, calls
+// the library (src/train/job.h, report.h, ...) and prints the outcome; an
+// error ends the process here with one line on stderr, and nowhere below.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -248,4 +248,31 @@ Result<int> SniffFfmFields(const std::string& path) {
   return max_field + 1;
 }
 
+Result<DataSpec> ResolveDataSpec(const std::string& format, int ffm_fields, const std::string& schema_path,
+                                 const std::string& first_file) {
+  Format f = Format::kCsv;
+  if (format != "auto") {
+    EMBARK_ASSIGN_OR_RETURN(f, ParseFormat(format));
+  } else if (schema_path.empty()) {
+    EMBARK_ASSIGN_OR_RETURN(f, SniffFormat(first_file));
+  }
+  switch (f) {
+    case Format::kCriteo: return DataSpec::Criteo();
+    case Format::kLibsvm: return DataSpec::Libsvm();
+    case Format::kLibffm: {
+      int fields = ffm_fields;
+      if (fields <= 0) {
+        EMBARK_ASSIGN_OR_RETURN(fields, SniffFfmFields(first_file));
+      }
+      return DataSpec::Libffm(fields);
+    }
+    case Format::kCsv: {
+      if (schema_path.empty()) return Status::InvalidArgument("--format csv needs --schema FILE (see docs/data.md)");
+      EMBARK_ASSIGN_OR_RETURN(CsvSchema schema, LoadCsvSchema(schema_path));
+      return DataSpec::Csv(schema);
+    }
+  }
+  return Status::InvalidArgument("unknown format '" + format + "'");
+}
+
 }  // namespace embark

@@ -65,4 +65,11 @@ Result<Format> SniffFormat(const std::string& path);
 // first lines of `path`.
 Result<int> SniffFfmFields(const std::string& path);
 
+// The data spec of a new model from the `format` and `ffm_fields`
+// parameters: "auto" means CSV when a schema is given, else the format
+// sniffed from `first_file`; libffm with ffm_fields 0 counts the fields in
+// `first_file`'s first lines; CSV needs `schema_path` (a TOML schema).
+Result<DataSpec> ResolveDataSpec(const std::string& format, int ffm_fields, const std::string& schema_path,
+                                 const std::string& first_file);
+
 }  // namespace embark

@@ -133,15 +133,12 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
 std::unique_ptr<Workspace> Model::NewWorkspace() const { return std::make_unique<Workspace>(); }
 
 Status Model::Reconfigure(const TrainConfig& cfg) {
+  EMBARK_RETURN_IF_ERROR(CheckFixedParams(cfg_, cfg));
   for (auto& t : tables_) {
     EMBARK_ASSIGN_OR_RETURN(SparseOptimizerConfig o, TableOptimizer(cfg, t->config().name));
     EMBARK_RETURN_IF_ERROR(t->SetOptimizer(o));
   }
-  cfg_.sparse_lr = cfg.sparse_lr;
-  cfg_.wide_lr = cfg.wide_lr;
-  cfg_.sparse_l2 = cfg.sparse_l2;
-  cfg_.ftrl_l1 = cfg.ftrl_l1;
-  cfg_.adagrad_init = cfg.adagrad_init;
+  cfg_ = cfg;  // what a checkpoint of this run records
   return Status::OK();
 }
 

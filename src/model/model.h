@@ -75,9 +75,11 @@ class Model {
   // every CTR model.
   int outputs() const { return 1; }
 
-  // Takes the settings of `cfg` that may change between runs of one model
-  // (the tables' optimizer settings: learning rates, l1/l2, Adagrad's
-  // initial accumulator); an error when cfg asks for another optimizer kind.
+  // Takes `cfg` as the model's config for a new run of it (resume): the
+  // parameters the checkpoint fixes must be equal (CheckFixedParams, naming
+  // the first that is not); the rest, the tables' optimizer settings
+  // (learning rates, l1/l2, Adagrad's initial accumulator) included, take
+  // cfg's values, and a checkpoint written afterwards records them.
   Status Reconfigure(const TrainConfig& cfg);
 
   // The model's own stores as a RowAccess (single-process training).

@@ -68,79 +68,94 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
   return Status::InvalidArgument("'" + v + "' is not one of: " + all);
 }
 
-#define P_INT(field, group, lo, hi, help)                                                              \
-  ParamDef{#field, group, "int", help, [](const TrainConfig& c) { return std::to_string(c.field); }, \
+// Each declaration says whether the checkpoint fixes the parameter on
+// --resume (FIXED) or a resumed run may change it (CHANGES); see
+// ResolveResumeConfig and the preamble of ParamsMarkdown for the rule.
+#define FIXED OnResume::kFixed
+#define CHANGES OnResume::kMayChange
+#define P_COPY(field) [](const TrainConfig& from, TrainConfig* to) { to->field = from.field; }
+
+#define P_INT(field, group, resume, lo, hi, help)                                                           \
+  ParamDef{#field, group, "int", resume, help, [](const TrainConfig& c) { return std::to_string(c.field); }, \
            [](TrainConfig* c, const std::string& s) {                                                \
              int64_t v = 0;                                                                           \
              EMBARK_RETURN_IF_ERROR(ParseInt64(s, lo, hi, &v));                                       \
              c->field = static_cast<decltype(c->field)>(v);                                           \
              return Status::OK();                                                                     \
-           }}
-#define P_FLOAT(field, group, lo, hi, help)                                                    \
-  ParamDef{#field, group, "float", help, [](const TrainConfig& c) { return FloatStr(c.field); }, \
-           [](TrainConfig* c, const std::string& s) { return ParseF(s, lo, hi, &c->field); }}
-#define P_CHOICE(field, group, help, ...)                                                  \
-  ParamDef{#field, group, "string", help, [](const TrainConfig& c) { return c.field; },   \
+           },                                                                                         \
+           P_COPY(field)}
+#define P_FLOAT(field, group, resume, lo, hi, help)                                                    \
+  ParamDef{#field, group, "float", resume, help, [](const TrainConfig& c) { return FloatStr(c.field); }, \
+           [](TrainConfig* c, const std::string& s) { return ParseF(s, lo, hi, &c->field); }, P_COPY(field)}
+#define P_CHOICE(field, group, resume, help, ...)                                                  \
+  ParamDef{#field, group, "string", resume, help, [](const TrainConfig& c) { return c.field; },   \
            [](TrainConfig* c, const std::string& s) {                                      \
              EMBARK_RETURN_IF_ERROR(OneOf(s, {__VA_ARGS__}));                              \
              c->field = s;                                                                 \
              return Status::OK();                                                          \
-           }}
-#define P_LIST(field, group, help)                                                             \
-  ParamDef{#field, group, "int list", help, [](const TrainConfig& c) { return ListStr(c.field); }, \
-           [](TrainConfig* c, const std::string& s) { return ParseList(s, &c->field); }}
-#define P_BOOL(field, group, help)                                                                 \
-  ParamDef{#field, group, "bool", help,                                                            \
+           },                                                                              \
+           P_COPY(field)}
+#define P_LIST(field, group, resume, help)                                                             \
+  ParamDef{#field, group, "int list", resume, help, [](const TrainConfig& c) { return ListStr(c.field); }, \
+           [](TrainConfig* c, const std::string& s) { return ParseList(s, &c->field); }, P_COPY(field)}
+#define P_BOOL(field, group, resume, help)                                                         \
+  ParamDef{#field, group, "bool", resume, help,                                                    \
            [](const TrainConfig& c) { return std::string(c.field ? "true" : "false"); },           \
            [](TrainConfig* c, const std::string& s) {                                              \
              if (s == "true" || s == "1") c->field = true;                                         \
              else if (s == "false" || s == "0") c->field = false;                                 \
              else return Status::InvalidArgument("'" + s + "' is not true or false");              \
              return Status::OK();                                                                  \
-           }}
+           },                                                                                      \
+           P_COPY(field)}
 
 const std::vector<ParamDef> kParams = {
-    P_CHOICE(model, "model", "Model: lr, fm, deepfm, wdl (Wide&Deep), dcnv2 or dlrm.", "lr", "fm", "deepfm", "wdl",
-             "dcnv2", "dlrm"),
-    P_INT(embedding_dim, "model", 1, 1024, "Embedding dimension of every sparse field."),
-    P_LIST(bottom_mlp, "model", "DLRM bottom MLP hidden sizes over the numeric fields; a last layer of embedding_dim is added."),
-    P_LIST(top_mlp, "model", "DLRM top MLP hidden sizes; a last layer of 1 is added."),
-    P_LIST(mlp, "model", "Deep part of DeepFM, Wide&Deep and DCN-v2: hidden sizes; a last layer of 1 is added."),
-    P_INT(cross_layers, "model", 0, 16, "DCN-v2 cross layers (full-rank), stacked before the deep part."),
-    P_FLOAT(init_scale, "model", 0, 10, "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
-    P_CHOICE(sparse_optimizer, "optimizer", "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad", "adam",
-             "ftrl"),
-    P_FLOAT(sparse_lr, "optimizer", 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
-    P_CHOICE(wide_optimizer, "optimizer", "Optimizer of the first-order (wide/LR) weights.", "sgd", "adagrad",
+    P_CHOICE(model, "model", FIXED, "Model: lr, fm, deepfm, wdl (Wide&Deep), dcnv2 or dlrm.", "lr", "fm", "deepfm",
+             "wdl", "dcnv2", "dlrm"),
+    P_INT(embedding_dim, "model", FIXED, 1, 1024, "Embedding dimension of every sparse field."),
+    P_LIST(bottom_mlp, "model", FIXED,
+           "DLRM bottom MLP hidden sizes over the numeric fields; a last layer of embedding_dim is added."),
+    P_LIST(top_mlp, "model", FIXED, "DLRM top MLP hidden sizes; a last layer of 1 is added."),
+    P_LIST(mlp, "model", FIXED, "Deep part of DeepFM, Wide&Deep and DCN-v2: hidden sizes; a last layer of 1 is added."),
+    P_INT(cross_layers, "model", FIXED, 0, 16, "DCN-v2 cross layers (full-rank), stacked before the deep part."),
+    P_FLOAT(init_scale, "model", FIXED, 0, 10,
+            "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
+    P_CHOICE(sparse_optimizer, "optimizer", FIXED, "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad",
+             "adam", "ftrl"),
+    P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
+    P_CHOICE(wide_optimizer, "optimizer", FIXED, "Optimizer of the first-order (wide/LR) weights.", "sgd", "adagrad",
              "rowwise_adagrad", "adam", "ftrl"),
-    P_FLOAT(wide_lr, "optimizer", 0, 100, "Learning rate of the first-order weights (alpha for FTRL)."),
-    P_FLOAT(sparse_l2, "optimizer", 0, 100, "L2 penalty on embedding and first-order rows."),
-    P_FLOAT(ftrl_l1, "optimizer", 0, 100, "L1 penalty of FTRL-Proximal."),
-    P_FLOAT(adagrad_init, "optimizer", 0, 100,
+    P_FLOAT(wide_lr, "optimizer", CHANGES, 0, 100, "Learning rate of the first-order weights (alpha for FTRL)."),
+    P_FLOAT(sparse_l2, "optimizer", CHANGES, 0, 100, "L2 penalty on embedding and first-order rows."),
+    P_FLOAT(ftrl_l1, "optimizer", CHANGES, 0, 100, "L1 penalty of FTRL-Proximal."),
+    P_FLOAT(adagrad_init, "optimizer", CHANGES, 0, 100,
             "Initial Adagrad accumulator of embedding and first-order rows: damps the first steps of rare ids."),
-    P_CHOICE(dense_optimizer, "optimizer", "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
-    P_FLOAT(dense_lr, "optimizer", 0, 100, "Learning rate of dense layers."),
-    P_FLOAT(weight_decay, "optimizer", 0, 100, "L2 weight decay of dense layers."),
-    P_INT(warmup_steps, "optimizer", 0, int64_t{1} << 40, "Steps of linear learning-rate warm-up (dense)."),
-    P_CHOICE(lr_decay, "optimizer", "Dense learning-rate decay after warm-up.", "none", "linear", "cosine"),
-    P_INT(decay_steps, "optimizer", 0, int64_t{1} << 40, "Steps over which lr_decay brings the rate to 0."),
-    P_INT(epochs, "training", 1, 100000, "Passes over the training data."),
-    P_INT(batch_size, "training", 1, 1 << 20, "Samples per mini-batch (split across threads)."),
-    P_INT(threads, "training", 0, 1024, "Training threads; 0 means one per core."),
-    P_INT(seed, "training", 0, INT64_MAX, "Seed of initialisation and shuffling."),
-    P_BOOL(deterministic, "training", "One thread and fixed seed: bit-identical results run to run."),
-    P_INT(shuffle_window, "training", 0, int64_t{1} << 32, "Samples mixed at once by the shuffle buffer; 0 keeps file order."),
-    P_INT(eval_every, "training", 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
-    P_INT(early_stop_patience, "training", 0, 1000000, "Stop after N validations without a better AUC (0: never)."),
-    P_CHOICE(format, "data", "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm", "libffm", "csv"),
-    P_INT(max_bad_lines, "data", 0, INT64_MAX, "Malformed lines to skip before failing."),
-    P_INT(parse_threads, "data", 1, 64, "Threads parsing input."),
-    P_INT(ffm_fields, "data", 0, 4096, "Fields of libffm input; 0 infers them from the first lines."),
-    P_INT(staleness, "distributed", 0, 64,
+    P_CHOICE(dense_optimizer, "optimizer", FIXED, "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
+    P_FLOAT(dense_lr, "optimizer", CHANGES, 0, 100, "Learning rate of dense layers."),
+    P_FLOAT(weight_decay, "optimizer", CHANGES, 0, 100, "L2 weight decay of dense layers."),
+    P_INT(warmup_steps, "optimizer", CHANGES, 0, int64_t{1} << 40, "Steps of linear learning-rate warm-up (dense)."),
+    P_CHOICE(lr_decay, "optimizer", CHANGES, "Dense learning-rate decay after warm-up.", "none", "linear", "cosine"),
+    P_INT(decay_steps, "optimizer", CHANGES, 0, int64_t{1} << 40, "Steps over which lr_decay brings the rate to 0."),
+    P_INT(epochs, "training", CHANGES, 1, 100000, "Passes over the training data."),
+    P_INT(batch_size, "training", CHANGES, 1, 1 << 20, "Samples per mini-batch (split across threads)."),
+    P_INT(threads, "training", CHANGES, 0, 1024, "Training threads; 0 means one per core."),
+    P_INT(seed, "training", FIXED, 0, INT64_MAX, "Seed of initialisation and shuffling."),
+    P_BOOL(deterministic, "training", CHANGES, "One thread and fixed seed: bit-identical results run to run."),
+    P_INT(shuffle_window, "training", CHANGES, 0, int64_t{1} << 32,
+          "Samples mixed at once by the shuffle buffer; 0 keeps file order."),
+    P_INT(eval_every, "training", CHANGES, 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
+    P_INT(early_stop_patience, "training", CHANGES, 0, 1000000,
+          "Stop after N validations without a better AUC (0: never)."),
+    P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
+             "libffm", "csv"),
+    P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),
+    P_INT(parse_threads, "data", CHANGES, 1, 64, "Threads parsing input."),
+    P_INT(ffm_fields, "data", FIXED, 0, 4096, "Fields of libffm input; 0 infers them from the first lines."),
+    P_INT(staleness, "distributed", CHANGES, 0, 64,
           "Steps embedding rows may lag behind their updates under MPI (0: synchronous, reproducible)."),
-    P_CHOICE(dense_compression, "distributed", "Dense gradients on the wire under MPI: none, fp16, or onebit "
+    P_CHOICE(dense_compression, "distributed", CHANGES, "Dense gradients on the wire under MPI: none, fp16, or onebit "
              "(sign and scale, with error feedback).", "none", "fp16", "onebit"),
-    P_FLOAT(comm_timeout, "distributed", 1, 86400,
+    P_FLOAT(comm_timeout, "distributed", CHANGES, 1, 86400,
             "Seconds a rank waits for a peer before the job stops with an error naming it."),
 };
 
@@ -154,7 +169,14 @@ const ParamDef* FindParam(const std::string& name) {
   return nullptr;
 }
 
-Status LoadConfigToml(const std::string& path, TrainConfig* cfg) {
+std::string FlagName(const std::string& param) {
+  std::string flag = "--" + param;
+  for (char& c : flag)
+    if (c == '_') c = '-';
+  return flag;
+}
+
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::string>* names) {
   toml::table t;
   try {
     t = toml::parse_file(path);
@@ -188,6 +210,7 @@ Status LoadConfigToml(const std::string& path, TrainConfig* cfg) {
     }
     Status st = p->set(cfg, s);
     if (!st.ok()) return Status::InvalidArgument(path + ": '" + key + "': " + st.message());
+    if (names != nullptr) names->insert(key);
   }
   return Status::OK();
 }
@@ -212,16 +235,67 @@ Status ValidateConfig(const TrainConfig& cfg) {
   return Status::OK();
 }
 
+namespace {
+Status FixedParamError(const ParamDef& p, const TrainConfig& saved, const TrainConfig& cfg) {
+  return Status::InvalidArgument(std::string("cannot change '") + p.name + "' when resuming: the checkpoint has " +
+                                 p.get(saved) + ", requested " + p.get(cfg) +
+                                 " (it is fixed by the checkpoint; see docs/parameters.md)");
+}
+}  // namespace
+
+Status CheckFixedParams(const TrainConfig& saved, const TrainConfig& cfg) {
+  for (const auto& p : kParams)
+    if (p.on_resume == OnResume::kFixed && p.get(cfg) != p.get(saved)) return FixedParamError(p, saved, cfg);
+  return Status::OK();
+}
+
+Result<TrainConfig> ResolveResumeConfig(const TrainConfig& saved, const TrainConfig& requested,
+                                        const std::set<std::string>& explicitly_set) {
+  TrainConfig cfg = saved;
+  for (const auto& name : explicitly_set)
+    if (FindParam(name) == nullptr) return Status::InvalidArgument("unknown parameter '" + name + "'");
+  for (const auto& p : kParams) {  // in declaration order: the first error is always the same one
+    if (explicitly_set.count(p.name) == 0) continue;
+    // Fixed parameters compare as written in config.toml, the form the checkpoint keeps.
+    if (p.on_resume == OnResume::kFixed) {
+      if (p.get(requested) != p.get(saved)) return FixedParamError(p, saved, requested);
+    } else {
+      p.copy(requested, &cfg);
+    }
+  }
+  return cfg;
+}
+
 std::string ParamsMarkdown() {
   std::string out =
       "# Training parameters\n\n"
       "Generated by `embark params --markdown` from the one declaration in `src/train/config.cc`.\n"
       "Each can be given in a TOML file (`--config FILE`, `name = value`) or on the command line\n"
       "(`--name value`, with `_` written as `-`); the command line wins.\n\n"
-      "| name | group | type | default | description |\n|---|---|---|---|---|\n";
+      "## On `--resume`\n\n"
+      "A resumed run starts from the checkpoint's config (its `config.toml`), not from the defaults.\n"
+      "Values given explicitly, as a flag or in `--config`, then apply by the column *on resume*:\n\n"
+      "- **may change**: a setting of the run (learning rates, penalties, schedules, epochs, batch size,\n"
+      "  threads, validation and early stopping, input handling, the wire): the explicit value is used.\n"
+      "- **fixed**: the checkpoint's value stays. An explicit value that differs is refused (nothing\n"
+      "  is trained or written) with an error naming the parameter, the checkpoint's value and the\n"
+      "  requested one. Why each is fixed:\n"
+      "  - `model`, `embedding_dim`, `bottom_mlp`, `top_mlp`, `mlp`, `cross_layers`: the shapes of the\n"
+      "    stored weights and embedding rows.\n"
+      "  - `sparse_optimizer`, `wide_optimizer`, `dense_optimizer`: the stored optimizer state (each\n"
+      "    row's `[weights | state]` layout, the dense slots) belongs to that optimizer.\n"
+      "  - `init_scale`, `seed`: rows first seen after the resume are derived from (key, seed,\n"
+      "    init_scale) as the stored ones were, and each epoch's shuffle order from (seed, epoch); with\n"
+      "    them fixed, 1 epoch + resume equals 2 epochs.\n"
+      "  - `format`, `ffm_fields`: the checkpoint's data spec (format, fields, hashing) decides how lines\n"
+      "    are parsed and keyed, in training, `predict` and `serve` alike.\n\n"
+      "The sparse settings that may change (`sparse_lr`, `wide_lr`, `sparse_l2`, `ftrl_l1`,\n"
+      "`adagrad_init`) apply to the loaded tables' optimizer; `adagrad_init` only to rows created after.\n\n"
+      "| name | group | type | default | on resume | description |\n|---|---|---|---|---|---|\n";
   TrainConfig def;
   for (const auto& p : kParams)
-    out += std::string("| `") + p.name + "` | " + p.group + " | " + p.type + " | `" + p.get(def) + "` | " + p.help + " |\n";
+    out += std::string("| `") + p.name + "` | " + p.group + " | " + p.type + " | `" + p.get(def) + "` | " +
+           (p.on_resume == OnResume::kFixed ? "fixed" : "may change") + " | " + p.help + " |\n";
   return out;
 }
 

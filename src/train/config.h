@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,23 +55,45 @@ struct TrainConfig {
   float comm_timeout = 120;
 };
 
+// What `embark train --resume` may do with a parameter.
+enum class OnResume {
+  kFixed,      // it shapes the model or its stored state: the checkpoint's value stays, a different one is refused
+  kMayChange,  // a setting of the run: an explicit value replaces the checkpoint's
+};
+
 struct ParamDef {
   const char* name;
   const char* group;
   const char* type;  // "int", "float", "string", "bool", "int list"
+  OnResume on_resume;
   const char* help;
   std::string (*get)(const TrainConfig&);
   Status (*set)(TrainConfig*, const std::string&);
+  void (*copy)(const TrainConfig& from, TrainConfig* to);  // this parameter's value only, exactly
 };
 
 const std::vector<ParamDef>& TrainParams();
 const ParamDef* FindParam(const std::string& name);
+// The command-line flag of a parameter: "--" and the name with '-' for '_'.
+std::string FlagName(const std::string& param);
 
 // Reads a TOML file of `name = value` lines (names as in TrainParams()).
-Status LoadConfigToml(const std::string& path, TrainConfig* cfg);
+// With `names`, adds the name of every parameter the file sets.
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::string>* names = nullptr);
 std::string ConfigToToml(const TrainConfig& cfg);
 // Checks values and their combinations.
 Status ValidateConfig(const TrainConfig& cfg);
+
+// The resume rule. A resumed run starts from the checkpoint's config
+// (`saved`); of `requested`, only the parameters named in
+// `explicitly_set` (given as a flag or in --config) count: a parameter
+// that may change takes the requested value, and a fixed one must equal
+// the checkpoint's, else the error names it with both values.
+Result<TrainConfig> ResolveResumeConfig(const TrainConfig& saved, const TrainConfig& requested,
+                                        const std::set<std::string>& explicitly_set);
+// OK when every fixed parameter of `cfg` equals the checkpoint's
+// (`saved`); else the error of the first that differs.
+Status CheckFixedParams(const TrainConfig& saved, const TrainConfig& cfg);
 // The parameters as a Markdown table (docs/parameters.md).
 std::string ParamsMarkdown();
 

@@ -296,6 +296,10 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   TrainerState ts;
   if (!job.resume_dir.empty()) {
     EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks));
+    // job.cfg follows the resume rule (ResolveResumeConfig): what the
+    // checkpoint fixes must be the loaded model's; the rest is job.cfg's,
+    // which Trainer::Create hands to the model (Model::Reconfigure).
+    EMBARK_RETURN_IF_ERROR(CheckFixedParams(ck.model->config(), cfg));
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
     ts = ck.state;

@@ -70,6 +70,29 @@ mkdir notack
 expect_error "not a checkpoint" "is not a checkpoint" "$EMBARK" eval --model notack --data good.tsv
 expect_error "eval on unparseable data" "short.tsv:2: expected 40" "$EMBARK" eval --model ck --data short.tsv
 
+# Resuming: a parameter fixed by the checkpoint keeps its value; an explicit
+# different one (flag or --config) is refused with both values, nothing written.
+expect_error "resume: changed top_mlp" "cannot change 'top_mlp' when resuming: the checkpoint has 8, requested 16" \
+  "$EMBARK" train --data good.tsv --resume ck --out resumed --top-mlp 16
+expect_error "resume: changed sparse optimizer" \
+  "cannot change 'sparse_optimizer' when resuming: the checkpoint has adam, requested adagrad" \
+  "$EMBARK" train --data good.tsv --resume ck --out resumed --sparse-optimizer adagrad --sparse-lr 0.1
+printf 'dense_optimizer = "sgd"\ndense_lr = 0.1\n' > sgd.toml
+expect_error "resume: changed dense optimizer in --config" \
+  "cannot change 'dense_optimizer' when resuming: the checkpoint has adam, requested sgd" \
+  "$EMBARK" train --data good.tsv --resume ck --out resumed --config sgd.toml
+expect_error "resume: changed seed" "cannot change 'seed' when resuming: the checkpoint has 1, requested 7" \
+  "$EMBARK" train --data good.tsv --resume ck --out resumed --seed 7
+expect_error "resume: changed format" "cannot change 'format' when resuming: the checkpoint has auto, requested libsvm" \
+  "$EMBARK" train --data good.tsv --resume ck --out resumed --format libsvm
+expect_error "resume: not a checkpoint" "is not a checkpoint" "$EMBARK" train --data good.tsv --resume notack --out resumed
+[ -e resumed ] && fail "a refused resume wrote a checkpoint" || pass "refused resumes wrote nothing"
+# The same values again, and changed ones that may change, are accepted.
+"$EMBARK" train --data good.tsv --resume ck --out resumed --quiet --bottom-mlp 8 --top-mlp 8 --seed 1 --epochs 2 \
+  --dense-lr 0.01 --sparse-lr 0.01 --batch 64 >/dev/null && [ -f resumed/MANIFEST.json ] \
+  && pass "resume: repeated fixed values and changed learning rates are accepted" \
+  || fail "resume: repeated fixed values and changed learning rates"
+
 # serve refuses what it cannot serve, at once.
 expect_error "serve: not a checkpoint" "is not a checkpoint" "$EMBARK" serve --model notack --port 0
 expect_error "serve: corrupt checkpoint" "dense.bin: checksum mismatch" "$EMBARK" serve --model ck_corrupt --port 0

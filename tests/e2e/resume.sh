@@ -27,6 +27,24 @@ for model in dlrm deepfm fm; do
     || fail "$model: resumed run differs from the straight run"
   cmp -s "$model.one.txt" "$model.two.txt" && fail "$model: the second epoch changed nothing" || true
 done
+# Parameters that may change on resume do: the checkpoint's config is the
+# base, and an explicit --dense-lr replaces its learning rate.
+common=(--data train.tsv --deterministic --quiet --batch 512 --shuffle-window 5000 --epochs 2 --resume dlrm.one)
+"$EMBARK" train "${common[@]}" --out dlrm.base >/dev/null
+"$EMBARK" train "${common[@]}" --dense-lr 0.05 --out dlrm.faster >/dev/null
+"$EMBARK" train "${common[@]}" --sparse-lr 0.05 --out dlrm.sparse >/dev/null
+"$EMBARK" train --data train.tsv --epochs 3 --resume dlrm.sparse --out dlrm.sparse3 --quiet >/dev/null
+for m in base faster sparse; do "$EMBARK" predict --model "dlrm.$m" --data valid.tsv --out "dlrm.$m.txt"; done
+cmp -s dlrm.base.txt dlrm.two.txt && pass "resume with no parameters repeated: the checkpoint's config (as the straight run)" \
+  || fail "resume without repeating the parameters differs from the straight run"
+cmp -s dlrm.base.txt dlrm.faster.txt && fail "resume: a changed --dense-lr was ignored" \
+  || pass "resume: a changed --dense-lr applies"
+cmp -s dlrm.base.txt dlrm.sparse.txt && fail "resume: a changed --sparse-lr was ignored" \
+  || pass "resume: a changed --sparse-lr applies to the loaded tables"
+grep -q '^sparse_lr = 0.05' dlrm.sparse/config.toml && pass "resume: the checkpoint records the run's --sparse-lr" \
+  || fail "resume: the checkpoint kept the old sparse_lr: $(grep sparse_lr dlrm.sparse/config.toml)"
+grep -q '^sparse_lr = 0.05' dlrm.sparse3/config.toml && pass "resume: a later resume keeps it" \
+  || fail "resume: a later resume lost the sparse_lr"
 [ "$(wc -l < dlrm.two.txt)" -eq 4000 ] && pass "one prediction per input line" || fail "prediction count"
 expect_error "changing the model on resume" "cannot change 'embedding_dim'" \
   "$EMBARK" train --data train.tsv --resume dlrm.one --out x --embedding-dim 8

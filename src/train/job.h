@@ -1,0 +1,57 @@
+// A training run from what its user gives: the parameter sources layered
+// into one TrainConfig, the resume rule applied, and the data spec resolved.
+// `embark train` is this plus a communicator; a binding calls it the same way.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "train/config.h"
+#include "train/trainer.h"
+#include "util/status.h"
+
+namespace embark {
+
+// Where a run's parameters come from, lowest precedence first: the defaults
+// (or, with resume_dir, the checkpoint's config), config_file, values.
+struct ConfigSources {
+  std::string resume_dir;   // checkpoint directory whose config.toml is the base ('' for a new model)
+  std::string config_file;  // TOML file of parameters ('' for none)
+  // Explicit values (parameter name, text as on the command line), applied
+  // in order after config_file; errors name the value's flag (--dense-lr).
+  std::vector<std::pair<std::string, std::string>> values;
+};
+
+// The run's config, validated. Without resume_dir: defaults < config_file <
+// values. With it: ResolveResumeConfig(checkpoint's config, that layering,
+// the names config_file and values set), so a fixed parameter given a value
+// other than the checkpoint's is an error naming both.
+Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src);
+
+struct TrainRequest {
+  ConfigSources params;
+  std::vector<std::string> train_files;  // at least one
+  std::vector<std::string> valid_files;
+  std::string out_dir;
+  std::string schema_file;  // CSV schema (TOML), for format csv
+  bool progress = true;
+};
+
+// The job `Train()` runs: the resolved config, the data spec of a new model
+// (ResolveDataSpec over the first training file; a resumed model keeps its
+// checkpoint's), the files and the distributed options. job.comm is left
+// null for the caller to set.
+Result<TrainJob> MakeTrainJob(const TrainRequest& req);
+
+struct EvalRequest {
+  std::string model_dir;           // checkpoint directory
+  std::vector<std::string> files;  // parsed with the checkpoint's data spec
+  int threads = 0;                 // 0: one per core
+  int64_t max_bad_lines = 0;
+};
+
+// Exact metrics of a checkpoint's model on `files` (`embark eval`).
+Result<Metrics> EvaluateCheckpoint(const EvalRequest& req);
+
+}  // namespace embark
