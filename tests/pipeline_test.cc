@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <set>
 
 #include "test_util.h"
@@ -124,15 +126,24 @@ TEST(Pipeline, EmptyAndMissingFilesAreErrors) {
   EXPECT_NE(r.status().message().find("no samples"), std::string::npos) << r.status().message();
 }
 
+// Threads of this process, from /proc.
+size_t ThreadCount() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
 TEST(Pipeline, StopsEarlyWithoutHanging) {
   auto a = testing::WriteTemp("big.svm", Lines(20000));
   StreamOptions so;
   so.batch_size = 10;
+  const size_t before = ThreadCount();
   auto s = OpenStream({a}, DataSpec::Libsvm(), SmallChunks(), so);
   Batch b;
   ASSERT_TRUE(s->Next(&b).value());
+  EXPECT_GT(ThreadCount(), before);  // the reader, parsers and batcher run
   s.reset();  // destructor must join all threads while they are blocked
-  SUCCEED();
+  EXPECT_EQ(ThreadCount(), before);
 }
 
 }  // namespace

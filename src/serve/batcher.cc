@@ -13,7 +13,7 @@ struct Batcher::Item {
   std::promise<void> done;
 };
 
-Batcher::Batcher(const BatcherOptions& opt, Metrics* metrics) : opt_(opt), metrics_(metrics) {
+Batcher::Batcher(const BatcherOptions& opt, ServerMetrics* metrics) : opt_(opt), metrics_(metrics) {
   if (opt_.max_batch_rows == 0) opt_.max_batch_rows = 1;
   for (int i = 0; i < std::max(1, opt_.workers); ++i) workers_.emplace_back([this] { Work(); });
 }

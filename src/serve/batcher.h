@@ -38,7 +38,7 @@ struct BatcherOptions {
 
 class Batcher {
  public:
-  Batcher(const BatcherOptions& opt, Metrics* metrics);
+  Batcher(const BatcherOptions& opt, ServerMetrics* metrics);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -56,7 +56,7 @@ class Batcher {
   void Work();
 
   BatcherOptions opt_;
-  Metrics* metrics_;
+  ServerMetrics* metrics_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item*> queue_;

@@ -34,22 +34,22 @@ void Histogram::Render(const std::string& name, std::string* out) const {
   *out += buf;
 }
 
-Metrics::Metrics()
+ServerMetrics::ServerMetrics()
     : latency_({0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}),
       batch_rows_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192}) {}
 
-void Metrics::CountRequest(const std::string& endpoint, int status) {
+void ServerMetrics::CountRequest(const std::string& endpoint, int status) {
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{endpoint, status}];
 }
 
-void Metrics::ObserveBatch(size_t rows) {
+void ServerMetrics::ObserveBatch(size_t rows) {
   batch_rows_.Observe(static_cast<double>(rows));
   rows_ += rows;
   ++batches_;
 }
 
-std::string Metrics::Render() const {
+std::string ServerMetrics::Render() const {
   std::string out;
   out += "# HELP embark_requests_total HTTP requests by endpoint and status code.\n";
   out += "# TYPE embark_requests_total counter\n";

@@ -27,9 +27,9 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
-class Metrics {
+class ServerMetrics {
  public:
-  Metrics();
+  ServerMetrics();
   void CountRequest(const std::string& endpoint, int status);
   void ObserveInferLatency(double seconds) { latency_.Observe(seconds); }
   void ObserveBatch(size_t rows);

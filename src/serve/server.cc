@@ -58,7 +58,7 @@ std::string BaseName(std::string dir) {
 struct Server::Impl {
   ServerOptions opt;
   const Logger& log;
-  Metrics metrics;
+  ServerMetrics metrics;
   std::unique_ptr<Batcher> batcher;
   httplib::Server http;
 
