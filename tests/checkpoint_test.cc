@@ -5,8 +5,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/pipeline.h"
 #include "test_util.h"
+#include "train/trainer.h"
 #include "util/fs.h"
+#include "util/thread_pool.h"
 
 namespace embark {
 namespace {
@@ -145,6 +148,38 @@ TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
   text.replace(text.find("embedding_dim = 4"), 17, "embedding_dim = 5");
   ASSERT_TRUE(fs::WriteFileAtomic(dir + "/config.toml", text).ok());
   ExpectRefused(dir, "config.toml: checksum mismatch");
+}
+
+// Checkpoints written by the first format version (tests/fixtures/checkpoint_v1)
+// load and score the probabilities `embark predict` printed when they were made.
+std::string ScoreLikePredict(const Model& m, const std::string& data) {
+  ThreadPool pool(1);
+  ReadOptions ro;
+  StreamOptions so;
+  so.batch_size = 4096;
+  auto stream = OpenStream({data}, m.spec(), ro, so);
+  std::string out;
+  Status st = Score(m, stream.get(), &pool, [&](const float* p, const float*, size_t n) {
+    char buf[32];
+    for (size_t i = 0; i < n; ++i) {
+      std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]);
+      out += buf;
+    }
+  });
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+TEST(CheckpointV1, LoadsAndScoresTheSame) {
+  InitBlas();
+  const std::string fx = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v1";
+  for (const char* name : {"deepfm", "lr"}) {
+    auto ck = LoadCheckpoint(fx + "/" + name);
+    ASSERT_TRUE(ck.ok()) << name << ": " << ck.status().message();
+    ck->model->FreezeForInference();
+    const std::string want = fs::ReadFile(fx + "/" + name + ".pred").value();
+    EXPECT_EQ(ScoreLikePredict(*ck->model, fx + "/score.tsv"), want) << name;
+  }
 }
 
 }  // namespace
