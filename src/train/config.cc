@@ -154,10 +154,11 @@ const ParamDef* FindParam(const std::string& name) {
   return nullptr;
 }
 
-Status LoadConfigToml(const std::string& path, TrainConfig* cfg) {
+// The TOML text (or, when text is null, the file at path) into cfg.
+static Status ReadConfigToml(const std::string_view* text, const std::string& path, TrainConfig* cfg) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = text != nullptr ? toml::parse(*text, path) : toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
@@ -190,6 +191,12 @@ Status LoadConfigToml(const std::string& path, TrainConfig* cfg) {
     if (!st.ok()) return Status::InvalidArgument(path + ": '" + key + "': " + st.message());
   }
   return Status::OK();
+}
+
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg) { return ReadConfigToml(nullptr, path, cfg); }
+
+Status ParseConfigToml(std::string_view text, const std::string& name, TrainConfig* cfg) {
+  return ReadConfigToml(&text, name, cfg);
 }
 
 std::string ConfigToToml(const TrainConfig& cfg) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -68,6 +69,8 @@ const ParamDef* FindParam(const std::string& name);
 
 // Reads a TOML file of `name = value` lines (names as in TrainParams()).
 Status LoadConfigToml(const std::string& path, TrainConfig* cfg);
+// The same from TOML text already in memory; `name` (a path) is used in errors.
+Status ParseConfigToml(std::string_view text, const std::string& name, TrainConfig* cfg);
 std::string ConfigToToml(const TrainConfig& cfg);
 // Checks values and their combinations.
 Status ValidateConfig(const TrainConfig& cfg);
