@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "data/pipeline.h"
 #include "test_util.h"
 #include "train/trainer.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/thread_pool.h"
 
 namespace embark {
@@ -69,7 +72,7 @@ DenseOptState SomeOptState(const Model& m) {
 }
 
 TEST(Checkpoint, RoundTripKeepsPredictionsAndState) {
-  for (const char* name : {"lr", "fm", "deepfm", "dlrm"}) {
+  for (const char* name : {"lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm"}) {
     auto m = TrainedModel(name);
     std::string dir = testing::TempDir() + "/ck_" + name;
     TrainerState ts{2, 100, 5000, 0.75};
@@ -84,6 +87,12 @@ TEST(Checkpoint, RoundTripKeepsPredictionsAndState) {
     ASSERT_EQ(loaded->model->num_tables(), m->num_tables());
     for (int t = 0; t < m->num_tables(); ++t)
       EXPECT_EQ(loaded->model->table(t)->stats().rows, m->table(t)->stats().rows) << name;
+    const auto& want = m->params();
+    const auto& got = loaded->model->params();
+    ASSERT_EQ(got.size(), want.size()) << name;
+    EXPECT_EQ(std::vector<float>(got.data(), got.data() + got.size()),
+              std::vector<float>(want.data(), want.data() + want.size()))
+        << name;
   }
 }
 
@@ -131,7 +140,9 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   ExpectRefused(dir, "not a checkpoint");
   std::string dir2 = Saved("ck_version");
   auto text = fs::ReadFile(dir2 + "/MANIFEST.json").value();
-  text.replace(text.find("\"version\": 1"), 12, "\"version\": 99");
+  const std::string v = "\"version\": " + std::to_string(kCheckpointVersion);
+  ASSERT_NE(text.find(v), std::string::npos) << text;
+  text.replace(text.find(v), v.size(), "\"version\": 99");
   ASSERT_TRUE(fs::WriteFileAtomic(dir2 + "/MANIFEST.json", text).ok());
   ExpectRefused(dir2, "format version 99 is not supported");
   std::string dir3 = Saved("ck_garbage");
@@ -139,15 +150,35 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   ExpectRefused(dir3, "MANIFEST.json: unreadable");
 }
 
+// Rewrites `name` in checkpoint `dir` and its manifest entry, so that the
+// checkpoint stays consistent (sizes and checksums match) but says something else.
+void RewriteConsistently(const std::string& dir, const std::string& name, const std::string& text) {
+  ASSERT_TRUE(fs::WriteFileAtomic(dir + "/" + name, text).ok());
+  auto manifest = nlohmann::json::parse(fs::ReadFile(dir + "/MANIFEST.json").value());
+  char hex[20];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(Checksum(text.data(), text.size())));
+  manifest["files"][name] = {{"bytes", text.size()}, {"xxh64", hex}};
+  ASSERT_TRUE(fs::WriteFileAtomic(dir + "/MANIFEST.json", manifest.dump(2)).ok());
+}
+
 TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
-  // A manifest that matches its files but a table of another width.
+  // A manifest that matches its files but a table of another width: the
+  // config asks for Adagrad rows (width 8) where the file holds Adam rows
+  // (width 13); the dense part is the same, so only the table check can refuse it.
   auto a = TrainedModel("deepfm");
   std::string dir = testing::TempDir() + "/ck_shape";
   ASSERT_TRUE(SaveCheckpoint(dir, *a, {}, {}).ok());
   auto text = fs::ReadFile(dir + "/config.toml").value();
-  text.replace(text.find("embedding_dim = 4"), 17, "embedding_dim = 5");
-  ASSERT_TRUE(fs::WriteFileAtomic(dir + "/config.toml", text).ok());
-  ExpectRefused(dir, "config.toml: checksum mismatch");
+  const std::string from = "sparse_optimizer = \"adam\"";
+  ASSERT_NE(text.find(from), std::string::npos) << text;
+  text.replace(text.find(from), from.size(), "sparse_optimizer = \"adagrad\"");
+  RewriteConsistently(dir, "config.toml", text);
+  ExpectRefused(dir, "embeddings.bin: row shape 4/13 does not match the model's 4/8");
+  // Edited without the manifest, the same change is caught by the checksum.
+  std::string dir2 = testing::TempDir() + "/ck_shape2";
+  ASSERT_TRUE(SaveCheckpoint(dir2, *a, {}, {}).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(dir2 + "/config.toml", text).ok());
+  ExpectRefused(dir2, "config.toml: size");
 }
 
 // Checkpoints written by the first format version (tests/fixtures/checkpoint_v1)
