@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/table_file.h"
 #include "data/pipeline.h"
 #include "test_util.h"
 #include "train/trainer.h"
@@ -64,6 +67,32 @@ std::vector<float> Predict(const Model& m) {
   return z;
 }
 
+// Every row of a store, sorted by key: keys, rows and metadata.
+struct Rows {
+  std::vector<uint64_t> keys;
+  std::vector<float> rows;
+  std::vector<uint64_t> meta;  // last_step << 32 | count
+  bool operator==(const Rows& o) const { return keys == o.keys && rows == o.rows && meta == o.meta; }
+};
+Rows AllRows(const RowStore& t) {
+  std::vector<std::tuple<uint64_t, std::vector<float>, uint64_t>> all;
+  auto it = t.NewIterator(7);
+  RowBatch b;
+  const size_t w = t.row_width();
+  while (it->Next(&b).value())
+    for (size_t i = 0; i < b.size(); ++i)
+      all.emplace_back(b.keys[i], std::vector<float>(b.rows.begin() + i * w, b.rows.begin() + (i + 1) * w),
+                       uint64_t{b.meta[i].last_step} << 32 | b.meta[i].count);
+  std::sort(all.begin(), all.end());
+  Rows r;
+  for (auto& [k, row, meta] : all) {
+    r.keys.push_back(k);
+    r.rows.insert(r.rows.end(), row.begin(), row.end());
+    r.meta.push_back(meta);
+  }
+  return r;
+}
+
 DenseOptState SomeOptState(const Model& m) {
   DenseOptState s;
   s.step = 17;
@@ -85,8 +114,13 @@ TEST(Checkpoint, RoundTripKeepsPredictionsAndState) {
     EXPECT_EQ(loaded->opt.step, 17);
     EXPECT_EQ(loaded->opt.slots.size(), 2u);
     ASSERT_EQ(loaded->model->num_tables(), m->num_tables());
-    for (int t = 0; t < m->num_tables(); ++t)
+    for (int t = 0; t < m->num_tables(); ++t) {
       EXPECT_EQ(loaded->model->table(t)->stats().rows, m->table(t)->stats().rows) << name;
+      EXPECT_EQ(loaded->model->table(t)->config().name, m->table(t)->config().name);
+      Rows want = AllRows(*m->table(t)), got = AllRows(*loaded->model->table(t));
+      EXPECT_TRUE(got == want) << name << " " << m->table(t)->config().name;
+      EXPECT_GT(want.keys.size(), 0u);
+    }
     const auto& want = m->params();
     const auto& got = loaded->model->params();
     ASSERT_EQ(got.size(), want.size()) << name;
@@ -179,6 +213,79 @@ TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
   ASSERT_TRUE(SaveCheckpoint(dir2, *a, {}, {}).ok());
   ASSERT_TRUE(fs::WriteFileAtomic(dir2 + "/config.toml", text).ok());
   ExpectRefused(dir2, "config.toml: size");
+}
+
+// A version 2 table file in blocks of 3 rows: read back block by block; a
+// corrupted block is refused before any of its rows are handed out.
+TEST(TableFile, BlocksRoundTripAndACorruptBlockIsRefused) {
+  const std::string path = testing::TempDir() + "/t.bin";
+  const int dim = 2, width = 3;
+  std::vector<uint64_t> keys;
+  std::vector<float> rows;
+  std::vector<RowMeta> meta;
+  for (uint64_t k = 0; k < 10; ++k) {
+    keys.push_back(1000 + k);
+    for (int j = 0; j < width; ++j) rows.push_back(static_cast<float>(k) + 0.25f * j);
+    meta.push_back({static_cast<uint32_t>(k), static_cast<uint32_t>(2 * k)});
+  }
+  auto w = TableFileWriter::Create(Env::Posix(), path, dim, width, 3);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  ASSERT_TRUE(w.value()->Add(keys.data(), 4, rows.data(), meta.data()).ok());  // blocks of 3 and 1
+  ASSERT_TRUE(w.value()->Add(keys.data() + 4, 6, rows.data() + 4 * width, meta.data() + 4).ok());
+  ASSERT_TRUE(w.value()->Finish().ok());
+  EXPECT_EQ(w.value()->bytes(), sfs::file_size(path));
+  const std::string bytes = fs::ReadFile(path).value();
+  EXPECT_EQ(w.value()->checksum(), Checksum(bytes.data(), bytes.size()));
+
+  auto r = TableFileReader::Open(Env::Posix(), path, dim, width);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  RowBatch b;
+  std::vector<size_t> sizes;
+  std::vector<uint64_t> got_keys;
+  std::vector<float> got_rows;
+  for (;;) {
+    auto more = r.value()->Next(&b);
+    ASSERT_TRUE(more.ok()) << more.status().message();
+    if (!more.value()) break;
+    sizes.push_back(b.size());
+    got_keys.insert(got_keys.end(), b.keys.begin(), b.keys.end());
+    got_rows.insert(got_rows.end(), b.rows.begin(), b.rows.end());
+    for (size_t i = 0; i < b.size(); ++i) EXPECT_EQ(b.meta[i].count, 2 * (b.keys[i] - 1000));
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{3, 1, 3, 3}));
+  EXPECT_EQ(got_keys, keys);
+  EXPECT_EQ(got_rows, rows);
+  EXPECT_EQ(r.value()->checksum(), Checksum(bytes.data(), bytes.size()));
+
+  // Flip a byte in the second block's rows: the first block still reads,
+  // the second is refused whole.
+  const size_t second = 32 + (16 + 3 * (8 + 4 * width + 8) + 8) + 16 + 8 + 2;
+  std::string bad = bytes;
+  bad[second] ^= 0x40;
+  ASSERT_TRUE(fs::WriteFileAtomic(path, bad).ok());
+  r = TableFileReader::Open(Env::Posix(), path, dim, width);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r.value()->Next(&b).value());
+  EXPECT_EQ(b.size(), 3u);
+  auto more = r.value()->Next(&b);
+  ASSERT_FALSE(more.ok());
+  EXPECT_NE(more.status().message().find(path + ": checksum mismatch in the block at byte"), std::string::npos)
+      << more.status().message();
+  EXPECT_EQ(b.size(), 0u);
+  // Truncated mid-block, and a file of another shape.
+  ASSERT_TRUE(fs::WriteFileAtomic(path, bytes.substr(0, bytes.size() - 30)).ok());
+  r = TableFileReader::Open(Env::Posix(), path, dim, width);
+  Status st;
+  for (;;) {
+    auto m = r.value()->Next(&b);
+    if (!m.ok()) st = m.status();
+    if (!m.ok() || !m.value()) break;
+  }
+  EXPECT_NE(st.message().find("truncated"), std::string::npos) << st.message();
+  auto other = TableFileReader::Open(Env::Posix(), path, dim, width + 1);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("row shape 2/3 does not match the model's 2/4"), std::string::npos)
+      << other.status().message();
 }
 
 // Checkpoints written by the first format version (tests/fixtures/checkpoint_v1)

@@ -78,6 +78,7 @@ Status InjectedError(Fault f, const std::string& what, const std::string& path) 
 void FaultEnv::FailOp(uint64_t op, Fault fault) {
   std::lock_guard<std::mutex> l(mu_);
   ops_.clear();
+  reads_.clear();
   fail_at_ = op;
   fault_ = op == 0 ? Fault::kNone : fault;
   injected_ = false;
@@ -86,6 +87,27 @@ void FaultEnv::FailOp(uint64_t op, Fault fault) {
 std::vector<FaultEnv::Op> FaultEnv::ops() const {
   std::lock_guard<std::mutex> l(mu_);
   return ops_;
+}
+
+std::vector<std::string> FaultEnv::reads() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return reads_;
+}
+
+Result<std::unique_ptr<SequentialFile>> FaultEnv::NewSequentialFile(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reads_.push_back(path);
+  }
+  return target()->NewSequentialFile(path);
+}
+
+Result<std::string> FaultEnv::ReadFileToString(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reads_.push_back(path);
+  }
+  return target()->ReadFileToString(path);
 }
 
 bool FaultEnv::injected() const {

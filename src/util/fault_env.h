@@ -7,7 +7,7 @@
 //   Status s = SaveCheckpoint(dir, model, opt, ts, nullptr, &env);
 //   env.ops()                          // what was attempted, in order
 //
-// Reads are forwarded untouched and not recorded.
+// Reads are forwarded untouched; reads() lists the files opened for reading.
 #pragma once
 
 #include <cstdint>
@@ -47,8 +47,12 @@ class FaultEnv : public EnvWrapper {
   std::vector<Op> ops() const;
   // Whether the requested fault has been injected.
   bool injected() const;
+  // Paths opened for reading since the last FailOp, in order.
+  std::vector<std::string> reads() const;
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override;
+  Result<std::string> ReadFileToString(const std::string& path) override;
   Status CreateDirs(const std::string& dir) override;
   Status RemoveFile(const std::string& path) override;
   Status RemoveAll(const std::string& path) override;
@@ -63,6 +67,7 @@ class FaultEnv : public EnvWrapper {
  private:
   mutable std::mutex mu_;
   std::vector<Op> ops_;
+  std::vector<std::string> reads_;
   uint64_t fail_at_ = 0;
   Fault fault_ = Fault::kNone;
   bool injected_ = false;
