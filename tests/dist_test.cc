@@ -23,6 +23,7 @@
 #include "gen/gen.h"
 #include "test_util.h"
 #include "train/trainer.h"
+#include "util/fault_env.h"
 
 namespace embark {
 namespace {
@@ -275,6 +276,21 @@ TEST(Checkpoint, ShardedSaveLoadsIntoAnyNumberOfRanks) {
     total += emb->stats().rows;
   }
   EXPECT_EQ(total, keys.size());
+  // Loaded by as many ranks as saved it, each rank reads only its own shards.
+  for (int r = 0; r < 4; ++r) {
+    FaultEnv env(Env::Posix());
+    auto part = LoadCheckpoint(dir, r, 4, &env);
+    ASSERT_TRUE(part.ok()) << part.status().message();
+    size_t owned = 0;
+    for (uint64_t k : keys) owned += OwnerOf(k, 4) == r;
+    for (int t = 0; t < part->model->num_tables(); ++t) EXPECT_EQ(part->model->table(t)->stats().rows, owned);
+    std::vector<std::string> shard_reads;
+    for (const auto& path : env.reads())
+      if (path.find("-of-4.bin") != std::string::npos) shard_reads.push_back(path);
+    const std::string own = "-" + std::to_string(r) + "-of-4.bin";
+    std::sort(shard_reads.begin(), shard_reads.end());
+    EXPECT_EQ(shard_reads, (std::vector<std::string>{dir + "/embeddings" + own, dir + "/wide" + own}));
+  }
   // A shard missing from the directory is an error naming it, not a partial model.
   std::filesystem::remove(dir + "/embeddings-2-of-4.bin");
   auto broken = LoadCheckpoint(dir);

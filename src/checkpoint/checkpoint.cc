@@ -1,13 +1,12 @@
 #include "checkpoint/checkpoint.h"
 
-#include <unistd.h>
-
 #include <cinttypes>
 #include <cstring>
-#include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/table_file.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
@@ -15,7 +14,6 @@ namespace embark {
 namespace {
 
 constexpr char kDenseMagic[8] = {'E', 'M', 'B', 'D', 'E', 'N', 'S', '1'};
-constexpr char kTableMagic[8] = {'E', 'M', 'B', 'T', 'A', 'B', 'L', '1'};
 
 template <typename T>
 void Put(std::string* s, const T& v) {
@@ -23,10 +21,10 @@ void Put(std::string* s, const T& v) {
 }
 void PutFloats(std::string* s, const float* p, size_t n) { s->append(reinterpret_cast<const char*>(p), n * sizeof(float)); }
 
-// Bounds-checked reader over a loaded file.
+// Bounds-checked reader over a file's verified bytes.
 class Reader {
  public:
-  Reader(const std::string& data, std::string name) : d_(data), name_(std::move(name)) {}
+  Reader(std::string_view data, std::string name) : d_(data), name_(std::move(name)) {}
   template <typename T>
   Status Get(T* v) {
     if (d_.size() - pos_ < sizeof(T)) return Truncated();
@@ -40,11 +38,10 @@ class Reader {
     pos_ += n * sizeof(float);
     return Status::OK();
   }
-  size_t remaining() const { return d_.size() - pos_; }
   Status Truncated() const { return Status::Corruption(name_ + ": truncated"); }
 
  private:
-  const std::string& d_;
+  std::string_view d_;
   std::string name_;
   size_t pos_ = 0;
 };
@@ -62,56 +59,27 @@ std::string EncodeDense(const Model& m, const DenseOptState& opt) {
   return s;
 }
 
-Result<std::string> EncodeTable(const RowStore& t) {
-  std::string s(kTableMagic, 8);
-  const size_t w = t.row_width();
-  const size_t rows = t.stats().rows;
-  Put<uint32_t>(&s, static_cast<uint32_t>(t.dim()));
-  Put<uint32_t>(&s, static_cast<uint32_t>(w));
-  Put<uint64_t>(&s, rows);
-  s.reserve(s.size() + rows * (8 + 4 * w));
-  auto it = t.NewIterator();
-  RowBatch b;
-  uint64_t written = 0;
-  for (;;) {
-    EMBARK_ASSIGN_OR_RETURN(bool more, it->Next(&b));
-    if (!more) break;
-    for (size_t i = 0; i < b.size(); ++i) {
-      Put<uint64_t>(&s, b.keys[i]);
-      PutFloats(&s, b.rows.data() + i * w, w);
-    }
-    written += b.size();
-  }
-  if (written != rows) return Status::InvalidArgument("table '" + t.config().name + "' changed while being saved");
-  return s;
-}
-
-// Reads the rows of a table file into t; with shard_count > 1, only the
-// rows owned by shard_index.
-Status DecodeTable(const std::string& data, const std::string& name, RowStore* t, int shard_index, int shard_count) {
-  Reader r(data, name);
+Status DecodeDense(std::string_view data, const std::string& path, Model* m, DenseOptState* opt) {
+  Reader r(data, path);
   char magic[8];
   for (char& c : magic) EMBARK_RETURN_IF_ERROR(r.Get(&c));
-  if (std::memcmp(magic, kTableMagic, 8) != 0) return Status::Corruption(name + ": not an embark table file");
-  uint32_t dim = 0, width = 0;
-  uint64_t rows = 0;
-  EMBARK_RETURN_IF_ERROR(r.Get(&dim));
-  EMBARK_RETURN_IF_ERROR(r.Get(&width));
-  EMBARK_RETURN_IF_ERROR(r.Get(&rows));
-  if (static_cast<int>(dim) != t->dim() || static_cast<int>(width) != t->row_width())
-    return Status::Corruption(name + ": row shape " + std::to_string(dim) + "/" + std::to_string(width) +
-                              " does not match the model's " + std::to_string(t->dim()) + "/" +
-                              std::to_string(t->row_width()));
-  const size_t rec = 8 + 4 * static_cast<size_t>(width);
-  if (rows != r.remaining() / rec || r.remaining() % rec != 0)
-    return Status::Corruption(name + ": row count does not match the file size");
-  std::vector<float> row(width);
-  for (uint64_t i = 0; i < rows; ++i) {
-    uint64_t key = 0;
-    EMBARK_RETURN_IF_ERROR(r.Get(&key));
-    EMBARK_RETURN_IF_ERROR(r.GetFloats(row.data(), width));
-    if (shard_count <= 1 || OwnerOf(key, shard_count) == shard_index)
-      EMBARK_RETURN_IF_ERROR(t->Put(&key, 1, row.data(), nullptr));
+  if (std::memcmp(magic, kDenseMagic, 8) != 0) return Status::Corruption(path + ": not an embark dense file");
+  uint64_t n = 0;
+  EMBARK_RETURN_IF_ERROR(r.Get(&n));
+  if (n != m->params().size())
+    return Status::Corruption(path + ": " + std::to_string(n) + " parameters, the model has " +
+                              std::to_string(m->params().size()));
+  EMBARK_RETURN_IF_ERROR(r.GetFloats(m->params().data(), n));
+  EMBARK_RETURN_IF_ERROR(r.Get(&opt->step));
+  uint32_t slots = 0;
+  EMBARK_RETURN_IF_ERROR(r.Get(&slots));
+  if (slots > 4) return Status::Corruption(path + ": bad optimizer slot count");
+  for (uint32_t i = 0; i < slots; ++i) {
+    uint64_t len = 0;
+    EMBARK_RETURN_IF_ERROR(r.Get(&len));
+    if (len != n) return Status::Corruption(path + ": optimizer slot size mismatch");
+    opt->slots.emplace_back(len);
+    EMBARK_RETURN_IF_ERROR(r.GetFloats(opt->slots.back().data(), len));
   }
   return Status::OK();
 }
@@ -122,17 +90,60 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-using NamedFiles = std::vector<std::pair<std::string, std::string>>;
+// ---- the model's tables ----------------------------------------------------------
+
+// Streams every row of `t` (with its metadata) into a version 2 table file,
+// one block at a time.
+Status WriteTable(Env* env, const std::string& path, const RowStore& t, uint64_t* bytes, uint64_t* sum) {
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<TableFileWriter> w, TableFileWriter::Create(env, path, t.dim(), t.row_width()));
+  const size_t rows = t.stats().rows;
+  auto it = t.NewIterator(kTableBlockRows);
+  RowBatch b;
+  uint64_t written = 0;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, it->Next(&b));
+    if (!more) break;
+    EMBARK_RETURN_IF_ERROR(w->Add(b.keys.data(), b.size(), b.rows.data(), b.meta.data()));
+    written += b.size();
+  }
+  if (written != rows)
+    return Status::InvalidArgument(path + ": table '" + t.config().name + "' changed while being saved");
+  EMBARK_RETURN_IF_ERROR(w->Finish());
+  *bytes = w->bytes();
+  *sum = w->checksum();
+  return Status::OK();
+}
+
+// ---- writing -------------------------------------------------------------------
+
+nlohmann::json Entry(uint64_t bytes, uint64_t sum) { return {{"bytes", bytes}, {"xxh64", Hex(sum)}}; }
 
 // Every file but the tables': config, data spec, dense state, trainer state.
-NamedFiles ModelFiles(const Model& model, const DenseOptState& opt, const TrainerState& ts) {
-  NamedFiles files;
-  files.emplace_back("config.toml", ConfigToToml(model.config()));
-  files.emplace_back("data_spec.json", model.spec().ToJson());
-  files.emplace_back("dense.bin", EncodeDense(model, opt));
+Status WriteModelFiles(Env* env, const std::string& staging, const Model& model, const DenseOptState& opt,
+                       const TrainerState& ts, nlohmann::json* entries) {
   nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
-  files.emplace_back("trainer.json", st.dump(2));
-  return files;
+  const std::pair<const char*, std::string> files[] = {{"config.toml", ConfigToToml(model.config())},
+                                                       {"data_spec.json", model.spec().ToJson()},
+                                                       {"dense.bin", EncodeDense(model, opt)},
+                                                       {"trainer.json", st.dump(2)}};
+  for (const auto& [name, data] : files) {
+    EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/" + name, data, env));
+    (*entries)[name] = Entry(data.size(), Checksum(data.data(), data.size()));
+  }
+  return Status::OK();
+}
+
+// The tables' files, named by `suffix` (".bin", or "-R-of-N.bin").
+Status WriteTables(Env* env, const std::string& staging, const Model& model, const std::string& suffix,
+                   nlohmann::json* entries) {
+  for (int i = 0; i < model.num_tables(); ++i) {
+    const RowStore& t = *model.table(i);
+    const std::string name = t.config().name + suffix;
+    uint64_t bytes = 0, sum = 0;
+    EMBARK_RETURN_IF_ERROR(WriteTable(env, staging + "/" + name, t, &bytes, &sum));
+    (*entries)[name] = Entry(bytes, sum);
+  }
+  return Status::OK();
 }
 
 nlohmann::json NewManifest() {
@@ -142,22 +153,18 @@ nlohmann::json NewManifest() {
   return manifest;
 }
 
-// Writes each file durably into staging and records its size and checksum
-// in *entries (the manifest's "files").
-Status WriteFiles(const std::string& staging, const NamedFiles& files, nlohmann::json* entries) {
-  for (const auto& [name, data] : files) {
-    EMBARK_RETURN_IF_ERROR(fs::WriteFileDurable(staging + "/" + name, data));
-    (*entries)[name] = {{"bytes", data.size()}, {"xxh64", Hex(Checksum(data.data(), data.size()))}};
-  }
-  return Status::OK();
+// The manifest goes last (its AtomicFile fsyncs the staging directory): the
+// checkpoint is complete only once it is durable. Then the directory is
+// swapped into place.
+Status Publish(Env* env, const std::string& staging, const std::string& dir, const nlohmann::json& manifest) {
+  EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/MANIFEST.json", manifest.dump(2), env));
+  return fs::ReplaceDirAtomic(staging, dir, env);
 }
 
-// The manifest goes last: the checkpoint is complete only once it is
-// durable. Then the directory is swapped into place.
-Status Publish(const std::string& staging, const std::string& dir, const nlohmann::json& manifest) {
-  EMBARK_RETURN_IF_ERROR(fs::WriteFileDurable(staging + "/MANIFEST.json", manifest.dump(2)));
-  EMBARK_RETURN_IF_ERROR(fs::FsyncDir(staging));
-  return fs::ReplaceDirAtomic(staging, dir);
+// Makes an empty staging directory.
+Status MakeStaging(Env* env, const std::string& staging) {
+  EMBARK_RETURN_IF_ERROR(env->RemoveAll(staging));
+  return env->CreateDirs(staging);
 }
 
 // Sharded checkpoints: what rank 0 tells everyone, and what everyone tells
@@ -183,33 +190,20 @@ Result<std::vector<std::string>> ToRoot(Communicator* comm, const std::string& m
 }
 
 Status SaveSharded(const std::string& clean, const Model& model, const DenseOptState& opt, const TrainerState& ts,
-                   Communicator* comm) {
-  namespace sfs = std::filesystem;
+                   Communicator* comm, Env* env) {
   const int N = comm->size(), me = comm->rank();
   // One staging name for every rank (a pid would differ between them).
   const std::string staging = clean + ".tmp-sharded";
-  std::error_code ec;
   Status made;
   if (me == 0) {
-    sfs::remove_all(staging, ec);
-    if (!sfs::create_directories(staging, ec) || ec)
-      made = Status::IOError("cannot create checkpoint directory '" + staging + "': " + ec.message());
+    (void)fs::RemoveStaleStaging(clean, env);
+    made = MakeStaging(env, staging);
   }
   EMBARK_RETURN_IF_ERROR(FromRoot(comm, made));
   // Every rank: its shard of each table, durable, and the manifest entries.
   const std::string suffix = "-" + std::to_string(me) + "-of-" + std::to_string(N) + ".bin";
-  NamedFiles shards;
-  Status wrote;
-  for (int t = 0; t < model.num_tables() && wrote.ok(); ++t) {
-    auto enc = EncodeTable(*model.table(t));
-    if (enc.ok()) {
-      shards.emplace_back(model.table(t)->config().name + suffix, std::move(enc).value());
-    } else {
-      wrote = enc.status();
-    }
-  }
   nlohmann::json entries = nlohmann::json::object();
-  if (wrote.ok()) wrote = WriteFiles(staging, shards, &entries);
+  const Status wrote = WriteTables(env, staging, model, suffix, &entries);
   EMBARK_ASSIGN_OR_RETURN(
       auto reports, ToRoot(comm, wrote.ok() ? entries.dump() : "Erank " + std::to_string(me) + ": " + wrote.message()));
   Status done;
@@ -224,139 +218,171 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
       const nlohmann::json files = nlohmann::json::parse(r);
       for (auto& [name, meta] : files.items()) manifest["files"][name] = meta;
     }
-    if (done.ok()) done = WriteFiles(staging, ModelFiles(model, opt, ts), &manifest["files"]);
-    if (done.ok()) done = Publish(staging, clean, manifest);
-    if (!done.ok()) sfs::remove_all(staging, ec);
+    if (done.ok()) done = WriteModelFiles(env, staging, model, opt, ts, &manifest["files"]);
+    if (done.ok()) done = Publish(env, staging, clean, manifest);
+    if (!done.ok()) (void)env->RemoveAll(staging);
   }
   return FromRoot(comm, done);
+}
+
+// ---- reading -------------------------------------------------------------------
+
+struct FileEntry {
+  uint64_t bytes = 0;
+  std::string xxh64;
+};
+
+// Reads a small file whole and checks it against its manifest entry; the
+// caller parses exactly these bytes.
+Result<std::string> ReadVerified(Env* env, const std::string& path, const FileEntry& e) {
+  EMBARK_ASSIGN_OR_RETURN(std::string bytes, env->ReadFileToString(path));
+  if (bytes.size() != e.bytes)
+    return Status::Corruption(path + ": size " + std::to_string(bytes.size()) + " bytes, manifest says " +
+                              std::to_string(e.bytes) + " (truncated?)");
+  if (Hex(Checksum(bytes.data(), bytes.size())) != e.xxh64)
+    return Status::Corruption(path + ": checksum mismatch (file is corrupted)");
+  return bytes;
+}
+
+// Rows of one table file into t (only those this rank owns when shard_count > 1).
+Status LoadTableFile(Env* env, const std::string& path, const FileEntry& e, int version, RowStore* t,
+                     int shard_index, int shard_count) {
+  const size_t width = static_cast<size_t>(t->row_width());
+  auto keep = [&](uint64_t key) { return shard_count <= 1 || OwnerOf(key, shard_count) == shard_index; };
+  RowBatch kept;
+  // Puts the rows of `b` this rank keeps, as one batch.
+  auto put = [&](const RowBatch& b, bool with_meta) -> Status {
+    if (shard_count <= 1) return t->Put(b.keys.data(), b.size(), b.rows.data(), with_meta ? b.meta.data() : nullptr);
+    kept.clear();
+    for (size_t i = 0; i < b.size(); ++i) {
+      if (!keep(b.keys[i])) continue;
+      kept.keys.push_back(b.keys[i]);
+      kept.rows.insert(kept.rows.end(), b.rows.begin() + i * width, b.rows.begin() + (i + 1) * width);
+      if (with_meta) kept.meta.push_back(b.meta[i]);
+    }
+    return t->Put(kept.keys.data(), kept.size(), kept.rows.data(), with_meta ? kept.meta.data() : nullptr);
+  };
+  RowBatch block;
+  if (version == 1) {
+    // Version 1 has one checksum for the whole file and no row metadata:
+    // the file is read and verified whole, then put in blocks.
+    EMBARK_ASSIGN_OR_RETURN(std::string bytes, ReadVerified(env, path, e));
+    Status st;
+    EMBARK_RETURN_IF_ERROR(ReadTableFileV1(bytes, path, t->dim(), t->row_width(), [&](uint64_t key, const float* row) {
+      if (!st.ok()) return;
+      block.keys.push_back(key);
+      block.rows.insert(block.rows.end(), row, row + width);
+      if (block.size() == kTableBlockRows) {
+        st = put(block, false);
+        block.clear();
+      }
+    }));
+    EMBARK_RETURN_IF_ERROR(st);
+    return put(block, false);
+  }
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<TableFileReader> r, TableFileReader::Open(env, path, t->dim(), t->row_width()));
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, r->Next(&block));
+    if (!more) break;
+    EMBARK_RETURN_IF_ERROR(put(block, true));
+  }
+  if (r->bytes() != e.bytes || Hex(r->checksum()) != e.xxh64)
+    return Status::Corruption(path + ": checksum mismatch (file is corrupted)");
+  return Status::OK();
 }
 
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
-                      Communicator* comm) {
-  namespace sfs = std::filesystem;
+                      Communicator* comm, Env* env) {
   std::string clean = dir;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  if (comm != nullptr && comm->size() > 1) return SaveSharded(clean, model, opt, ts, comm);
-  std::string staging = clean + ".tmp-" + std::to_string(::getpid());
-  std::error_code ec;
-  sfs::remove_all(staging, ec);
-  if (!sfs::create_directories(staging, ec) || ec)
-    return Status::IOError("cannot create checkpoint directory '" + staging + "': " + ec.message());
-
-  NamedFiles files = ModelFiles(model, opt, ts);
-  Status s;
-  for (int t = 0; t < model.num_tables() && s.ok(); ++t) {
-    auto enc = EncodeTable(*model.table(t));
-    if (enc.ok()) {
-      files.emplace_back(model.table(t)->config().name + ".bin", std::move(enc).value());
-    } else {
-      s = enc.status();
-    }
-  }
+  if (comm != nullptr && comm->size() > 1) return SaveSharded(clean, model, opt, ts, comm, env);
+  // A save killed midway left DIR.tmp-<pid>; remove those of dead processes.
+  (void)fs::RemoveStaleStaging(clean, env);
+  const std::string staging = fs::StagingDir(clean);
+  EMBARK_RETURN_IF_ERROR(MakeStaging(env, staging));
   nlohmann::json manifest = NewManifest();
-  if (s.ok()) s = WriteFiles(staging, files, &manifest["files"]);
-  if (s.ok()) s = Publish(staging, clean, manifest);
-  if (!s.ok()) sfs::remove_all(staging, ec);
+  Status s = WriteModelFiles(env, staging, model, opt, ts, &manifest["files"]);
+  if (s.ok()) s = WriteTables(env, staging, model, ".bin", &manifest["files"]);
+  if (s.ok()) s = Publish(env, staging, clean, manifest);
+  if (!s.ok()) (void)env->RemoveAll(staging);
   return s;
 }
 
-Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index, int shard_count) {
-  auto mtext = fs::ReadFile(dir + "/MANIFEST.json");
+Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index, int shard_count, Env* env) {
+  auto mtext = env->ReadFileToString(dir + "/MANIFEST.json");
   if (!mtext.ok()) return Status::NotFound("'" + dir + "' is not a checkpoint (no MANIFEST.json): " + mtext.status().message());
-  nlohmann::json manifest;
+  int version = 0, shards = 1;
+  std::map<std::string, FileEntry> files;
   try {
-    manifest = nlohmann::json::parse(mtext.value());
+    nlohmann::json manifest = nlohmann::json::parse(mtext.value());
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
       return Status::Corruption(dir + "/MANIFEST.json: not an embark checkpoint");
-    int version = manifest.at("version").get<int>();
-    if (version != kCheckpointVersion)
+    version = manifest.at("version").get<int>();
+    if (version != 1 && version != kCheckpointVersion)
       return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
-                                " is not supported (this build reads version " + std::to_string(kCheckpointVersion) + ")");
-    manifest.at("files").at("config.toml");
+                                " is not supported (this build reads versions 1 to " +
+                                std::to_string(kCheckpointVersion) + ")");
+    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
+    for (auto& [name, meta] : manifest.at("files").items())
+      files[name] = {meta.at("bytes").get<uint64_t>(), meta.at("xxh64").get<std::string>()};
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/MANIFEST.json: unreadable (" + e.what() + ")");
   }
-  std::map<std::string, std::string> data;
-  for (auto& [name, meta] : manifest.at("files").items()) {
+  // Every listed file must be there with its size before anything is parsed.
+  for (const auto& [name, e] : files) {
     if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
       return Status::Corruption(dir + "/MANIFEST.json: bad file name '" + name + "'");
-    EMBARK_ASSIGN_OR_RETURN(std::string bytes, fs::ReadFile(dir + "/" + name));
-    uint64_t want = 0;
-    std::string sum;
-    try {
-      want = meta.at("bytes").get<uint64_t>();
-      sum = meta.at("xxh64").get<std::string>();
-    } catch (const std::exception& e) {
-      return Status::Corruption(dir + "/MANIFEST.json: entry '" + name + "' unreadable");
-    }
-    if (bytes.size() != want)
-      return Status::Corruption(dir + "/" + name + ": size " + std::to_string(bytes.size()) + " bytes, manifest says " +
-                                std::to_string(want) + " (truncated?)");
-    if (Hex(Checksum(bytes.data(), bytes.size())) != sum)
-      return Status::Corruption(dir + "/" + name + ": checksum mismatch (file is corrupted)");
-    data[name] = std::move(bytes);
+    EMBARK_ASSIGN_OR_RETURN(uint64_t size, env->GetFileSize(dir + "/" + name));
+    if (size != e.bytes)
+      return Status::Corruption(dir + "/" + name + ": size " + std::to_string(size) + " bytes, manifest says " +
+                                std::to_string(e.bytes) + " (truncated?)");
   }
-  for (const char* required : {"config.toml", "data_spec.json", "dense.bin", "trainer.json"})
-    if (!data.count(required)) return Status::Corruption(dir + ": checkpoint lacks " + required);
-
+  std::map<std::string, std::string> small;
+  for (const char* required : {"config.toml", "data_spec.json", "dense.bin", "trainer.json"}) {
+    auto it = files.find(required);
+    if (it == files.end()) return Status::Corruption(dir + ": checkpoint lacks " + required);
+    EMBARK_ASSIGN_OR_RETURN(small[required], ReadVerified(env, dir + "/" + required, it->second));
+  }
+  // Everything below is parsed from the verified bytes, never read again.
   TrainConfig cfg;
-  {
-    // The config is TOML; parse it through the same reader as --config.
-    std::string tmp = dir + "/config.toml";
-    EMBARK_RETURN_IF_ERROR(LoadConfigToml(tmp, &cfg));
-  }
-  EMBARK_ASSIGN_OR_RETURN(DataSpec spec, DataSpec::FromJson(data["data_spec.json"]));
+  EMBARK_RETURN_IF_ERROR(ParseConfigToml(small["config.toml"], dir + "/config.toml", &cfg));
+  EMBARK_ASSIGN_OR_RETURN(DataSpec spec, DataSpec::FromJson(small["data_spec.json"]));
   LoadedCheckpoint out;
   EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec));
-  Model& m = *out.model;
-
-  Reader r(data["dense.bin"], dir + "/dense.bin");
-  char magic[8];
-  for (char& c : magic) EMBARK_RETURN_IF_ERROR(r.Get(&c));
-  if (std::memcmp(magic, kDenseMagic, 8) != 0) return Status::Corruption(dir + "/dense.bin: not an embark dense file");
-  uint64_t n = 0;
-  EMBARK_RETURN_IF_ERROR(r.Get(&n));
-  if (n != m.params().size())
-    return Status::Corruption(dir + "/dense.bin: " + std::to_string(n) + " parameters, the model has " +
-                              std::to_string(m.params().size()));
-  EMBARK_RETURN_IF_ERROR(r.GetFloats(m.params().data(), n));
-  EMBARK_RETURN_IF_ERROR(r.Get(&out.opt.step));
-  uint32_t slots = 0;
-  EMBARK_RETURN_IF_ERROR(r.Get(&slots));
-  if (slots > 4) return Status::Corruption(dir + "/dense.bin: bad optimizer slot count");
-  for (uint32_t i = 0; i < slots; ++i) {
-    uint64_t len = 0;
-    EMBARK_RETURN_IF_ERROR(r.Get(&len));
-    if (len != n) return Status::Corruption(dir + "/dense.bin: optimizer slot size mismatch");
-    out.opt.slots.emplace_back(len);
-    EMBARK_RETURN_IF_ERROR(r.GetFloats(out.opt.slots.back().data(), len));
-  }
-  // Table rows: NAME.bin, or NAME-R-of-N.bin from each rank of a sharded save.
-  for (int t = 0; t < m.num_tables(); ++t) {
-    RowStore* table = m.table(t);
-    const std::string& base = table->config().name;
-    int found = 0;
-    for (const auto& [name, bytes] : data) {
-      if (name != base + ".bin" && name.rfind(base + "-", 0) != 0) continue;
-      EMBARK_RETURN_IF_ERROR(DecodeTable(bytes, dir + "/" + name, table, shard_index, shard_count));
-      ++found;
-    }
-    int shards = 1;
-    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
-    if (found == 0 || found != shards)
-      return Status::Corruption(dir + ": checkpoint has " + std::to_string(found) + " " + base + " file(s), expected " +
-                                std::to_string(shards));
-  }
+  EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
-    auto st = nlohmann::json::parse(data["trainer.json"]);
+    auto st = nlohmann::json::parse(small["trainer.json"]);
     out.state.epochs_done = st.at("epochs_done").get<int>();
     out.state.step = st.at("step").get<int64_t>();
     out.state.samples = st.at("samples").get<uint64_t>();
     out.state.best_auc = st.at("best_auc").get<double>();
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");
+  }
+  small.clear();
+
+  // Table rows: NAME.bin, or NAME-R-of-N.bin from each rank of a sharded
+  // save. A rank of as many ranks as wrote the checkpoint reads its own
+  // shard only; otherwise every shard is read and the rank's keys kept.
+  for (int i = 0; i < out.model->num_tables(); ++i) {
+    RowStore* table = out.model->table(i);
+    const std::string& base = table->config().name;
+    std::vector<std::string> names;
+    for (const auto& [name, e] : files)
+      if (name == base + ".bin" || name.rfind(base + "-", 0) == 0) names.push_back(name);
+    if (names.empty() || static_cast<int>(names.size()) != shards)
+      return Status::Corruption(dir + ": checkpoint has " + std::to_string(names.size()) + " " + base +
+                                " file(s), expected " + std::to_string(shards));
+    if (shards > 1 && shards == shard_count) {
+      const std::string own = base + "-" + std::to_string(shard_index) + "-of-" + std::to_string(shards) + ".bin";
+      if (!files.count(own)) return Status::Corruption(dir + ": checkpoint lacks " + own);
+      names = {own};
+    }
+    for (const std::string& name : names)
+      EMBARK_RETURN_IF_ERROR(
+          LoadTableFile(env, dir + "/" + name, files[name], version, table, shard_index, shard_count));
   }
   return out;
 }

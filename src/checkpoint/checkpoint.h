@@ -9,11 +9,12 @@
 
 #include "dist/comm.h"
 #include "model/model.h"
+#include "util/env.h"
 #include "util/status.h"
 
 namespace embark {
 
-constexpr int kCheckpointVersion = 1;
+constexpr int kCheckpointVersion = 2;
 
 struct TrainerState {
   int epochs_done = 0;
@@ -36,7 +37,7 @@ struct DenseOptState {
 // durable, the manifest listing them all, and swaps the directory in. Every
 // rank returns the same status.
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
-                      Communicator* comm = nullptr);
+                      Communicator* comm = nullptr, Env* env = Env::Posix());
 
 struct LoadedCheckpoint {
   std::unique_ptr<Model> model;
@@ -49,6 +50,7 @@ struct LoadedCheckpoint {
 // every shard file are read; with shard_count > 1 only the rows this rank
 // owns (OwnerOf(key, shard_count) == shard_index) are kept, so a checkpoint
 // written by N ranks loads into M.
-Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index = 0, int shard_count = 1);
+Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index = 0, int shard_count = 1,
+                                        Env* env = Env::Posix());
 
 }  // namespace embark

@@ -198,19 +198,20 @@ void RegisterPredict(CLI::App* app) {
     StreamOptions so;
     so.batch_size = 4096;
     auto stream = OpenStream(a->data, ck.model->spec(), ro, so);
-    std::string tmp = a->out + ".tmp." + std::to_string(::getpid());
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (f == nullptr) Fail("cannot create '" + tmp + "'");
+    auto out = Unwrap(fs::AtomicFile::Create(a->out));
+    Status wrote;
+    std::string lines;
     Status st = Score(*ck.model, stream.get(), &pool, [&](const float* p, const float*, size_t n) {
-      for (size_t i = 0; i < n; ++i) std::fprintf(f, "%.9g\n", p[i]);
+      if (!wrote.ok()) return;
+      lines.clear();
+      char buf[32];
+      for (size_t i = 0; i < n; ++i) lines.append(buf, std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]));
+      wrote = out->Append(lines);
     });
-    bool ok = st.ok() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-    ok = std::fclose(f) == 0 && ok;
-    if (!ok || std::rename(tmp.c_str(), a->out.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      Fail(st.ok() ? "cannot write '" + a->out + "'" : st.message());
-    }
-    Check(fs::FsyncDir(fs::ParentDir(a->out)));
+    if (st.ok()) st = wrote;
+    if (st.ok()) st = out->Commit();
+    if (!st.ok()) out->Abort();  // removes the temporary (Fail exits without unwinding)
+    Check(st);
     auto bad = stream->bad_lines();
     if (bad.count > 0)
       std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",

@@ -176,10 +176,13 @@ std::string FlagName(const std::string& param) {
   return flag;
 }
 
-Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::string>* names) {
+// The TOML text (or, when text is null, the file at path) into cfg; with
+// `names`, adds the name of every parameter it sets.
+static Status ReadConfigToml(const std::string_view* text, const std::string& path, TrainConfig* cfg,
+                             std::set<std::string>* names) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = text != nullptr ? toml::parse(*text, path) : toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
@@ -213,6 +216,14 @@ Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::s
     if (names != nullptr) names->insert(key);
   }
   return Status::OK();
+}
+
+Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::string>* names) {
+  return ReadConfigToml(nullptr, path, cfg, names);
+}
+
+Status ParseConfigToml(std::string_view text, const std::string& name, TrainConfig* cfg) {
+  return ReadConfigToml(&text, name, cfg, nullptr);
 }
 
 std::string ConfigToToml(const TrainConfig& cfg) {

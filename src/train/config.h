@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -80,6 +81,8 @@ std::string FlagName(const std::string& param);
 // Reads a TOML file of `name = value` lines (names as in TrainParams()).
 // With `names`, adds the name of every parameter the file sets.
 Status LoadConfigToml(const std::string& path, TrainConfig* cfg, std::set<std::string>* names = nullptr);
+// The same from TOML text already in memory; `name` (a path) is used in errors.
+Status ParseConfigToml(std::string_view text, const std::string& name, TrainConfig* cfg);
 std::string ConfigToToml(const TrainConfig& cfg);
 // Checks values and their combinations.
 Status ValidateConfig(const TrainConfig& cfg);

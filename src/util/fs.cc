@@ -1,107 +1,105 @@
 #include "util/fs.h"
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 
 namespace embark::fs {
-namespace {
-
-std::string Errno(const std::string& what, const std::string& path) {
-  return what + " '" + path + "': " + std::strerror(errno);
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::IOError(Errno("cannot write", path));
-    }
-    off += static_cast<size_t>(n);
-  }
-  return Status::OK();
-}
-
-}  // namespace
 
 std::string ParentDir(const std::string& path) {
   auto p = std::filesystem::path(path).parent_path().string();
   return p.empty() ? "." : p;
 }
 
-Status FsyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Status::IOError(Errno("cannot open directory", dir));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IOError(Errno("cannot fsync directory", dir));
+AtomicFile::AtomicFile(Env* env, std::string path, std::string tmp, std::unique_ptr<WritableFile> file)
+    : env_(env), path_(std::move(path)), tmp_(std::move(tmp)), file_(std::move(file)) {}
+
+Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path, Env* env) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  auto file = env->NewWritableFile(tmp);
+  if (!file.ok()) {
+    (void)env->RemoveFile(tmp);  // open(O_CREAT) may have made it before failing
+    return file.status();
+  }
+  return std::unique_ptr<AtomicFile>(new AtomicFile(env, path, std::move(tmp), std::move(file).value()));
+}
+
+AtomicFile::~AtomicFile() { Abort(); }
+
+Status AtomicFile::Append(std::string_view data) {
+  if (done_) return Status::IOError("cannot write '" + path_ + "': already committed or aborted");
+  Status s = file_->Append(data);
+  if (s.ok()) size_ += data.size();
+  return s;
+}
+
+Status AtomicFile::Commit() {
+  if (done_) return Status::IOError("cannot commit '" + path_ + "': already committed or aborted");
+  Status s = file_->Sync();
+  Status c = file_->Close();
+  if (s.ok()) s = c;
+  if (s.ok()) s = env_->RenameFile(tmp_, path_);
+  if (!s.ok()) {
+    Abort();
+    return s;
+  }
+  done_ = true;
+  return env_->SyncDir(ParentDir(path_));
+}
+
+void AtomicFile::Abort() {
+  if (done_) return;
+  done_ = true;
+  (void)file_->Close();
+  (void)env_->RemoveFile(tmp_);
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, Env* env) {
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> f, AtomicFile::Create(path, env));
+  EMBARK_RETURN_IF_ERROR(f->Append(data));
+  return f->Commit();
+}
+
+Result<std::string> ReadFile(const std::string& path, Env* env) { return env->ReadFileToString(path); }
+
+Status FsyncDir(const std::string& dir, Env* env) { return env->SyncDir(dir); }
+
+Status ReplaceDirAtomic(const std::string& staged, const std::string& dest, Env* env) {
+  const bool existed = env->FileExists(dest);
+  EMBARK_RETURN_IF_ERROR(env->RenameExchange(staged, dest));
+  Status synced = env->SyncDir(ParentDir(dest));
+  if (!synced.ok()) {
+    // Undo, so that an error means `dest` is what it was; `staged` then
+    // holds the new directory again, for the caller to remove.
+    (void)(existed ? env->RenameExchange(staged, dest) : env->RenameFile(dest, staged));
+    return synced;
+  }
+  // `staged` now holds the previous checkpoint; the new one is in place and
+  // durable, so failing to remove the old one is not an error of the save.
+  if (existed) (void)env->RemoveAll(staged);
   return Status::OK();
 }
 
-Status WriteFileDurable(const std::string& path, std::string_view data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(Errno("cannot create", path));
-  Status st = WriteAll(fd, data, path);
-  if (st.ok() && ::fsync(fd) != 0) st = Status::IOError(Errno("cannot fsync", path));
-  if (::close(fd) != 0 && st.ok()) st = Status::IOError(Errno("cannot close", path));
-  return st;
-}
+std::string StagingDir(const std::string& dest) { return dest + ".tmp-" + std::to_string(::getpid()); }
 
-Status WriteFileAtomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Status st = WriteFileDurable(tmp, data);
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
+Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed) {
+  const std::string parent = ParentDir(dest);
+  const std::string prefix = std::filesystem::path(dest).filename().string() + ".tmp-";
+  if (!env->FileExists(parent)) return Status::OK();
+  EMBARK_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(parent));
+  for (const std::string& name : names) {
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string tail = name.substr(prefix.size());
+    if (tail.find_first_not_of("0123456789") != std::string::npos || tail.size() > 9) continue;
+    const long pid = std::stol(tail);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // alive
+    const std::string path = parent + "/" + name;
+    EMBARK_RETURN_IF_ERROR(env->RemoveAll(path));
+    if (removed != nullptr) removed->push_back(path);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    st = Status::IOError(Errno("cannot rename into", path));
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  return FsyncDir(ParentDir(path));
-}
-
-Result<std::string> ReadFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError(Errno("cannot open", path));
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status st = Status::IOError(Errno("cannot read", path));
-      ::close(fd);
-      return st;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-Status ReplaceDirAtomic(const std::string& staged, const std::string& dest) {
-  namespace sfs = std::filesystem;
-  std::error_code ec;
-  if (!sfs::exists(dest, ec)) {
-    if (::rename(staged.c_str(), dest.c_str()) != 0)
-      return Status::IOError(Errno("cannot rename checkpoint into", dest));
-    return FsyncDir(ParentDir(dest));
-  }
-  if (::syscall(SYS_renameat2, AT_FDCWD, staged.c_str(), AT_FDCWD, dest.c_str(), RENAME_EXCHANGE) != 0)
-    return Status::IOError(Errno("cannot swap checkpoint into", dest));
-  EMBARK_RETURN_IF_ERROR(FsyncDir(ParentDir(dest)));
-  sfs::remove_all(staged, ec);  // `staged` now holds the previous checkpoint
   return Status::OK();
 }
 

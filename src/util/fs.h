@@ -1,28 +1,77 @@
-// Durable file helpers: every model file is written to a temporary name,
-// fsynced and renamed, so a crash never leaves a half-written file behind.
+// Durable file helpers over an Env: a file is written to a temporary name,
+// fsynced and renamed, so a crash never leaves a half-written file behind;
+// a directory is staged beside its target and swapped in.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "util/env.h"
 #include "util/status.h"
 
 namespace embark::fs {
 
-// Writes `data` to `path` through `path.tmp.<pid>`: write, fsync, rename, fsync dir.
-Status WriteFileAtomic(const std::string& path, std::string_view data);
+// The one way embark writes a file atomically, streaming:
+//
+//   EMBARK_ASSIGN_OR_RETURN(auto f, AtomicFile::Create(path, env));
+//   EMBARK_RETURN_IF_ERROR(f->Append(block));   // as often as needed
+//   EMBARK_RETURN_IF_ERROR(f->Commit());
+//
+// Bytes go to `path.tmp.<pid>`; Commit() fsyncs and closes it, renames it to
+// `path` and fsyncs the parent directory. Until then `path` keeps its old
+// content (or stays absent). A file destroyed or Abort()ed before a
+// successful Commit() removes its temporary; so does a failed Commit().
+class AtomicFile {
+ public:
+  static Result<std::unique_ptr<AtomicFile>> Create(const std::string& path, Env* env = Env::Posix());
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
 
-// Writes `data` to `path` (no rename) and fsyncs it; for files inside a staging dir.
-Status WriteFileDurable(const std::string& path, std::string_view data);
+  Status Append(std::string_view data);
+  Status Commit();
+  void Abort();
 
-Result<std::string> ReadFile(const std::string& path);
+  const std::string& path() const { return path_; }
+  const std::string& temp_path() const { return tmp_; }
+  uint64_t size() const { return size_; }
 
-Status FsyncDir(const std::string& dir);
+ private:
+  AtomicFile(Env* env, std::string path, std::string tmp, std::unique_ptr<WritableFile> file);
+  Env* env_;
+  std::string path_, tmp_;
+  std::unique_ptr<WritableFile> file_;
+  uint64_t size_ = 0;
+  bool done_ = false;
+};
+
+// `data` to `path` through an AtomicFile.
+Status WriteFileAtomic(const std::string& path, std::string_view data, Env* env = Env::Posix());
+
+Result<std::string> ReadFile(const std::string& path, Env* env = Env::Posix());
+
+Status FsyncDir(const std::string& dir, Env* env = Env::Posix());
 
 // Atomically makes `staged` (a fully written, fsynced directory) appear at `dest`.
-// When `dest` exists it is swapped out in one step (renameat2 RENAME_EXCHANGE) and
+// When `dest` exists it is swapped out in one step (Env::RenameExchange) and
 // then removed, so readers see either the old or the new directory, never neither.
-Status ReplaceDirAtomic(const std::string& staged, const std::string& dest);
+// On error `dest` is left as it was (a failed sync of the parent undoes the
+// swap) and `staged` is the caller's to remove. Failing to remove the
+// previous directory after a durable swap is not an error: it stays at
+// `staged` until the next save into `dest` from this process, or from a
+// later one once this one has exited (RemoveStaleStaging).
+Status ReplaceDirAtomic(const std::string& staged, const std::string& dest, Env* env = Env::Posix());
+
+// The staging directory of a save into `dest` by this process: `dest.tmp-<pid>`.
+std::string StagingDir(const std::string& dest);
+
+// Removes the staging directories `dest.tmp-<pid>` that a killed save into
+// `dest` left behind: those whose pid is not a live process (this process's
+// own, and those of live processes, are kept). Sets *removed to their paths.
+Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed = nullptr);
 
 std::string ParentDir(const std::string& path);
 

@@ -1,0 +1,188 @@
+// Checkpoint saves under injected faults: every mutating file-system
+// operation of a save is failed in turn (EIO, ENOSPC, and a short write for
+// each append), and each time the previous checkpoint must survive whole.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "checkpoint/checkpoint.h"
+#include "test_util.h"
+#include "util/fault_env.h"
+#include "util/fs.h"
+
+namespace embark {
+namespace {
+
+namespace sfs = std::filesystem;
+
+Batch OneBatch(int salt) {
+  Batch b;
+  b.Reset(13, 26);
+  for (int i = 0; i < 4; ++i) {
+    b.labels.push_back((i + salt) % 2);
+    for (int d = 0; d < 13; ++d) b.dense.push_back(0.1f * d + salt);
+    for (int f = 0; f < 26; ++f) {
+      b.keys.push_back(f * 100 + i + salt);
+      b.values.push_back(1);
+      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+    }
+  }
+  return b;
+}
+
+// A tiny DeepFM after one step on a batch that depends on `salt`.
+std::unique_ptr<Model> TinyModel(int salt) {
+  InitBlas();
+  TrainConfig cfg;
+  cfg.model = "deepfm";
+  cfg.embedding_dim = 4;
+  cfg.mlp = {8};
+  auto m = Model::Create(cfg, DataSpec::Criteo()).value();
+  Batch b = OneBatch(salt);
+  auto ws = m->NewWorkspace();
+  std::vector<float> z(4), dl(4, 0.25f), g(m->params().size());
+  EXPECT_TRUE(m->Forward(b, 0, 4, true, m->rows(), ws.get(), z.data()).ok());
+  m->Backward(b, 0, 4, dl.data(), ws.get(), g.data());
+  EXPECT_TRUE(m->ApplySparse(ws.get(), 1.0f, m->rows()).ok());
+  for (size_t i = 0; i < g.size(); ++i) m->params().data()[i] -= 0.1f * g[i];
+  return m;
+}
+
+std::vector<float> Scores(const Model& m) {
+  Batch b = OneBatch(0);
+  auto ws = m.NewWorkspace();
+  std::vector<float> z(4);
+  EXPECT_TRUE(m.Forward(b, 0, 4, false, nullptr, ws.get(), z.data()).ok());
+  return z;
+}
+
+std::vector<std::string> Entries(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : sfs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(CheckpointFaults, EveryFailedOperationLeavesThePreviousCheckpoint) {
+  auto old_model = TinyModel(0), new_model = TinyModel(7);
+  const std::vector<float> old_scores = Scores(*old_model), new_scores = Scores(*new_model);
+  ASSERT_NE(old_scores, new_scores);
+  const std::string root = testing::TempDir() + "/faults";
+  const std::string pristine = root + "/pristine";
+  ASSERT_TRUE(SaveCheckpoint(pristine, *old_model, {}, {1, 1, 1, 0}).ok());
+
+  // The parent directory, afresh, holding a copy of the old checkpoint as
+  // `ck`; always the same path, so that operations match across runs.
+  auto fresh = [&](std::string* parent) {
+    *parent = root + "/case";
+    sfs::remove_all(*parent);
+    sfs::create_directories(*parent);
+    sfs::copy(pristine, *parent + "/ck", sfs::copy_options::recursive);
+  };
+
+  // Count the operations of a save over an existing checkpoint.
+  FaultEnv env(Env::Posix());
+  std::string parent;
+  fresh(&parent);
+  env.FailOp(0, Fault::kNone);
+  ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *new_model, {}, {2, 2, 2, 0}, nullptr, &env).ok());
+  const std::vector<FaultEnv::Op> ops = env.ops();
+  ASSERT_GT(ops.size(), 20u);
+  std::set<FaultEnv::OpKind> kinds;
+  for (const auto& op : ops) kinds.insert(op.kind);
+  for (auto k : {FaultEnv::OpKind::kCreate, FaultEnv::OpKind::kAppend, FaultEnv::OpKind::kSync,
+                 FaultEnv::OpKind::kClose, FaultEnv::OpKind::kRename, FaultEnv::OpKind::kRenameExchange,
+                 FaultEnv::OpKind::kRemoveAll, FaultEnv::OpKind::kMkdir, FaultEnv::OpKind::kSyncDir})
+    EXPECT_TRUE(kinds.count(k)) << FaultEnv::OpName(k);
+
+  int failed = 0, committed = 0;
+  for (Fault fault : {Fault::kIOError, Fault::kNoSpace, Fault::kShortWrite}) {
+    for (size_t k = 1; k <= ops.size(); ++k) {
+      const FaultEnv::Op& op = ops[k - 1];
+      if (fault == Fault::kShortWrite && op.kind != FaultEnv::OpKind::kAppend) continue;
+      const std::string what = std::string(FaultName(fault)) + " at operation " + std::to_string(k) + " (" +
+                               FaultEnv::OpName(op.kind) + " " + op.path + ")";
+      fresh(&parent);
+      const std::string dir = parent + "/ck";
+      env.FailOp(k, fault);
+      Status s = SaveCheckpoint(dir, *new_model, {}, {2, 2, 2, 0}, nullptr, &env);
+      ASSERT_TRUE(env.injected()) << what;
+      auto loaded = LoadCheckpoint(dir);
+      ASSERT_TRUE(loaded.ok()) << what << ": " << loaded.status().message();
+      if (!s.ok()) {
+        ++failed;
+        // (a) the error names the file or directory, (b) the old checkpoint
+        // is intact, (c) no staging directory or temporary file is left.
+        EXPECT_NE(s.message().find(op.path), std::string::npos) << what << ": " << s.message();
+        EXPECT_EQ(Scores(*loaded->model), old_scores) << what;
+        EXPECT_EQ(loaded->state.epochs_done, 1) << what;
+        EXPECT_EQ(Entries(parent), std::vector<std::string>{"ck"}) << what;
+        EXPECT_EQ(Entries(dir), Entries(pristine)) << what;
+      } else {
+        // Only removing the previous checkpoint after the swap may fail
+        // without failing the save: the new one is in place, and the next
+        // save into the same place removes the leftover.
+        ++committed;
+        EXPECT_EQ(op.kind, FaultEnv::OpKind::kRemoveAll) << what;
+        EXPECT_EQ(k, ops.size()) << what;
+        EXPECT_EQ(Scores(*loaded->model), new_scores) << what;
+        ASSERT_TRUE(SaveCheckpoint(dir, *new_model, {}, {3, 3, 3, 0}).ok());
+        EXPECT_EQ(Entries(parent), std::vector<std::string>{"ck"}) << what;
+      }
+    }
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_LE(committed, 2);  // the last operation, under EIO and ENOSPC
+}
+
+// A save killed midway leaves DIR.tmp-<pid>; the next save into the same
+// parent removes it once that process is gone, and keeps a live process's.
+TEST(CheckpointFaults, StaleStagingOfDeadProcessesIsRemoved) {
+  const std::string parent = testing::TempDir() + "/stale";
+  sfs::create_directories(parent);
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);  // its pid now names no live process
+  const std::string dead = parent + "/ck.tmp-" + std::to_string(child);
+  const std::string alive = parent + "/ck.tmp-1";  // init, always running
+  const std::string other = parent + "/other.tmp-" + std::to_string(child);
+  for (const auto& d : {dead, alive, other}) {
+    sfs::create_directories(d);
+    ASSERT_TRUE(fs::WriteFileAtomic(d + "/dense.bin", "partial").ok());
+  }
+  auto m = TinyModel(0);
+  ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
+  EXPECT_FALSE(sfs::exists(dead));
+  EXPECT_TRUE(sfs::exists(alive));
+  EXPECT_TRUE(sfs::exists(other));
+}
+
+// Errors of the injected kinds name their path.
+TEST(FaultEnv, ShortWriteWritesPartThenFailsNamingThePath) {
+  const std::string path = testing::TempDir() + "/short.bin";
+  FaultEnv env(Env::Posix());
+  env.FailOp(2, Fault::kShortWrite);  // 1: create, 2: append
+  auto f = env.NewWritableFile(path);
+  ASSERT_TRUE(f.ok());
+  Status s = f.value()->Append("0123456789");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("short write"), std::string::npos) << s.message();
+  ASSERT_TRUE(f.value()->Close().ok());
+  EXPECT_EQ(fs::ReadFile(path).value(), "01234");
+  ASSERT_EQ(env.ops().size(), 3u);
+  EXPECT_EQ(env.ops()[2].kind, FaultEnv::OpKind::kClose);
+  env.FailOp(1, Fault::kIOError);
+  s = env.RenameFile(path, path + ".x");
+  EXPECT_NE(s.message().find(path + ".x"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("Input/output error"), std::string::npos) << s.message();
+  EXPECT_TRUE(sfs::exists(path));
+}
+
+}  // namespace
+}  // namespace embark
