@@ -141,25 +141,40 @@ TEST(CheckpointFaults, EveryFailedOperationLeavesThePreviousCheckpoint) {
 
 // A save killed midway leaves DIR.tmp-<pid>; the next save into the same
 // parent removes it once that process is gone, and keeps a live process's.
+// A pid that names no live process.
+pid_t DeadPid() {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  EXPECT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  return child;
+}
+
 TEST(CheckpointFaults, StaleStagingOfDeadProcessesIsRemoved) {
   const std::string parent = testing::TempDir() + "/stale";
   sfs::create_directories(parent);
-  pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  ASSERT_GT(child, 0);
-  ::waitpid(child, nullptr, 0);  // its pid now names no live process
+  const pid_t child = DeadPid(), other_child = DeadPid();
   const std::string dead = parent + "/ck.tmp-" + std::to_string(child);
   const std::string alive = parent + "/ck.tmp-1";  // init, always running
   const std::string other = parent + "/other.tmp-" + std::to_string(child);
-  for (const auto& d : {dead, alive, other}) {
+  // Named like a staging directory, but holding a file a save never writes.
+  const std::string users = parent + "/ck.tmp-" + std::to_string(other_child);
+  for (const auto& d : {dead, alive, other, users}) {
     sfs::create_directories(d);
     ASSERT_TRUE(fs::WriteFileAtomic(d + "/dense.bin", "partial").ok());
   }
+  ASSERT_TRUE(fs::WriteFileAtomic(dead + "/embeddings-0-of-2.bin.tmp.77", "partial").ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(users + "/notes.txt", "keep me").ok());
+  // A plain file under such a name is not a staging directory either.
+  const std::string file = parent + "/ck.tmp-" + std::to_string(DeadPid());
+  ASSERT_TRUE(fs::WriteFileAtomic(file, "a user's file").ok());
   auto m = TinyModel(0);
   ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
   EXPECT_FALSE(sfs::exists(dead));
   EXPECT_TRUE(sfs::exists(alive));
   EXPECT_TRUE(sfs::exists(other));
+  EXPECT_EQ(fs::ReadFile(users + "/notes.txt").value(), "keep me");
+  EXPECT_EQ(fs::ReadFile(file).value(), "a user's file");
 }
 
 // Errors of the injected kinds name their path.

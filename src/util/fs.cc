@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <regex>
 
 namespace embark::fs {
 
@@ -84,6 +85,24 @@ Status ReplaceDirAtomic(const std::string& staged, const std::string& dest, Env*
 
 std::string StagingDir(const std::string& dest) { return dest + ".tmp-" + std::to_string(::getpid()); }
 
+namespace {
+
+// Whether every entry of `dir` is a name a checkpoint save writes (its
+// files, their `.tmp.<pid>` temporaries, table files and shards): only such
+// a directory is embark's to remove, whatever its name says. Not a
+// directory, or unreadable: not ours.
+bool HoldsOnlyCheckpointFiles(const std::string& dir, Env* env) {
+  static const std::regex kName(
+      R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
+  auto names = env->ListDir(dir);
+  if (!names.ok()) return false;
+  for (const std::string& name : names.value())
+    if (!std::regex_match(name, kName)) return false;
+  return true;
+}
+
+}  // namespace
+
 Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed) {
   const std::string parent = ParentDir(dest);
   const std::string prefix = std::filesystem::path(dest).filename().string() + ".tmp-";
@@ -97,6 +116,7 @@ Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::st
     if (pid <= 0 || pid == ::getpid()) continue;
     if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // alive
     const std::string path = parent + "/" + name;
+    if (!HoldsOnlyCheckpointFiles(path, env)) continue;  // someone else's, under a name like ours: left alone
     EMBARK_RETURN_IF_ERROR(env->RemoveAll(path));
     if (removed != nullptr) removed->push_back(path);
   }

@@ -70,7 +70,9 @@ std::string StagingDir(const std::string& dest);
 
 // Removes the staging directories `dest.tmp-<pid>` that a killed save into
 // `dest` left behind: those whose pid is not a live process (this process's
-// own, and those of live processes, are kept). Sets *removed to their paths.
+// own, and those of live processes, are kept) and that hold nothing but the
+// files a save writes (a directory with anything else in it is not embark's
+// and is kept). Sets *removed to their paths.
 Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed = nullptr);
 
 std::string ParentDir(const std::string& path);
