@@ -195,17 +195,15 @@ Result<StepStats> Trainer::Step(const Batch& batch) {
   if (!separable && parts > 0) {
     // The objective couples the batch's samples: it sees every output at
     // once (here gathered in thread order), then each thread runs backward.
-    thread_local std::vector<float> all_out, all_dout;
-    all_out.clear();
-    for (size_t i = 0; i < parts; ++i) all_out.insert(all_out.end(), th_[i].out.begin(), th_[i].out.end());
-    all_dout.resize(all_out.size());
+    batch_out_.clear();
+    for (size_t i = 0; i < parts; ++i) batch_out_.insert(batch_out_.end(), th_[i].out.begin(), th_[i].out.end());
+    batch_dout_.resize(batch_out_.size());
     th_[0].sums = ObjectiveSums{};
-    objective_->Compute(all_out.data(), batch.labels.data(), n, K, inv_n, all_dout.data(), &th_[0].sums);
+    objective_->Compute(batch_out_.data(), batch.labels.data(), n, K, inv_n, batch_dout_.data(), &th_[0].sums);
     pool_.ParallelFor(parts, [&](size_t i) {
       ThreadState& t = th_[i];
       auto [b, e] = Range(n, parts, i);
-      std::copy(all_dout.begin() + b * K, all_dout.begin() + e * K, t.dout.begin());
-      model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
+      model_->Backward(batch, b, e, batch_dout_.data() + b * K, t.ws.get(), t.grad.data());
       status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
     });
     for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);

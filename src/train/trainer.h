@@ -142,6 +142,7 @@ class Trainer {
   ThreadPool pool_;
   std::vector<ThreadState> th_;
   std::vector<float> grad_sum_;
+  std::vector<float> batch_out_, batch_dout_;  // a non-separable objective's whole batch
   std::vector<Status> status_;  // per thread, reused every step
   std::vector<std::unique_ptr<Workspace>> score_ws_;
   std::unique_ptr<DistSession> session_;
