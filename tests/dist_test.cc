@@ -168,6 +168,35 @@ TableConfig SmallTable(int dim) {
 // Fetch and push over 3 ranks do what one table does with the whole batch:
 // rows start as that table's, and a key's gradients from every rank are
 // summed (in rank order) and applied once.
+// A step reaches only the rows staged for it: any other key is an error
+// naming it, never a zero row or a dropped gradient.
+TEST(StagedRows, KeysNotStagedAreErrors) {
+  StepRows step;
+  step.keys = {3, 5};
+  step.rows = {{1, 2, 3, 4}};
+  step.grads = {{0, 0, 0, 0}};
+  step.Index();
+  StagedRows staged({2});
+  float out[2];
+  uint64_t missing = 9;
+  EXPECT_FALSE(staged.Gather(0, &missing, 1, out, true).ok());  // nothing staged yet
+  staged.set_step(&step);
+  uint64_t five = 5;
+  ASSERT_TRUE(staged.Gather(0, &five, 1, out, true).ok());
+  EXPECT_EQ(out[0], 3.0f);
+  EXPECT_EQ(out[1], 4.0f);
+  Status s = staged.Gather(0, &missing, 1, out, true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("key 9 was not staged"), std::string::npos) << s.message();
+  const float g[2] = {0.5f, -1};
+  ASSERT_TRUE(staged.Scatter(0, &five, 1, g).ok());
+  ASSERT_TRUE(staged.Scatter(0, &five, 1, g).ok());
+  EXPECT_EQ(step.grads[0], (std::vector<float>{0, 0, 1, -2}));  // summed, not applied
+  s = staged.Scatter(0, &missing, 1, g);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("key 9 was not staged"), std::string::npos) << s.message();
+}
+
 TEST(SparseExchange, MatchesOneTableWithTheWholeBatch) {
   const int N = 3, D = 4;
   auto keys_of = [](int rank) {

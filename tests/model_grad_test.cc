@@ -192,6 +192,23 @@ TEST_P(ModelGrad, InferenceIsBatchInvariant) {
 
 INSTANTIATE_TEST_SUITE_P(AllModels, ModelGrad, ::testing::Values("lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm"));
 
+// Sparse gradients go out only after a Backward of the last Forward.
+TEST(Model, ApplySparseWithoutBackwardIsAnError) {
+  auto m = SmallModel("deepfm", 6);
+  ASSERT_NE(m, nullptr);
+  Batch b = MakeBatch();
+  auto ws = m->NewWorkspace();
+  std::vector<float> z(kBatch), dl(kBatch, 0.1f), g(m->params().size());
+  ASSERT_TRUE(m->Forward(b, 0, kBatch, true, m->rows(), ws.get(), z.data()).ok());
+  Status s = m->ApplySparse(ws.get(), 1.0f, m->rows());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no Backward"), std::string::npos) << s.message();
+  m->Backward(b, 0, kBatch, dl.data(), ws.get(), g.data());
+  EXPECT_TRUE(m->ApplySparse(ws.get(), 1.0f, m->rows()).ok());
+  // Training needs an explicit RowAccess.
+  EXPECT_FALSE(m->Forward(b, 0, kBatch, true, nullptr, ws.get(), z.data()).ok());
+}
+
 TEST(Model, DlrmNeedsTwoInteractingVectors) {
   TrainConfig cfg;
   cfg.model = "dlrm";
