@@ -1,4 +1,4 @@
-// The Trainer's step API: a loop written by hand over Next/Step/Save trains
+// The TrainerImpl's step API: a loop written by hand over Next/Step/Save trains
 // the model Train() trains; a step allocates nothing once warm; a resumed
 // model takes the new run's optimizer settings.
 #include "train/trainer.h"
@@ -56,7 +56,7 @@ std::vector<double> Scores(const Model& m, const std::string& file) {
   return out;
 }
 
-TEST(Trainer, HandWrittenStepLoopTrainsWhatTrainTrains) {
+TEST(TrainerImpl, HandWrittenStepLoopTrainsWhatTrainTrains) {
   InitBlas();
   const std::string dir = testing::TempDir();
   GenOptions g;
@@ -80,9 +80,9 @@ TEST(Trainer, HandWrittenStepLoopTrainsWhatTrainTrains) {
 
   auto model = Model::Create(cfg, DataSpec::Criteo());
   ASSERT_TRUE(model.ok());
-  auto t = Trainer::Create(cfg, std::move(model).value(), {}, {});
+  auto t = TrainerImpl::Create(cfg, std::move(model).value(), {}, {});
   ASSERT_TRUE(t.ok()) << t.status().message();
-  Trainer& trainer = *t.value();
+  TrainerImpl& trainer = *t.value();
   ReadOptions ro;
   StreamOptions so;
   so.batch_size = cfg.batch_size;
@@ -134,7 +134,7 @@ Batch SomeBatch(size_t n) {
   return b;
 }
 
-TEST(Trainer, StepAllocatesNothingInSteadyState) {
+TEST(TrainerImpl, StepAllocatesNothingInSteadyState) {
   InitBlas();
   for (int threads : {1, 2}) {
     for (const char* name : {"deepfm", "dcnv2", "dlrm"}) {
@@ -148,7 +148,7 @@ TEST(Trainer, StepAllocatesNothingInSteadyState) {
       cfg.cross_layers = 2;
       auto model = Model::Create(cfg, DataSpec::Criteo());
       ASSERT_TRUE(model.ok());
-      auto t = Trainer::Create(cfg, std::move(model).value(), {}, {});
+      auto t = TrainerImpl::Create(cfg, std::move(model).value(), {}, {});
       ASSERT_TRUE(t.ok());
       const Batch batch = SomeBatch(128);
       // Warm up: rows, workspaces, and each pool thread's scratch in the
@@ -166,7 +166,7 @@ TEST(Trainer, StepAllocatesNothingInSteadyState) {
   }
 }
 
-TEST(Trainer, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
+TEST(TrainerImpl, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
   InitBlas();
   TrainConfig cfg = SmallConfig();
   auto model = Model::Create(cfg, DataSpec::Criteo());
@@ -174,7 +174,7 @@ TEST(Trainer, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
   TrainConfig next = cfg;
   next.sparse_lr = 0.5f;
   next.wide_lr = 0.25f;
-  auto t = Trainer::Create(next, std::move(model).value(), {}, {});
+  auto t = TrainerImpl::Create(next, std::move(model).value(), {}, {});
   ASSERT_TRUE(t.ok());
   Model& m = t.value()->model();
   EXPECT_EQ(m.table(m.table_index("embeddings"))->config().opt.lr, 0.5f);
@@ -185,7 +185,7 @@ TEST(Trainer, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
   ASSERT_TRUE(other.ok());
   TrainConfig kind = cfg;
   kind.sparse_optimizer = "sgd";
-  auto refused = Trainer::Create(kind, std::move(other).value(), {}, {});
+  auto refused = TrainerImpl::Create(kind, std::move(other).value(), {}, {});
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("sgd"), std::string::npos) << refused.status().message();
 }

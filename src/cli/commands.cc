@@ -10,14 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/checkpoint.h"
+#include "embark/embark.h"
 #include "gen/gen.h"
+#include "nn/layers.h"
 #include "serve/server.h"
 #include "train/config.h"
-#include "train/job.h"
 #include "train/report.h"
-#include "train/trainer.h"
-#include "util/fs.h"
 
 namespace embark::cli {
 namespace {
@@ -74,37 +72,37 @@ void RegisterGen(CLI::App* app) {
 
 // ---- train -----------------------------------------------------------------
 struct TrainArgs {
-  TrainRequest req;
+  TrainOptions opt;
+  std::vector<std::pair<std::string, std::string>> values;  // parameter flags, in order
   bool json = false, quiet = false;
 };
 
 void RegisterTrain(CLI::App* app) {
   auto* cmd = app->add_subcommand("train", "Train a model; writes a checkpoint directory");
   auto a = std::make_shared<TrainArgs>();
-  TrainRequest& r = a->req;
-  cmd->add_option("--data", r.train_files, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--valid", r.valid_files, "Validation files")->check(CLI::ExistingFile);
-  cmd->add_option("--out", r.out_dir, "Checkpoint directory to write")->required();
-  cmd->add_option("--config", r.params.config_file, "TOML file of parameters (see docs/parameters.md)")
+  TrainOptions& o = a->opt;
+  cmd->add_option("--data", o.train_files, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--valid", o.valid_files, "Validation files")->check(CLI::ExistingFile);
+  cmd->add_option("--out", o.out_dir, "Checkpoint directory to write")->required();
+  cmd->add_option("--config", o.config_file, "TOML file of parameters (see docs/parameters.md)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--resume", r.params.resume_dir,
+  cmd->add_option("--resume", o.resume_from,
                   "Continue training from this checkpoint; its config is the base (see 'On --resume' below)")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--schema", r.schema_file, "CSV schema (TOML) for --format csv")->check(CLI::ExistingFile);
+  cmd->add_option("--schema", o.schema_file, "CSV schema (TOML) for --format csv")->check(CLI::ExistingFile);
   cmd->add_flag("--json", a->json, "Print one JSON object with the run's figures");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   // Every training parameter becomes a flag, from its one declaration.
-  const TrainConfig def;
-  for (const auto& p : TrainParams()) {
-    std::string flag = FlagName(p.name);
-    if (std::string(p.name) == "batch_size") flag += ",--batch";
-    const char* group = p.on_resume == OnResume::kFixed ? "Parameters (fixed by the checkpoint on --resume)"
-                                                        : "Parameters (may change on --resume)";
-    auto set = [a, name = std::string(p.name)](const std::string& v) { a->req.params.values.emplace_back(name, v); };
-    if (std::string(p.type) == "bool") {
+  for (const ParamInfo& p : ListParams()) {
+    std::string flag = p.flag;
+    if (p.name == "batch_size") flag += ",--batch";
+    const char* group = p.fixed_on_resume ? "Parameters (fixed by the checkpoint on --resume)"
+                                          : "Parameters (may change on --resume)";
+    auto set = [a, name = p.name](const std::string& v) { a->values.emplace_back(name, v); };
+    if (p.type == "bool") {
       cmd->add_flag_callback(flag, [set] { set("true"); }, p.help)->group(group);
     } else {
-      cmd->add_option_function<std::string>(flag, set, std::string(p.help) + " [" + p.get(def) + "]")
+      cmd->add_option_function<std::string>(flag, set, p.help + " [" + p.default_value + "]")
           ->type_name(p.type)
           ->group(group);
     }
@@ -115,41 +113,39 @@ void RegisterTrain(CLI::App* app) {
       "checkpoint (it shapes the model or its stored state) keeps the checkpoint's value, and a different\n"
       "value is refused with an error naming both. Table and reasons: docs/parameters.md.");
   cmd->callback([a] {
-    a->req.progress = !a->quiet;
-    TrainJob job = Unwrap(MakeTrainJob(a->req));
+    TrainOptions& o = a->opt;
+    for (const auto& [name, value] : a->values) Check(o.Set(name, value));
+    o.progress = !a->quiet;
+    o.log_info = !a->quiet;
     // Under mpirun/srun every rank runs this same command; rank 0 speaks.
-    std::unique_ptr<Communicator> comm;
-    if (LaunchedUnderMpi()) comm = Unwrap(NewMpiCommunicator(job.cfg.comm_timeout));
-    const bool lead = !comm || comm->rank() == 0;
-    Logger log(a->quiet || !lead ? LogLevel::kWarn : LogLevel::kInfo);
-    job.comm = comm.get();
-    job.progress = job.progress && lead;
-    auto result = Train(job, log);
-    if (!result.ok() && comm) {
+    auto trainer = Unwrap(Trainer::Open(o));
+    const bool lead = trainer->rank() == 0;
+    auto result = trainer->Fit();
+    if (!result.ok() && trainer->ranks() > 1) {
       // The other ranks would wait for this one: end the whole job.
-      std::fprintf(stderr, "embark: rank %d: %s\n", comm->rank(), result.status().message().c_str());
-      std::fflush(stderr);
-      comm->Abort(1);
+      std::fprintf(stderr, "embark: rank %d: %s\n", trainer->rank(), result.status().message().c_str());
+      trainer->AbortJob(1);
     }
     TrainReport rep = Unwrap(std::move(result));
     if (!lead) return;
+    const CheckpointInfo info = trainer->info();
     if (rep.bad_lines > 0) {
       std::fprintf(stderr, "embark: skipped %lld bad line(s); first ones:\n", static_cast<long long>(rep.bad_lines));
       for (const auto& e : rep.bad_examples) std::fprintf(stderr, "  %s\n", e.c_str());
     }
     if (a->json) {
-      std::printf("%s\n", ToJson(rep, job.cfg.model).dump().c_str());
+      std::printf("%s\n", ToJson(rep, info.model).dump().c_str());
       return;
     }
     std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), peak RSS %.1f MiB\n",
-                job.cfg.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
+                info.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
                 rep.samples_per_sec, rep.threads, rep.peak_rss_bytes / 1048576.0);
     if (rep.ranks > 1)
       std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", rep.ranks,
                   static_cast<unsigned long long>(rep.global_samples),
                   rep.train_seconds > 0 ? rep.global_samples / rep.train_seconds : 0, rep.comm_wait_seconds);
     if (rep.has_valid) PrintMetrics("validation", rep.valid);
-    std::printf("model written to %s\n", job.out_dir.c_str());
+    std::printf("model written to %s\n", o.out_dir.c_str());
   });
 }
 
@@ -175,7 +171,8 @@ void RegisterEval(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] {
-    Metrics m = Unwrap(EvaluateCheckpoint({a->model, a->data, a->threads, a->max_bad_lines}));
+    auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
+    Metrics m = Unwrap(predictor->Evaluate(a->data, a->max_bad_lines));
     if (a->json) {
       std::printf("%s\n", ToJson(m).dump().c_str());
     } else {
@@ -190,32 +187,11 @@ void RegisterPredict(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
   cmd->callback([a] {
-    auto ck = Unwrap(LoadCheckpoint(a->model));
-    ck.model->FreezeForInference();
-    ThreadPool pool(a->threads > 0 ? a->threads : DefaultThreads());
-    ReadOptions ro;
-    ro.max_bad_lines = a->max_bad_lines;
-    StreamOptions so;
-    so.batch_size = 4096;
-    auto stream = OpenStream(a->data, ck.model->spec(), ro, so);
-    auto out = Unwrap(fs::AtomicFile::Create(a->out));
-    Status wrote;
-    std::string lines;
-    Status st = Score(*ck.model, stream.get(), &pool, [&](const float* p, const float*, size_t n) {
-      if (!wrote.ok()) return;
-      lines.clear();
-      char buf[32];
-      for (size_t i = 0; i < n; ++i) lines.append(buf, std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]));
-      wrote = out->Append(lines);
-    });
-    if (st.ok()) st = wrote;
-    if (st.ok()) st = out->Commit();
-    if (!st.ok()) out->Abort();  // removes the temporary (Fail exits without unwinding)
-    Check(st);
-    auto bad = stream->bad_lines();
-    if (bad.count > 0)
+    auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
+    auto scores = Unwrap(predictor->PredictToFile(a->data, a->max_bad_lines, a->out));
+    if (scores.bad_lines > 0)
       std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",
-                   static_cast<long long>(bad.count), bad.examples.front().c_str());
+                   static_cast<long long>(scores.bad_lines), scores.bad_line_examples.front().c_str());
   });
 }
 
@@ -308,10 +284,9 @@ void RegisterParams(CLI::App* app) {
       std::printf("%s", ParamsMarkdown().c_str());
       return;
     }
-    TrainConfig def;
-    for (const auto& p : TrainParams())
-      std::printf("%-22s %-8s %-12s %-10s %s\n", p.name, p.type, p.get(def).c_str(),
-                  p.on_resume == OnResume::kFixed ? "fixed" : "may-change", p.help);
+    for (const ParamInfo& p : ListParams())
+      std::printf("%-22s %-8s %-12s %-10s %s\n", p.name.c_str(), p.type.c_str(), p.default_value.c_str(),
+                  p.fixed_on_resume ? "fixed" : "may-change", p.help.c_str());
   });
 }
 

@@ -39,9 +39,14 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
 }
 
 Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
-  if (req.train_files.empty()) return Status::InvalidArgument("no training files");
   TrainJob job;
   EMBARK_ASSIGN_OR_RETURN(job.cfg, ResolveTrainConfig(req.params));
+  if (req.train_files.empty() && (!req.allow_no_train_files || (req.params.resume_dir.empty() &&
+                                                                 job.cfg.format == "auto" && req.schema_file.empty())))
+    return Status::InvalidArgument(req.allow_no_train_files
+                                       ? "no training files: give some, or the data format (format = criteo, "
+                                         "libsvm, libffm with ffm_fields, or csv with a schema)"
+                                       : "no training files");
   job.dist.staleness = job.cfg.staleness;
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));
   job.train_files = req.train_files;
@@ -51,7 +56,8 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   job.progress = req.progress;
   if (job.resume_dir.empty()) {
     EMBARK_ASSIGN_OR_RETURN(
-        job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file, req.train_files.front()));
+        job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file,
+                                  req.train_files.empty() ? std::string() : req.train_files.front()));
   }
   return job;
 }

@@ -31,7 +31,10 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src);
 
 struct TrainRequest {
   ConfigSources params;
-  std::vector<std::string> train_files;  // at least one
+  std::vector<std::string> train_files;  // at least one, unless allow_no_train_files
+  // A model trained on batches its caller builds (the API's Trainer::Step):
+  // no training files, the data spec from the format parameter or schema.
+  bool allow_no_train_files = false;
   std::vector<std::string> valid_files;
   std::string out_dir;
   std::string schema_file;  // CSV schema (TOML), for format csv

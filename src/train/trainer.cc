@@ -43,8 +43,8 @@ Status FirstError(const std::vector<Status>& st) {
   return Status::OK();
 }
 
-// Click probabilities of every sample of `batch` into probs, across the pool;
-// rows through `rows` (null: the model's own stores, read-only).
+}  // namespace
+
 Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
                   const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* probs) {
   const size_t n = batch.size();
@@ -63,8 +63,6 @@ std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPoo
   for (int i = 0; i < pool->size(); ++i) ws.push_back(model.NewWorkspace());
   return ws;
 }
-
-}  // namespace
 
 Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
              const std::function<void(const float*, const float*, size_t)>& fn) {
@@ -108,26 +106,26 @@ Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>
   return Evaluate(probs, labels);
 }
 
-// ---- Trainer -----------------------------------------------------------
+// ---- TrainerImpl -----------------------------------------------------------
 
-struct Trainer::ThreadState {
+struct TrainerImpl::ThreadState {
   std::unique_ptr<Workspace> ws;
   std::vector<float> grad, out, dout;
   ObjectiveSums sums;
 };
 
-Trainer::Trainer(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads)
+TrainerImpl::TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads)
     : cfg_(cfg), model_(std::move(model)), pool_(threads) {}
 
-Trainer::~Trainer() {
+TrainerImpl::~TrainerImpl() {
   if (session_) (void)session_->Drain();
 }
 
-Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
+Result<std::unique_ptr<TrainerImpl>> TrainerImpl::Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
                                                  const DenseOptState& opt_state, const TrainerState& state,
                                                  Communicator* comm, const DistOptions& dist) {
   const int T = cfg.deterministic ? 1 : (cfg.threads > 0 ? cfg.threads : DefaultThreads());
-  std::unique_ptr<Trainer> t(new Trainer(cfg, std::move(model), T));
+  std::unique_ptr<TrainerImpl> t(new TrainerImpl(cfg, std::move(model), T));
   t->cfg_.threads = T;
   t->state_ = state;
   // The tables take this run's optimizer settings (a resumed model keeps
@@ -162,12 +160,12 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& cfg, std::un
   return t;
 }
 
-Result<bool> Trainer::Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch) {
+Result<bool> TrainerImpl::Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch) {
   if (session_) return session_->NextStep(read, batch);
   return read(batch);
 }
 
-Result<StepStats> Trainer::Step(const Batch& batch) {
+Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
   const size_t parts = std::min(th_.size(), n);
   const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
@@ -236,7 +234,7 @@ Result<StepStats> Trainer::Step(const Batch& batch) {
   return st;
 }
 
-Result<Metrics> Trainer::Evaluate(const std::vector<std::string>& files) {
+Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
   if (!session_) return EvaluateFiles(*model_, files, &pool_, cfg_.max_bad_lines, cfg_.parse_threads);
   auto stream = OpenValidation(files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
   std::vector<double> probs;
@@ -248,7 +246,12 @@ Result<Metrics> Trainer::Evaluate(const std::vector<std::string>& files) {
   return embark::Evaluate(probs, labels);
 }
 
-Status Trainer::Save(const std::string& dir, double best_auc) {
+Status TrainerImpl::Predict(const Batch& batch, float* probs) {
+  if (session_) return Status::InvalidArgument("Predict scores on one process; a distributed trainer evaluates files");
+  return ScoreBatch(*model_, batch, &pool_, score_ws_, nullptr, probs);
+}
+
+Status TrainerImpl::Save(const std::string& dir, double best_auc) {
   // The checkpoint's collective calls run on this thread: let the
   // communication thread finish first.
   EMBARK_RETURN_IF_ERROR(Drain());
@@ -260,9 +263,9 @@ Status Trainer::Save(const std::string& dir, double best_auc) {
   return SaveCheckpoint(dir, *model_, os, s, session_ ? session_->comm() : nullptr);
 }
 
-Status Trainer::Drain() { return session_ ? session_->Drain() : Status::OK(); }
+Status TrainerImpl::Drain() { return session_ ? session_->Drain() : Status::OK(); }
 
-PhaseSeconds Trainer::phase_seconds() const {
+PhaseSeconds TrainerImpl::phase_seconds() const {
   PhaseSeconds p;
   const double T = static_cast<double>(th_.size());
   for (const auto& t : th_) {
@@ -275,20 +278,15 @@ PhaseSeconds Trainer::phase_seconds() const {
   return p;
 }
 
-DistStats Trainer::dist_stats() const { return session_ ? session_->stats() : DistStats{}; }
+DistStats TrainerImpl::dist_stats() const { return session_ ? session_->stats() : DistStats{}; }
 
 // ---- The batch driver ------------------------------------------------------
 
-Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
+Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logger& log) {
   const TrainConfig& cfg = job.cfg;
   EMBARK_RETURN_IF_ERROR(ValidateConfig(cfg));
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
-  // Deterministic distributed runs give every rank a slice of each global
-  // batch (so N ranks train the model 1 rank would); otherwise each rank
-  // reads its own share of the input's chunks.
-  const bool slice = comm && cfg.deterministic;
-
   std::unique_ptr<Model> model;
   DenseOptState opt_state;
   TrainerState ts;
@@ -296,7 +294,7 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
     EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks));
     // job.cfg follows the resume rule (ResolveResumeConfig): what the
     // checkpoint fixes must be the loaded model's; the rest is job.cfg's,
-    // which Trainer::Create hands to the model (Model::Reconfigure).
+    // which TrainerImpl::Create hands to the model (Model::Reconfigure).
     EMBARK_RETURN_IF_ERROR(CheckFixedParams(ck.model->config(), cfg));
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
@@ -306,7 +304,17 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   } else {
     EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec));
   }
-  EMBARK_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(cfg, std::move(model), opt_state, ts, comm, job.dist));
+  return TrainerImpl::Create(cfg, std::move(model), opt_state, ts, comm, job.dist);
+}
+
+Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger& log) {
+  const TrainConfig& cfg = job.cfg;
+  Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
+  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  // Deterministic distributed runs give every rank a slice of each global
+  // batch (so N ranks train the model 1 rank would); otherwise each rank
+  // reads its own share of the input's chunks.
+  const bool slice = comm && cfg.deterministic;
   Model& m = trainer->model();
   const DataSpec& spec = m.spec();
 
@@ -444,6 +452,11 @@ Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
   rep.update_seconds = ps.update;
   rep.dense_step_seconds = ps.dense_step;
   return rep;
+}
+
+Result<TrainReport> Train(const TrainJob& job, const Logger& log) {
+  EMBARK_ASSIGN_OR_RETURN(auto trainer, OpenTrainer(job, log));
+  return Fit(trainer.get(), job, log);
 }
 
 }  // namespace embark

@@ -4,11 +4,12 @@
 // (asynchronous), while dense gradients are summed across threads (and
 // ranks) and applied in one synchronous optimizer step.
 //
-// Two layers: a Trainer takes one step at a time (Step), scores (Evaluate)
+// Two layers: a TrainerImpl (the implementation of the public
+// embark::Trainer, include/embark/trainer.h) takes one step at a time (Step), scores (Evaluate)
 // and saves (Save), and is what every driver stands on; Train() is the
 // batch driver behind `embark train`: epochs over files, periodic
 // validation, early stopping, the report. A stream-driven loop (online
-// training) or a Python caller drives the same Trainer.
+// training) or a Python caller drives the same TrainerImpl.
 #pragma once
 
 #include <functional>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "embark/trainer.h"
 #include "data/pipeline.h"
 #include "dist/session.h"
 #include "metrics/metrics.h"
@@ -43,38 +45,6 @@ struct TrainJob {
   DistOptions dist;
 };
 
-struct TrainReport {
-  uint64_t samples = 0;
-  int64_t steps = 0;
-  int epochs_done = 0;
-  double train_seconds = 0;    // time in the step loop
-  double samples_per_sec = 0;  // training loop only (input overlapped)
-  double input_wait_seconds = 0;
-  double final_loss = 0;       // mean training loss over the last epoch
-  double train_calibration = 0;  // mean prediction / CTR over the last epoch, before each update
-  bool has_valid = false;
-  Metrics valid;               // of the model written to out_dir
-  double best_auc = 0;
-  bool stopped_early = false;
-  int64_t bad_lines = 0;
-  std::vector<std::string> bad_examples;
-  uint64_t peak_rss_bytes = 0;
-  size_t embedding_rows = 0;
-  size_t embedding_bytes = 0;    // held by the embedding tables (rows, keys, index)
-  size_t embedding_ideal_bytes = 0;  // rows x (dim + optimizer state) x 4
-  double flops_per_sample = 0;   // dense part, forward + backward (Model::TrainFlopsPerSample)
-  // Seconds per phase, averaged over the training threads (each works on
-  // its share of every batch); dense_step is the summing of the threads'
-  // gradients and the optimizer step, on one thread.
-  double lookup_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0, dense_step_seconds = 0;
-  int threads = 1;
-  // Distributed runs: ranks, and this rank's time waiting on communication
-  // and bytes sent to other ranks for rows (sparse) and dense gradients.
-  int ranks = 1;
-  double comm_wait_seconds = 0;
-  uint64_t sparse_bytes = 0, dense_bytes = 0;
-  uint64_t global_samples = 0;  // samples over all ranks
-};
 
 // What one Step did.
 struct StepStats {
@@ -88,16 +58,16 @@ struct PhaseSeconds {
   double lookup = 0, forward = 0, backward = 0, update = 0, dense_step = 0;
 };
 
-class Trainer {
+class TrainerImpl {
  public:
   // A trainer of `model` with `cfg`'s optimizer and threading settings,
   // continuing from the dense optimizer state `opt` and counters `state`
   // (both empty for a new model). With a communicator of more than one
   // rank it trains this rank's share (src/dist/).
-  static Result<std::unique_ptr<Trainer>> Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
+  static Result<std::unique_ptr<TrainerImpl>> Create(const TrainConfig& cfg, std::unique_ptr<Model> model,
                                                  const DenseOptState& opt, const TrainerState& state,
                                                  Communicator* comm = nullptr, const DistOptions& dist = {});
-  ~Trainer();
+  ~TrainerImpl();
 
   // The next batch of this process from `read` into *batch; distributed,
   // also fetches its rows from their owners (ahead of time) and returns an
@@ -115,6 +85,10 @@ class Trainer {
   // passes the same files).
   Result<Metrics> Evaluate(const std::vector<std::string>& files);
 
+  // Click probabilities of the current model for `batch` (single process):
+  // rows read-only, dense layers as in Evaluate.
+  Status Predict(const Batch& batch, float* probs);
+
   // Writes a checkpoint of the model, the optimizer state and the counters
   // (collective when distributed). best_auc goes into the counters.
   Status Save(const std::string& dir, double best_auc);
@@ -131,7 +105,7 @@ class Trainer {
   DistStats dist_stats() const;
 
  private:
-  Trainer(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
+  TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
   struct ThreadState;
 
   TrainConfig cfg_;
@@ -149,13 +123,29 @@ class Trainer {
   double dense_step_seconds_ = 0;
 };
 
-// Trains `job` from its start (or its resume checkpoint) to the end of its
+// The trainer of `job`: a new model, or its resume checkpoint loaded
+// (this rank's shard) and checked against job.cfg (CheckFixedParams).
+Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logger& log);
+
+// The batch driver over `trainer` (opened for `job`): epochs, validation,
+// early stopping, the checkpoint in job.out_dir, the report.
+Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger& log);
+
+// OpenTrainer then Fit: trains `job` from its start (or its resume checkpoint) to the end of its
 // epochs or an early stop, writing the checkpoint to job.out_dir.
 Result<TrainReport> Train(const TrainJob& job, const Logger& log);
 
 // Scores every sample of `stream` in input order: fn(probabilities, labels, n).
 Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
              const std::function<void(const float*, const float*, size_t)>& fn);
+
+// Click probabilities of every sample of `batch` into probs, split across
+// the pool with one workspace per thread (null rows: the model's own stores,
+// read-only).
+Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
+                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* probs);
+// One workspace per thread of the pool.
+std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPool* pool);
 
 // Reads `files` and returns exact metrics of `model` on them.
 Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,

@@ -1,0 +1,58 @@
+// What a training run is given: its parameters by name (each declared once;
+// `embark params` and docs/parameters.md list them), where they come from,
+// and the data.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "embark/status.h"
+
+namespace embark {
+
+struct TrainOptions {
+  // Training files (plain, gzip or zstd; Criteo TSV, libsvm, libffm or CSV
+  // with a schema) and validation files, read with the same data spec.
+  std::vector<std::string> train_files;
+  std::vector<std::string> valid_files;
+  std::string schema_file;  // CSV schema (TOML), for format csv
+  // Where Trainer::Fit writes the checkpoint directory.
+  std::string out_dir;
+  // Continue training this checkpoint: its config is the base, and the
+  // parameters it fixes keep their values (the resume rule of
+  // docs/parameters.md). Empty: a new model.
+  std::string resume_from;
+  // A TOML file of parameters, applied before the values set below.
+  std::string config_file;
+  // Progress line on stderr and info logs (the CLI's default).
+  bool progress = false;
+  bool log_info = false;
+
+  // Sets parameter `name` (as in docs/parameters.md: "dense_lr",
+  // "embedding_dim", ...) to `value`, written as on the command line
+  // ("0.01", "512,256", "true"). An unknown name is refused here; the value
+  // is checked, with the parameter's flag in the message, when the trainer
+  // opens. Later values of the same name win.
+  Status Set(const std::string& name, const std::string& value);
+  const std::vector<std::pair<std::string, std::string>>& values() const { return values_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> values_;
+};
+
+// One training parameter, from the same declaration as the CLI's flags.
+struct ParamInfo {
+  std::string name;           // "dense_lr"
+  std::string flag;           // "--dense-lr"
+  std::string type;           // "int", "float", "string", "bool", "int list"
+  std::string group;          // "model", "optimizer", "training", "data", "distributed"
+  std::string default_value;  // as text
+  std::string help;
+  bool fixed_on_resume = false;  // a resumed run must keep the checkpoint's value
+};
+
+// Every training parameter, in declaration order.
+std::vector<ParamInfo> ListParams();
+
+}  // namespace embark

@@ -1,0 +1,69 @@
+// Scoring with a trained model: a Predictor loads a checkpoint (verified
+// byte for byte) and gives click probabilities for batches or files, and
+// exact metrics on labelled data. `embark eval`, `embark predict` and
+// `embark serve` stand on the same scoring path, so a sample's probability
+// is the same bits whichever of them computes it and whatever batch it is in.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "embark/batch.h"
+#include "embark/checkpoint.h"
+#include "embark/metrics.h"
+#include "embark/reader.h"
+#include "embark/status.h"
+
+namespace embark {
+
+struct PredictorOptions {
+  int threads = 0;  // 0: one per core
+};
+
+class Predictor {
+ public:
+  static Result<std::unique_ptr<Predictor>> Open(const std::string& checkpoint_dir,
+                                                 const PredictorOptions& options = {});
+  ~Predictor();
+  Predictor(const Predictor&) = delete;
+  Predictor& operator=(const Predictor&) = delete;
+
+  const CheckpointInfo& info() const;
+
+  // A reader of `files` with the model's data spec.
+  Result<std::unique_ptr<BatchReader>> Read(const std::vector<std::string>& files,
+                                            const ReadSettings& settings = {}) const;
+
+  // Probabilities of every sample of `batch` (batch.size() values into `out`).
+  Status Predict(const Batch& batch, float* out) const;
+
+  // Scores every sample of `files` in input order, calling
+  // fn(probabilities, labels, n) for consecutive runs of samples. Skipped
+  // bad lines (up to max_bad_lines) get no probability.
+  struct FileScores {
+    int64_t samples = 0;
+    int64_t bad_lines = 0;
+    std::vector<std::string> bad_line_examples;
+  };
+  Result<FileScores> PredictFiles(const std::vector<std::string>& files, int64_t max_bad_lines,
+                                  const std::function<void(const float*, const float*, size_t)>& fn) const;
+
+  // Writes one probability per scored line ("%.9g\n") to `out_path`,
+  // atomically (a temporary beside it, fsynced, renamed): a failure leaves
+  // no partial file and any earlier file at that path intact.
+  Result<FileScores> PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
+                                   const std::string& out_path) const;
+
+  // Exact metrics on labelled `files`.
+  Result<Metrics> Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines = 0) const;
+
+ private:
+  struct Rep;
+  explicit Predictor(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace embark

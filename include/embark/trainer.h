@@ -1,0 +1,116 @@
+// Training: a Trainer holds a model (new, or resumed from a checkpoint) with
+// its optimizers and threads. Step(batch) is the unit every driver stands
+// on; Fit() is the batch driver behind `embark train` (epochs over the
+// training files, validation every eval_every steps and after each epoch,
+// early stopping, the checkpoint). Under mpirun/srun each process is one
+// rank of a distributed job (docs/distributed.md) and every collective call
+// (Step, Evaluate, Save, Fit) must be made by every rank.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "embark/batch.h"
+#include "embark/checkpoint.h"
+#include "embark/metrics.h"
+#include "embark/options.h"
+#include "embark/reader.h"
+#include "embark/status.h"
+
+namespace embark {
+
+// What one Step did, over this process's samples.
+struct StepResult {
+  size_t samples = 0;
+  double loss = 0;  // summed over the samples (binary cross-entropy)
+  double sum_predictions = 0, sum_labels = 0;
+  int64_t step = 0;  // steps taken so far, this one included
+};
+
+// What Fit did (`embark train --json` prints it).
+struct TrainReport {
+  uint64_t samples = 0;
+  int64_t steps = 0;
+  int epochs_done = 0;
+  double train_seconds = 0;    // time in the step loop
+  double samples_per_sec = 0;  // training loop only (input overlapped)
+  double input_wait_seconds = 0;
+  double final_loss = 0;         // mean training loss over the last epoch
+  double train_calibration = 0;  // mean prediction / CTR over the last epoch, before each update
+  bool has_valid = false;
+  Metrics valid;  // of the model written to out_dir
+  double best_auc = 0;
+  bool stopped_early = false;
+  int64_t bad_lines = 0;
+  std::vector<std::string> bad_examples;
+  uint64_t peak_rss_bytes = 0;
+  size_t embedding_rows = 0;
+  size_t embedding_bytes = 0;        // held by the embedding tables (rows, keys, index)
+  size_t embedding_ideal_bytes = 0;  // rows x (dim + optimizer state) x 4
+  double flops_per_sample = 0;       // dense part, forward + backward
+  // Seconds per phase, averaged over the training threads (each works on
+  // its share of every batch); dense_step is the summing of the threads'
+  // gradients and the optimizer step, on one thread.
+  double lookup_seconds = 0, forward_seconds = 0, backward_seconds = 0, update_seconds = 0, dense_step_seconds = 0;
+  int threads = 1;
+  // Distributed runs: ranks, and this rank's time waiting on communication
+  // and bytes sent to other ranks for rows (sparse) and dense gradients.
+  int ranks = 1;
+  double comm_wait_seconds = 0;
+  uint64_t sparse_bytes = 0, dense_bytes = 0;
+  uint64_t global_samples = 0;  // samples over all ranks
+};
+
+class Trainer {
+ public:
+  // Resolves the options (defaults < config_file < values set; with
+  // resume_from, the checkpoint's config and the resume rule), then builds
+  // the model (its data spec from the first training file or the schema)
+  // or loads the checkpoint. Launched under mpirun/srun, joins the job; an
+  // error after joining it (a rank's checkpoint shard unreadable) ends every
+  // rank, since the others would wait for this one forever.
+  static Result<std::unique_ptr<Trainer>> Open(const TrainOptions& options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Trains to the end of the configured epochs or an early stop, writing
+  // the checkpoint to options.out_dir (with early stopping, the best one).
+  Result<TrainReport> Fit();
+
+  // A reader of `files` with this model's data spec.
+  Result<std::unique_ptr<BatchReader>> Read(const std::vector<std::string>& files,
+                                            const ReadSettings& settings = {}) const;
+
+  // One step on `batch` (single process; distributed runs train with Fit):
+  // each thread's share runs forward, loss, backward and sparse update,
+  // then one dense optimizer step on the combined gradient.
+  Result<StepResult> Step(const Batch& batch);
+
+  // Exact metrics of the current model on `files`.
+  Result<Metrics> Evaluate(const std::vector<std::string>& files);
+  // Click probabilities of the current model for every sample of `batch`
+  // (batch.size() values into `out`); nothing is trained or created.
+  Status Predict(const Batch& batch, float* out);
+
+  // Writes a checkpoint of the model, optimizer state and counters to `dir`
+  // (atomically: the previous checkpoint there survives any failure).
+  Status Save(const std::string& dir);
+
+  // The model as a checkpoint would describe it now.
+  CheckpointInfo info() const;
+  int rank() const;   // 0 outside a distributed job
+  int ranks() const;  // 1 outside a distributed job
+  // Ends every rank of a distributed job (after an error on one rank the
+  // others would wait for it); exits the process outside one.
+  [[noreturn]] void AbortJob(int code);
+
+ private:
+  struct Rep;
+  explicit Trainer(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace embark

@@ -1,0 +1,99 @@
+// embark::Predictor: a loaded checkpoint, frozen for inference, with a pool
+// of scoring threads and their workspaces.
+#include <cstdio>
+#include <mutex>
+
+#include "api/internal.h"
+#include "embark/predictor.h"
+#include "train/trainer.h"
+#include "util/fs.h"
+
+namespace embark {
+
+struct Predictor::Rep {
+  LoadedCheckpoint ck;
+  CheckpointInfo info;
+  std::unique_ptr<ThreadPool> pool;
+  std::mutex mu;  // one Predict at a time on the pool and its workspaces
+  std::vector<std::unique_ptr<Workspace>> ws;
+};
+
+Predictor::Predictor(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+Predictor::~Predictor() = default;
+
+Result<std::unique_ptr<Predictor>> Predictor::Open(const std::string& dir, const PredictorOptions& options) {
+  if (options.threads < 0 || options.threads > 4096)
+    return Status::InvalidArgument("threads must be in [0, 4096], not " + std::to_string(options.threads));
+  auto rep = std::make_unique<Rep>();
+  EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir));
+  InitBlas();
+  rep->ck.model->FreezeForInference();
+  rep->info = api::Describe(*rep->ck.model, rep->ck.state, dir);
+  rep->pool = std::make_unique<ThreadPool>(options.threads > 0 ? options.threads : DefaultThreads());
+  rep->ws = Workspaces(*rep->ck.model, rep->pool.get());
+  return std::unique_ptr<Predictor>(new Predictor(std::move(rep)));
+}
+
+const CheckpointInfo& Predictor::info() const { return rep_->info; }
+
+Result<std::unique_ptr<BatchReader>> Predictor::Read(const std::vector<std::string>& files,
+                                                     const ReadSettings& settings) const {
+  return api::NewReader(files, rep_->ck.model->spec(), settings);
+}
+
+Status Predictor::Predict(const Batch& batch, float* out) const {
+  EMBARK_RETURN_IF_ERROR(api::CheckBatch(batch, rep_->ck.model->spec(), false));
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  return ScoreBatch(*rep_->ck.model, batch, rep_->pool.get(), rep_->ws, nullptr, out);
+}
+
+Result<Predictor::FileScores> Predictor::PredictFiles(
+    const std::vector<std::string>& files, int64_t max_bad_lines,
+    const std::function<void(const float*, const float*, size_t)>& fn) const {
+  ReadSettings rs;
+  rs.max_bad_lines = max_bad_lines;
+  auto reader = api::NewReader(files, rep_->ck.model->spec(), rs);
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  FileScores fs;
+  std::vector<float> probs;
+  Batch batch;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, reader->Next(&batch));
+    if (!more) break;
+    probs.resize(batch.size());
+    EMBARK_RETURN_IF_ERROR(ScoreBatch(*rep_->ck.model, batch, rep_->pool.get(), rep_->ws, nullptr, probs.data()));
+    fn(probs.data(), batch.labels.data(), batch.size());
+    fs.samples += static_cast<int64_t>(batch.size());
+  }
+  fs.bad_lines = reader->bad_lines();
+  fs.bad_line_examples = reader->bad_line_examples();
+  return fs;
+}
+
+Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
+                                                       const std::string& out_path) const {
+  EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(out_path));
+  Status wrote;
+  std::string lines;
+  auto scores = PredictFiles(files, max_bad_lines, [&](const float* p, const float*, size_t n) {
+    if (!wrote.ok()) return;
+    lines.clear();
+    char buf[32];
+    for (size_t i = 0; i < n; ++i) lines.append(buf, std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]));
+    wrote = out->Append(lines);
+  });
+  Status st = scores.ok() ? wrote : scores.status();
+  if (st.ok()) st = out->Commit();
+  if (!st.ok()) {
+    out->Abort();
+    return st;
+  }
+  return scores;
+}
+
+Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines) const {
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
+}
+
+}  // namespace embark

@@ -1,0 +1,104 @@
+// embark::Trainer: options resolved by train/job, the distributed job
+// joined when launched under mpirun/srun, and a TrainerImpl doing the work.
+#include <cstdio>
+#include <cstdlib>
+
+#include "api/internal.h"
+#include "dist/comm.h"
+#include "embark/trainer.h"
+#include "train/job.h"
+#include "train/trainer.h"
+#include "util/log.h"
+
+namespace embark {
+
+struct Trainer::Rep {
+  TrainJob job;
+  std::unique_ptr<Communicator> comm;
+  Logger log;
+  std::unique_ptr<TrainerImpl> impl;
+};
+
+Trainer::Trainer(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+Trainer::~Trainer() = default;
+
+Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
+  TrainRequest req;
+  req.params.resume_dir = options.resume_from;
+  req.params.config_file = options.config_file;
+  req.params.values = options.values();
+  req.train_files = options.train_files;
+  req.valid_files = options.valid_files;
+  req.out_dir = options.out_dir;
+  req.schema_file = options.schema_file;
+  req.progress = options.progress;
+  req.allow_no_train_files = true;
+  auto rep = std::make_unique<Rep>();
+  EMBARK_ASSIGN_OR_RETURN(rep->job, MakeTrainJob(req));
+  if (LaunchedUnderMpi()) {
+    EMBARK_ASSIGN_OR_RETURN(rep->comm, NewMpiCommunicator(rep->job.cfg.comm_timeout));
+  }
+  const bool lead = !rep->comm || rep->comm->rank() == 0;
+  rep->log.set_level(options.log_info && lead ? LogLevel::kInfo : LogLevel::kWarn);
+  rep->job.comm = rep->comm.get();
+  rep->job.progress = rep->job.progress && lead;
+  auto impl = OpenTrainer(rep->job, rep->log);
+  if (!impl.ok() && rep->comm && rep->comm->size() > 1) {
+    // The other ranks would wait for this one in their first collective.
+    std::fprintf(stderr, "embark: rank %d: %s\n", rep->comm->rank(), impl.status().message().c_str());
+    std::fflush(stderr);
+    rep->comm->Abort(1);
+  }
+  EMBARK_ASSIGN_OR_RETURN(rep->impl, std::move(impl));
+  return std::unique_ptr<Trainer>(new Trainer(std::move(rep)));
+}
+
+Result<TrainReport> Trainer::Fit() {
+  if (rep_->job.train_files.empty()) return Status::InvalidArgument("Fit: no training files");
+  if (rep_->job.out_dir.empty()) return Status::InvalidArgument("Fit: no output directory (out_dir)");
+  return embark::Fit(rep_->impl.get(), rep_->job, rep_->log);
+}
+
+Result<std::unique_ptr<BatchReader>> Trainer::Read(const std::vector<std::string>& files,
+                                                   const ReadSettings& settings) const {
+  return api::NewReader(files, rep_->impl->model().spec(), settings);
+}
+
+Result<StepResult> Trainer::Step(const Batch& batch) {
+  if (rep_->comm && rep_->comm->size() > 1)
+    return Status::InvalidArgument("Step: a distributed trainer trains with Fit (its ranks exchange rows per step)");
+  EMBARK_RETURN_IF_ERROR(api::CheckBatch(batch, rep_->impl->model().spec(), true));
+  EMBARK_ASSIGN_OR_RETURN(StepStats st, rep_->impl->Step(batch));
+  StepResult r;
+  r.samples = st.samples;
+  r.loss = st.sums.loss;
+  r.sum_predictions = st.sums.pred;
+  r.sum_labels = st.sums.labels;
+  r.step = rep_->impl->state().step;
+  return r;
+}
+
+Result<Metrics> Trainer::Evaluate(const std::vector<std::string>& files) { return rep_->impl->Evaluate(files); }
+
+Status Trainer::Predict(const Batch& batch, float* out) {
+  EMBARK_RETURN_IF_ERROR(api::CheckBatch(batch, rep_->impl->model().spec(), false));
+  return rep_->impl->Predict(batch, out);
+}
+
+Status Trainer::Save(const std::string& dir) { return rep_->impl->Save(dir, rep_->impl->state().best_auc); }
+
+CheckpointInfo Trainer::info() const {
+  return api::Describe(rep_->impl->model(), rep_->impl->state(), rep_->job.out_dir);
+}
+
+int Trainer::rank() const { return rep_->comm ? rep_->comm->rank() : 0; }
+int Trainer::ranks() const { return rep_->comm ? rep_->comm->size() : 1; }
+
+void Trainer::AbortJob(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  if (rep_->comm) rep_->comm->Abort(code);
+  std::exit(code);
+}
+
+}  // namespace embark

@@ -1,0 +1,248 @@
+// The public API as a program using the library sees it: this file is
+// compiled with include/ only on its include path (no src/), so it also
+// proves that the public headers stand alone.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "embark/embark.h"
+
+namespace embark {
+namespace {
+
+std::string TempDir() {
+  std::string t = ::testing::TempDir() + "/embark_api_XXXXXX";
+  EXPECT_NE(::mkdtemp(t.data()), nullptr);
+  return t;
+}
+
+// Criteo TSV whose click depends on the first categorical field: tokens
+// "a0".."a4" click 90% of the time, "b0".."b4" 10%; the rest is noise.
+std::string WriteData(const std::string& dir, const std::string& name, int rows, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::ostringstream out;
+  for (int i = 0; i < rows; ++i) {
+    const bool hot = rng() % 2 == 0;
+    const bool click = (rng() % 100) < (hot ? 90u : 10u);
+    out << (click ? 1 : 0);
+    for (int d = 0; d < 13; ++d) out << '\t' << (rng() % 7);
+    out << '\t' << (hot ? "a" : "b") << (rng() % 5);
+    for (int f = 1; f < 26; ++f) out << '\t' << std::hex << (rng() % 50) << std::dec;
+    out << '\n';
+  }
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << out.str();
+  return path;
+}
+
+TrainOptions SmallFm(const std::string& train, const std::string& out) {
+  TrainOptions o;
+  o.train_files = {train};
+  o.out_dir = out;
+  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"model", "fm"}, {"embedding_dim", "4"}, {"threads", "1"}, {"batch_size", "128"}, {"seed", "3"}})
+    EXPECT_TRUE(o.Set(k, v).ok()) << k;
+  return o;
+}
+
+TEST(Api, ParamsComeFromTheOneDeclaration) {
+  const auto params = ListParams();
+  bool found = false;
+  for (const ParamInfo& p : params)
+    if (p.name == "embedding_dim") {
+      found = true;
+      EXPECT_EQ(p.flag, "--embedding-dim");
+      EXPECT_EQ(p.type, "int");
+      EXPECT_EQ(p.default_value, "16");
+      EXPECT_TRUE(p.fixed_on_resume);
+    }
+  EXPECT_TRUE(found);
+  TrainOptions o;
+  Status s = o.Set("embeding_dim", "8");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("embeding_dim"), std::string::npos);
+}
+
+TEST(Api, StepLoopLearnsAndAPredictorScoresTheSavedModelTheSame) {
+  const std::string dir = TempDir();
+  const std::string train = WriteData(dir, "train.tsv", 4000, 1), valid = WriteData(dir, "valid.tsv", 1000, 2);
+  auto t = Trainer::Open(SmallFm(train, dir + "/model"));
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  Trainer& trainer = **t;
+  ReadSettings rs;
+  rs.batch_size = 128;
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    auto reader = trainer.Read({train}, rs);
+    ASSERT_TRUE(reader.ok());
+    Batch batch;
+    for (;;) {
+      auto more = (*reader)->Next(&batch);
+      ASSERT_TRUE(more.ok()) << more.status().message();
+      if (!*more) break;
+      auto step = trainer.Step(batch);
+      ASSERT_TRUE(step.ok()) << step.status().message();
+      EXPECT_EQ(step->samples, batch.size());
+      EXPECT_TRUE(std::isfinite(step->loss));
+    }
+  }
+  EXPECT_EQ(trainer.info().step, 2 * ((4000 + 127) / 128));
+  auto m = trainer.Evaluate({valid});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->count, 1000u);
+  EXPECT_GT(m->auc, 0.85);  // the planted rule's AUC is 0.9
+
+  ASSERT_TRUE(trainer.Save(dir + "/model").ok());
+  auto p = Predictor::Open(dir + "/model");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ((*p)->info().model, "fm");
+  EXPECT_EQ((*p)->info().num_fields, 26);
+  EXPECT_EQ((*p)->info().num_dense, 13);
+  auto pm = (*p)->Evaluate({valid});
+  ASSERT_TRUE(pm.ok());
+  EXPECT_EQ(pm->auc, m->auc);
+  EXPECT_EQ(pm->logloss, m->logloss);
+
+  auto reader = (*p)->Read({valid}, rs);
+  ASSERT_TRUE(reader.ok());
+  Batch batch;
+  ASSERT_TRUE(*(*reader)->Next(&batch));
+  std::vector<float> a(batch.size()), b(batch.size());
+  ASSERT_TRUE(trainer.Predict(batch, a.data()).ok());
+  ASSERT_TRUE((*p)->Predict(batch, b.data()).ok());
+  EXPECT_EQ(a, b);
+  for (float x : a) EXPECT_TRUE(x > 0 && x < 1) << x;
+}
+
+TEST(Api, FitWritesACheckpointThatVerifies) {
+  const std::string dir = TempDir();
+  const std::string train = WriteData(dir, "train.tsv", 2000, 5);
+  TrainOptions o = SmallFm(train, dir + "/model");
+  o.valid_files = {train};
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto rep = (*t)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->samples, 2000u);
+  EXPECT_EQ(rep->epochs_done, 1);
+  EXPECT_TRUE(rep->has_valid);
+  auto info = VerifyCheckpoint(dir + "/model");
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->model, "fm");
+  EXPECT_EQ(info->samples, 2000u);
+  ASSERT_EQ(info->tables.size(), 2u);
+  for (const TableInfo& ti : info->tables) {
+    EXPECT_GT(ti.rows, 100u) << ti.name;
+    EXPECT_EQ(ti.dim, ti.name == "embeddings" ? 4 : 1) << ti.name;
+  }
+
+  // A resumed run keeps what the checkpoint fixes.
+  TrainOptions r = SmallFm(train, dir + "/model2");
+  r.resume_from = dir + "/model";
+  ASSERT_TRUE(r.Set("embedding_dim", "8").ok());
+  auto bad = Trainer::Open(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("embedding_dim"), std::string::npos) << bad.status().message();
+
+  // Every byte is verified: a flipped byte in a table file is named.
+  std::string table;
+  for (const char* name : {"/embeddings.bin", "/embeddings-0-of-1.bin"})
+    if (std::ifstream(dir + "/model" + name)) table = dir + "/model" + name;
+  ASSERT_FALSE(table.empty());
+  {
+    std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(100);
+    c = static_cast<char>(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  auto corrupt = VerifyCheckpoint(dir + "/model");
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.status().message().find("embeddings"), std::string::npos) << corrupt.status().message();
+}
+
+TEST(Api, PredictToFileIsAllOrNothing) {
+  const std::string dir = TempDir();
+  const std::string train = WriteData(dir, "train.tsv", 500, 7);
+  auto t = Trainer::Open(SmallFm(train, dir + "/model"));
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->Fit().ok());
+  auto p = Predictor::Open(dir + "/model", {1});
+  ASSERT_TRUE(p.ok());
+  auto scores = (*p)->PredictToFile({train}, 0, dir + "/pred.txt");
+  ASSERT_TRUE(scores.ok()) << scores.status().message();
+  EXPECT_EQ(scores->samples, 500);
+  std::ifstream in(dir + "/pred.txt");
+  int lines = 0;
+  for (std::string l; std::getline(in, l); ++lines) {
+    const double x = std::stod(l);
+    EXPECT_TRUE(x > 0 && x < 1);
+  }
+  EXPECT_EQ(lines, 500);
+
+  // A bad line (with none allowed) fails the whole file: the earlier
+  // predictions at that path stay, and no temporary is left beside them.
+  std::ofstream(dir + "/bad.tsv") << "1\tnot a criteo line\n";
+  auto failed = (*p)->PredictToFile({train, dir + "/bad.tsv"}, 0, dir + "/pred.txt");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("bad.tsv"), std::string::npos) << failed.status().message();
+  std::ifstream again(dir + "/pred.txt");
+  int kept = 0;
+  for (std::string l; std::getline(again, l);) ++kept;
+  EXPECT_EQ(kept, 500);
+}
+
+TEST(Api, CallerBuiltBatchesAreCheckedAndTrainWithoutFiles) {
+  const std::string dir = TempDir();
+  TrainOptions none;
+  auto refused = Trainer::Open(none);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("format"), std::string::npos) << refused.status().message();
+
+  TrainOptions o;
+  ASSERT_TRUE(o.Set("format", "criteo").ok());
+  ASSERT_TRUE(o.Set("model", "lr").ok());
+  ASSERT_TRUE(o.Set("threads", "1").ok());
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  Batch b;
+  b.Reset(13, 26);
+  for (int i = 0; i < 8; ++i) {
+    b.labels.push_back(i % 2);
+    for (int d = 0; d < 13; ++d) b.dense.push_back(0.5f);
+    for (int f = 0; f < 26; ++f) {
+      b.keys.push_back(1000u * f + (i % 2));
+      b.values.push_back(1);
+      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
+    }
+  }
+  std::vector<float> before(8), after(8);
+  ASSERT_TRUE((*t)->Predict(b, before.data()).ok());
+  for (int s = 0; s < 20; ++s) ASSERT_TRUE((*t)->Step(b).ok());
+  ASSERT_TRUE((*t)->Predict(b, after.data()).ok());
+  EXPECT_GT(after[1], before[1]);  // the clicked key's weight grew
+  EXPECT_LT(after[0], before[0]);
+
+  Batch wrong = b;
+  wrong.offsets.back() += 1;
+  Status s = (*t)->Step(wrong).status();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("offsets"), std::string::npos) << s.message();
+  Batch narrow;
+  narrow.Reset(13, 3);
+  s = (*t)->Predict(narrow, after.data());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("26"), std::string::npos) << s.message();
+  Batch label = b;
+  label.labels[0] = 0.5f;
+  EXPECT_FALSE((*t)->Step(label).ok());
+}
+
+}  // namespace
+}  // namespace embark
