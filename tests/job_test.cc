@@ -1,5 +1,7 @@
 #include "train/job.h"
 
+#include "embark/predictor.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -161,10 +163,12 @@ TEST(MakeTrainJob, TrainsResumesAndEvaluatesThroughTheLibrary) {
       << refused.status().message();
   EXPECT_FALSE(std::filesystem::exists(forged.out_dir));
 
-  auto m = EvaluateCheckpoint({more.out_dir, req.train_files, 1, 0});
+  auto predictor = Predictor::Open(more.out_dir, {1});
+  ASSERT_TRUE(predictor.ok()) << predictor.status().message();
+  auto m = (*predictor)->Evaluate(req.train_files);
   ASSERT_TRUE(m.ok()) << m.status().message();
   EXPECT_EQ(m->count, 400u);
-  EXPECT_FALSE(EvaluateCheckpoint({testing::TempDir() + "/nothing", req.train_files, 1, 0}).ok());
+  EXPECT_FALSE(Predictor::Open(testing::TempDir() + "/nothing").ok());
 }
 
 }  // namespace

@@ -62,11 +62,4 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   return job;
 }
 
-Result<Metrics> EvaluateCheckpoint(const EvalRequest& req) {
-  EMBARK_ASSIGN_OR_RETURN(LoadedCheckpoint ck, LoadCheckpoint(req.model_dir));
-  ck.model->FreezeForInference();
-  ThreadPool pool(req.threads > 0 ? req.threads : DefaultThreads());
-  return EvaluateFiles(*ck.model, req.files, &pool, req.max_bad_lines, 1);
-}
-
 }  // namespace embark

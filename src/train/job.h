@@ -47,14 +47,4 @@ struct TrainRequest {
 // null for the caller to set.
 Result<TrainJob> MakeTrainJob(const TrainRequest& req);
 
-struct EvalRequest {
-  std::string model_dir;           // checkpoint directory
-  std::vector<std::string> files;  // parsed with the checkpoint's data spec
-  int threads = 0;                 // 0: one per core
-  int64_t max_bad_lines = 0;
-};
-
-// Exact metrics of a checkpoint's model on `files` (`embark eval`).
-Result<Metrics> EvaluateCheckpoint(const EvalRequest& req);
-
 }  // namespace embark
