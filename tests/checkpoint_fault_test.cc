@@ -177,6 +177,34 @@ TEST(CheckpointFaults, StaleStagingOfDeadProcessesIsRemoved) {
   EXPECT_EQ(fs::ReadFile(file).value(), "a user's file");
 }
 
+// A save replaces only a checkpoint: what else is at the path stays whole.
+TEST(CheckpointFaults, SaveNeverReplacesWhatIsNotACheckpoint) {
+  const std::string parent = testing::TempDir() + "/notours";
+  sfs::create_directories(parent + "/docs/sub");
+  ASSERT_TRUE(fs::WriteFileAtomic(parent + "/docs/sub/thesis.tex", "years of work").ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(parent + "/data.tsv", "0\t1\n").ok());
+  auto m = TinyModel(0);
+  Status s = SaveCheckpoint(parent + "/docs", *m, {}, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'" + parent + "/docs' exists and is not an embark checkpoint (it holds 'sub')"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(fs::ReadFile(parent + "/docs/sub/thesis.tex").value(), "years of work");
+  s = SaveCheckpoint(parent + "/data.tsv", *m, {}, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("is not a directory"), std::string::npos) << s.message();
+  EXPECT_EQ(fs::ReadFile(parent + "/data.tsv").value(), "0\t1\n");
+  // A checkpoint is replaced; one that someone added a file to is not.
+  ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
+  ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {1, 1, 1, 0}).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(parent + "/ck/notes.md", "mine").ok());
+  EXPECT_FALSE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
+  EXPECT_EQ(fs::ReadFile(parent + "/ck/notes.md").value(), "mine");
+  // No staging directory is left by a refused save.
+  for (const auto& e : sfs::directory_iterator(parent))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
 // Errors of the injected kinds name their path.
 TEST(FaultEnv, ShortWriteWritesPartThenFailsNamingThePath) {
   const std::string path = testing::TempDir() + "/short.bin";

@@ -1,6 +1,7 @@
 // embark::Predictor: a loaded checkpoint, frozen for inference, with a pool
 // of scoring threads and their workspaces.
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 
 #include "api/internal.h"
@@ -72,6 +73,14 @@ Result<Predictor::FileScores> Predictor::PredictFiles(
 
 Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
                                                        const std::string& out_path) const {
+  // The output replaces whatever is at out_path: never an input, never a directory.
+  std::error_code ec;
+  if (std::filesystem::is_directory(out_path, ec))
+    return Status::InvalidArgument("--out: '" + out_path + "' is a directory; predictions go to a file");
+  for (const std::string& f : files)
+    if (std::filesystem::equivalent(f, out_path, ec))
+      return Status::InvalidArgument("--out: '" + out_path + "' is also an input (--data '" + f +
+                                     "'); writing it would destroy the data");
   EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(out_path));
   Status wrote;
   std::string lines;

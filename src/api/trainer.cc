@@ -8,6 +8,7 @@
 #include "embark/trainer.h"
 #include "train/job.h"
 #include "train/trainer.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 namespace embark {
@@ -35,6 +36,11 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
   req.allow_no_train_files = true;
   auto rep = std::make_unique<Rep>();
   EMBARK_ASSIGN_OR_RETURN(rep->job, MakeTrainJob(req));
+  if (!req.out_dir.empty()) {
+    // Before any training: the checkpoint's swap would delete what is there.
+    Status s = fs::CheckReplaceable(req.out_dir);
+    if (!s.ok()) return Status::InvalidArgument("--out: " + s.message());
+  }
   if (LaunchedUnderMpi()) {
     EMBARK_ASSIGN_OR_RETURN(rep->comm, NewMpiCommunicator(rep->job.cfg.comm_timeout));
   }

@@ -297,6 +297,8 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
                       Communicator* comm, Env* env) {
   std::string clean = dir;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
+  // The swap below deletes what was at `dir`: only ever a checkpoint.
+  EMBARK_RETURN_IF_ERROR(fs::CheckReplaceable(clean, env));
   if (comm != nullptr && comm->size() > 1) return SaveSharded(clean, model, opt, ts, comm, env);
   // A save killed midway left DIR.tmp-<pid>; remove those of dead processes.
   (void)fs::RemoveStaleStaging(clean, env);

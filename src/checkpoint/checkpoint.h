@@ -29,7 +29,8 @@ struct DenseOptState {
 };
 
 // Writes the checkpoint into a staging directory beside `dir`, fsyncs every
-// file and the directory, then swaps it into place atomically.
+// file and the directory, then swaps it into place atomically. Refuses a
+// `dir` that holds anything but an embark checkpoint (fs::CheckReplaceable).
 //
 // With a communicator of N > 1 ranks (collective; `dir` on a file system
 // every rank sees): each rank writes its own rows as embeddings-R-of-N.bin

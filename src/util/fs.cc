@@ -87,21 +87,47 @@ std::string StagingDir(const std::string& dest) { return dest + ".tmp-" + std::t
 
 namespace {
 
-// Whether every entry of `dir` is a name a checkpoint save writes (its
-// files, their `.tmp.<pid>` temporaries, table files and shards): only such
-// a directory is embark's to remove, whatever its name says. Not a
-// directory, or unreadable: not ours.
-bool HoldsOnlyCheckpointFiles(const std::string& dir, Env* env) {
+// Whether `name` is one a checkpoint save writes (its files, their
+// `.tmp.<pid>` temporaries, table files and shards).
+bool IsCheckpointFileName(const std::string& name) {
   static const std::regex kName(
       R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
+  return std::regex_match(name, kName);
+}
+
+// Whether every entry of `dir` is such a name: only such a directory is
+// embark's to remove, whatever its name says. Not a directory, or
+// unreadable: not ours.
+bool HoldsOnlyCheckpointFiles(const std::string& dir, Env* env) {
   auto names = env->ListDir(dir);
   if (!names.ok()) return false;
   for (const std::string& name : names.value())
-    if (!std::regex_match(name, kName)) return false;
+    if (!IsCheckpointFileName(name)) return false;
   return true;
 }
 
 }  // namespace
+
+Status CheckReplaceable(const std::string& dest, Env* env) {
+  if (!env->FileExists(dest)) return Status::OK();
+  auto names = env->ListDir(dest);
+  if (!names.ok())
+    return Status::InvalidArgument("'" + dest + "' exists and is not a directory; embark writes a checkpoint only "
+                                   "where nothing is or an embark checkpoint was: choose another path");
+  if (names->empty()) return Status::OK();
+  std::string foreign;
+  bool manifest = false;
+  for (const std::string& n : *names) {
+    manifest = manifest || n == "MANIFEST.json";
+    if (!IsCheckpointFileName(n) && (foreign.empty() || n < foreign)) foreign = n;
+  }
+  if (!foreign.empty() || !manifest)
+    return Status::InvalidArgument(
+        "'" + dest + "' exists and is not an embark checkpoint (" +
+        (foreign.empty() ? std::string("it has no MANIFEST.json") : "it holds '" + foreign + "'") +
+        "); embark replaces only its own checkpoints: choose another path, or remove it yourself");
+  return Status::OK();
+}
 
 Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed) {
   const std::string parent = ParentDir(dest);

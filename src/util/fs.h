@@ -65,6 +65,13 @@ Status FsyncDir(const std::string& dir, Env* env = Env::Posix());
 // later one once this one has exited (RemoveStaleStaging).
 Status ReplaceDirAtomic(const std::string& staged, const std::string& dest, Env* env = Env::Posix());
 
+// OK when a checkpoint may be written to `dest`: nothing is there, an empty
+// directory, or an embark checkpoint (a MANIFEST.json and nothing but the
+// files a save writes). Anything else (a file, a directory of someone's
+// files, a checkpoint someone added files to) is refused with the reason:
+// replacing it would delete it.
+Status CheckReplaceable(const std::string& dest, Env* env = Env::Posix());
+
 // The staging directory of a save into `dest` by this process: `dest.tmp-<pid>`.
 std::string StagingDir(const std::string& dest);
 

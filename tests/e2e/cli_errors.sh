@@ -93,6 +93,29 @@ expect_error "resume: not a checkpoint" "is not a checkpoint" "$EMBARK" train --
   && pass "resume: repeated fixed values and changed learning rates are accepted" \
   || fail "resume: repeated fixed values and changed learning rates"
 
+# Nothing a user types destroys their data: --out replaces only an embark
+# checkpoint, and no output is an input.
+mkdir -p userdir && echo "my notes" > userdir/notes.txt
+expect_error "--out: a directory of someone's files" "'userdir' exists and is not an embark checkpoint (it holds 'notes.txt')" \
+  "$EMBARK" train --data good.tsv --out userdir --bottom-mlp 8 --top-mlp 8
+cp -r ck ck_plus && echo "added" > ck_plus/README
+expect_error "--out: a checkpoint someone added a file to" "'ck_plus' exists and is not an embark checkpoint (it holds 'README')" \
+  "$EMBARK" train --data good.tsv --out ck_plus --bottom-mlp 8 --top-mlp 8
+cp good.tsv data_copy.tsv
+expect_error "--out: the training file" "'data_copy.tsv' exists and is not a directory" \
+  "$EMBARK" train --data data_copy.tsv --out data_copy.tsv --bottom-mlp 8 --top-mlp 8
+expect_error "predict --out: the input" "is also an input (--data 'data_copy.tsv')" \
+  "$EMBARK" predict --model ck --data data_copy.tsv --out ./data_copy.tsv
+expect_error "predict --out: a directory" "'userdir' is a directory" "$EMBARK" predict --model ck --data good.tsv --out userdir
+if [ "$(cat userdir/notes.txt)" = "my notes" ] && [ -f ck_plus/README ] && cmp -s good.tsv data_copy.tsv; then
+  pass "refused outputs left every file as it was"
+else
+  fail "a refused output changed a user's file"
+fi
+mkdir -p emptydir
+"$EMBARK" train --data good.tsv --out emptydir --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null && [ -f emptydir/MANIFEST.json ] \
+  && pass "--out: an empty directory takes the checkpoint" || fail "--out: an empty directory"
+
 # serve refuses what it cannot serve, at once.
 expect_error "serve: not a checkpoint" "is not a checkpoint" "$EMBARK" serve --model notack --port 0
 expect_error "serve: corrupt checkpoint" "dense.bin: checksum mismatch" "$EMBARK" serve --model ck_corrupt --port 0
