@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 namespace embark {
 namespace {
@@ -30,6 +32,28 @@ TEST(Metrics, LoglossNeAndCalibration) {
   EXPECT_EQ(m.count, 4u);
   // Clipping keeps certain-but-wrong predictions finite.
   EXPECT_TRUE(std::isfinite(LogLoss({0.0, 1.0}, {1, 0})));
+}
+
+}  // namespace
+}  // namespace embark
+
+namespace embark {
+namespace {
+
+// NaN scores (a diverged model) end in an undefined AUC, at once: no hang in
+// the tie loop, no broken sort.
+TEST(Metrics, NanScoresGiveNanAndTerminate) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> s(100000, nan);
+  std::vector<float> y(100000);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = i % 3 == 0;
+  EXPECT_TRUE(std::isnan(Auc(s, y)));
+  s[7] = 0.3;
+  EXPECT_TRUE(std::isnan(Auc(s, y)));
+  Metrics m = Evaluate(s, y);
+  EXPECT_EQ(m.count, s.size());
+  EXPECT_TRUE(std::isnan(m.auc));
+  EXPECT_TRUE(std::isnan(m.logloss));
 }
 
 }  // namespace

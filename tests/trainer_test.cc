@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 #include <new>
 
 #include "gen/gen.h"
@@ -164,6 +166,43 @@ TEST(TrainerImpl, StepAllocatesNothingInSteadyState) {
       EXPECT_EQ(g_allocs.load(), 0);
     }
   }
+}
+
+// A step whose loss is not finite stops training, naming the step and what
+// to do, before the dense weights take it; a model that is not finite is
+// never written.
+TEST(TrainerImpl, DivergenceStopsTrainingAndNothingNonFiniteIsSaved) {
+  InitBlas();
+  TrainConfig cfg = SmallConfig();
+  auto model = Model::Create(cfg, DataSpec::Criteo());
+  ASSERT_TRUE(model.ok());
+  auto t = TrainerImpl::Create(cfg, std::move(model).value(), {}, {});
+  ASSERT_TRUE(t.ok());
+  TrainerImpl& tr = *t.value();
+  ASSERT_TRUE(tr.Step(SomeBatch(64)).ok());
+  const std::vector<float> before(tr.model().params().data(),
+                                  tr.model().params().data() + tr.model().params().size());
+  Batch wild = SomeBatch(64);
+  for (float& x : wild.dense) x = 3e38f;
+  auto st = tr.Step(wild);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("training diverged at step 2"), std::string::npos) << st.status().message();
+  EXPECT_NE(st.status().message().find("--dense-lr"), std::string::npos) << st.status().message();
+  const std::vector<float> after(tr.model().params().data(), tr.model().params().data() + tr.model().params().size());
+  EXPECT_EQ(before, after);  // the dense step did not run
+  // Rows that took the step's gradients are not finite now: saving refuses.
+  const std::string dir = testing::TempDir() + "/diverged";
+  Status saved = tr.Save(dir, 0);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_NE(saved.message().find("is not finite; refusing to write a model that is not finite"), std::string::npos)
+      << saved.message();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  // Dense weights that are not finite are refused too.
+  tr.model().params().data()[0] = std::numeric_limits<float>::quiet_NaN();
+  saved = tr.Save(dir, 0);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_NE(saved.message().find("not finite"), std::string::npos) << saved.message();
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 TEST(TrainerImpl, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {

@@ -1,6 +1,7 @@
 #include "checkpoint/checkpoint.h"
 
 #include <cinttypes>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -299,6 +300,12 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
   // The swap below deletes what was at `dir`: only ever a checkpoint.
   EMBARK_RETURN_IF_ERROR(fs::CheckReplaceable(clean, env));
+  // Nor is a model that is not finite ever written (rows: TableFileWriter).
+  const float* P = model.params().data();
+  for (size_t i = 0; i < model.params().size(); ++i)
+    if (!std::isfinite(P[i]))
+      return Status::InvalidArgument("refusing to save to '" + clean + "': dense parameter " + std::to_string(i) +
+                                     " is not finite (the model diverged)");
   if (comm != nullptr && comm->size() > 1) return SaveSharded(clean, model, opt, ts, comm, env);
   // A save killed midway left DIR.tmp-<pid>; remove those of dead processes.
   (void)fs::RemoveStaleStaging(clean, env);

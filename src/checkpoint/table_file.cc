@@ -79,6 +79,14 @@ Status TableFileWriter::Emit(uint32_t rows, uint32_t kind, std::string_view payl
 }
 
 Status TableFileWriter::Add(const uint64_t* keys, size_t n, const float* rows, const RowMeta* meta) {
+  // No checkpoint holds a weight or optimizer state that is not finite.
+  for (size_t i = 0; i < n; ++i) {
+    float sum = 0;
+    for (int k = 0; k < row_width_; ++k) sum += rows[i * row_width_ + k] * 0.0f;
+    if (sum != 0.0f)
+      return Status::InvalidArgument(file_->path() + ": the row of key " + std::to_string(keys[i]) +
+                                     " is not finite; refusing to write a model that is not finite");
+  }
   for (size_t i = 0; i < n;) {
     const uint32_t take = static_cast<uint32_t>(std::min<size_t>(n - i, block_rows_));
     EMBARK_RETURN_IF_ERROR(Emit(take, kRowsBlock, {}, keys + i, rows + i * row_width_,

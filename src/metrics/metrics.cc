@@ -10,6 +10,10 @@ namespace embark {
 
 double Auc(const std::vector<double>& scores, const std::vector<float>& labels) {
   const size_t n = scores.size();
+  // A NaN score has no rank (and would break the sort's ordering and the
+  // tie loop below): the AUC of such scores is undefined.
+  for (double s : scores)
+    if (std::isnan(s)) return std::numeric_limits<double>::quiet_NaN();
   std::vector<uint32_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0u);
   std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) { return scores[a] < scores[b]; });

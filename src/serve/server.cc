@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <httplib.h>
 #include <mutex>
@@ -204,6 +205,14 @@ struct Server::Impl {
     std::vector<float> probs(batch.size());
     if (Status st = batcher->Score(m, batch, probs.data()); !st.ok())
       return Reply(res, 500, ErrorJson(st.message()), "infer");
+    // JSON has no NaN or infinity: a model that gives one is answered with
+    // an error, never with a body a client cannot parse.
+    for (size_t i = 0; i < probs.size(); ++i)
+      if (!std::isfinite(probs[i]))
+        return Reply(res, 500,
+                     ErrorJson("the model gave a non-finite probability for row " + std::to_string(i) +
+                               " (its weights are not finite: retrain it with a lower learning rate)"),
+                     "infer");
     Reply(res, 200, InferResponseJson(opt.name, m->version_str, ir.id, probs.data(), probs.size()), "infer");
     metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
   }

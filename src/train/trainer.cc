@@ -165,6 +165,17 @@ Result<bool> TrainerImpl::Next(const std::function<Result<bool>(Batch*)>& read, 
   return read(batch);
 }
 
+Status TrainerImpl::Diverged(int64_t step, double loss, float grad_sum) const {
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "training diverged at step %lld: the %s is not finite (loss %g); nothing was saved from this step on. "
+                "Lower the learning rates (now --dense-lr %g, --sparse-lr %g) or use a learning-rate warmup "
+                "(--warmup-steps)",
+                static_cast<long long>(step), std::isfinite(loss) ? "dense gradient" : "loss", loss, cfg_.dense_lr,
+                cfg_.sparse_lr);
+  return Status::InvalidArgument(buf);
+}
+
 Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
   const size_t parts = std::min(th_.size(), n);
@@ -222,6 +233,13 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   st.samples = n;
   st.global_samples = static_cast<double>(n);
   if (session_) EMBARK_RETURN_IF_ERROR(session_->FinishStep(grad_sum_.data(), P, &st.global_samples));
+  // Divergence stops training before a non-finite gradient reaches the
+  // dense weights (NaN and infinity survive a sum; the loss shows rows).
+  float gsum = 0;
+  for (size_t k = 0; k < P; ++k) gsum += grad_sum_[k];
+  double loss = 0;
+  for (size_t i = 0; i < parts; ++i) loss += th_[i].sums.loss;
+  if (!std::isfinite(gsum) || !std::isfinite(loss)) return Diverged(state_.step + 1, loss, gsum);
   opt_->Step(model_->params().data(), grad_sum_.data());
   dense_step_seconds_ += Seconds(t_step, Clock::now());
   for (size_t i = 0; i < parts; ++i) {

@@ -78,7 +78,9 @@ class TrainerImpl {
   // One step on `batch` (distributed: the batch Next returned): each
   // thread's share runs forward, objective, backward and sparse update;
   // then one dense optimizer step on the gradient combined over threads
-  // and ranks. Allocates nothing in steady state (same batch sizes).
+  // and ranks. Allocates nothing in steady state (same batch sizes). A
+  // loss or dense gradient that is not finite ends training with an error
+  // naming the step, before the dense weights take it.
   Result<StepStats> Step(const Batch& batch);
 
   // Exact metrics on `files` (collective when distributed: every rank
@@ -106,6 +108,7 @@ class TrainerImpl {
 
  private:
   TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
+  Status Diverged(int64_t step, double loss, float grad_sum) const;
   struct ThreadState;
 
   TrainConfig cfg_;

@@ -116,6 +116,11 @@ mkdir -p emptydir
 "$EMBARK" train --data good.tsv --out emptydir --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null && [ -f emptydir/MANIFEST.json ] \
   && pass "--out: an empty directory takes the checkpoint" || fail "--out: an empty directory"
 
+# Divergence is an error naming the step, and no model is written.
+expect_error "diverging run" "training diverged at step" "$EMBARK" train --data good.tsv --out diverged --model fm \
+  --sparse-optimizer sgd --sparse-lr 100 --wide-optimizer sgd --wide-lr 100 --batch 16
+[ -e diverged ] && fail "a diverged run wrote a model" || pass "a diverged run wrote nothing"
+
 # serve refuses what it cannot serve, at once.
 expect_error "serve: not a checkpoint" "is not a checkpoint" "$EMBARK" serve --model notack --port 0
 expect_error "serve: corrupt checkpoint" "dense.bin: checksum mismatch" "$EMBARK" serve --model ck_corrupt --port 0
