@@ -20,7 +20,7 @@
 namespace embark {
 
 struct PredictorOptions {
-  int threads = 0;  // 0: one per core
+  int threads = 0;  // 0: one per core; at most 1024
 };
 
 class Predictor {

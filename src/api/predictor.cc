@@ -23,8 +23,8 @@ Predictor::Predictor(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Predictor::~Predictor() = default;
 
 Result<std::unique_ptr<Predictor>> Predictor::Open(const std::string& dir, const PredictorOptions& options) {
-  if (options.threads < 0 || options.threads > 4096)
-    return Status::InvalidArgument("threads must be in [0, 4096], not " + std::to_string(options.threads));
+  if (options.threads < 0 || options.threads > 1024)
+    return Status::InvalidArgument("threads must be in [0, 1024], not " + std::to_string(options.threads));
   auto rep = std::make_unique<Rep>();
   EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir));
   InitBlas();
@@ -51,6 +51,7 @@ Status Predictor::Predict(const Batch& batch, float* out) const {
 Result<Predictor::FileScores> Predictor::PredictFiles(
     const std::vector<std::string>& files, int64_t max_bad_lines,
     const std::function<void(const float*, const float*, size_t)>& fn) const {
+  if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
   ReadSettings rs;
   rs.max_bad_lines = max_bad_lines;
   auto reader = api::NewReader(files, rep_->ck.model->spec(), rs);
@@ -101,6 +102,7 @@ Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::st
 }
 
 Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines) const {
+  if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
   std::lock_guard<std::mutex> lock(rep_->mu);
   return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
 }

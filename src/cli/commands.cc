@@ -161,8 +161,22 @@ struct ScoreArgs {
 void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
   cmd->add_option("--model", a->model, "Checkpoint directory")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--data", a->data, "Input files, same format as training")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->capture_default_str();
-  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing")->capture_default_str();
+  // Shared with train: the value is checked by the parameter's declaration
+  // (its range and message), the same for every subcommand.
+  auto declared = [cmd](const char* name, const char* help, auto* out) {
+    const ParamDef* p = FindParam(name);
+    cmd->add_option_function<std::string>(
+           FlagName(name),
+           [p, out](const std::string& v) {
+             TrainConfig c;
+             if (Status s = p->set(&c, v); !s.ok()) Fail(FlagName(p->name) + ": " + s.message());
+             *out = static_cast<std::remove_pointer_t<decltype(out)>>(std::stoll(p->get(c)));
+           },
+           std::string(help) + " [" + p->get(TrainConfig{}) + "]")
+        ->type_name(p->type);
+  };
+  declared("threads", "Scoring threads; 0 means one per core.", &a->threads);
+  declared("max_bad_lines", "Malformed lines to skip before failing.", &a->max_bad_lines);
 }
 
 void RegisterEval(CLI::App* app) {

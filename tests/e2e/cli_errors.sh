@@ -116,6 +116,11 @@ mkdir -p emptydir
 "$EMBARK" train --data good.tsv --out emptydir --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null && [ -f emptydir/MANIFEST.json ] \
   && pass "--out: an empty directory takes the checkpoint" || fail "--out: an empty directory"
 
+# Ranges are the declaration's, for every subcommand alike.
+expect_error "eval: negative --max-bad-lines" "--max-bad-lines: -1 is out of range [0," "$EMBARK" eval --model ck --data good.tsv --max-bad-lines -1
+expect_error "predict: too many --threads" "--threads: 100000 is out of range [0, 1024]" "$EMBARK" predict --model ck --data good.tsv --out p.txt --threads 100000
+expect_error "eval: --threads not a number" "--threads: 'many' is not an integer" "$EMBARK" eval --model ck --data good.tsv --threads many
+
 # Divergence is an error naming the step, and no model is written.
 expect_error "diverging run" "training diverged at step" "$EMBARK" train --data good.tsv --out diverged --model fm \
   --sparse-optimizer sgd --sparse-lr 100 --wide-optimizer sgd --wide-lr 100 --batch 16
