@@ -69,6 +69,10 @@ class TrainerImpl {
                                                  Communicator* comm = nullptr, const DistOptions& dist = {});
   ~TrainerImpl();
 
+  // Trains on `objective` from the next step on (binary cross-entropy
+  // until then); a retrieval family brings its own.
+  void SetObjective(std::unique_ptr<Objective> objective) { objective_ = std::move(objective); }
+
   // The next batch of this process from `read` into *batch; distributed,
   // also fetches its rows from their owners (ahead of time) and returns an
   // empty batch on a rank whose input ended before the others'. False once
