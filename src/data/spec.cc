@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
@@ -185,8 +186,20 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
   }
 }
 
+bool IsReReadable(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  return ec || st.type() == std::filesystem::file_type::regular;  // missing: the open says so
+}
+
 namespace {
-Result<std::string> FirstLines(const std::string& path, size_t bytes) {
+Result<std::string> FirstLines(const std::string& path, size_t bytes, const char* what) {
+  // Reading a pipe's head would consume it: the training read could not
+  // see those lines again (and would wait for a writer that is gone).
+  if (!IsReReadable(path))
+    return Status::InvalidArgument(path + ": is a pipe or device, which can be read once, so " + what +
+                                   " cannot be read from it first: give " +
+                                   (std::string(what) == "the format" ? "--format" : "--ffm-fields"));
   EMBARK_ASSIGN_OR_RETURN(auto src, OpenSource(path));
   std::string text(bytes, '\0');
   size_t got = 0;
@@ -201,7 +214,7 @@ Result<std::string> FirstLines(const std::string& path, size_t bytes) {
 }  // namespace
 
 Result<Format> SniffFormat(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 1 << 16));
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 1 << 16, "the format"));
   if (text.empty()) return Status::ParseError(path + ": file is empty");
   std::string line = text.substr(0, text.find('\n'));
   if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -227,7 +240,7 @@ Result<Format> SniffFormat(const std::string& path) {
 }
 
 Result<int> SniffFfmFields(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20));
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20, "the number of fields"));
   int max_field = -1;
   size_t pos = 0;
   while (pos < text.size()) {

@@ -57,6 +57,10 @@ struct DataSpec {
   static Result<DataSpec> FromJson(const std::string& text);
 };
 
+// Whether `path` can be read more than once (a regular file, or one that
+// does not exist): false for a pipe, FIFO, socket or device.
+bool IsReReadable(const std::string& path);
+
 // Guesses the format from the first line of a file: 40 tab-separated fields
 // is Criteo, `label f:i:v` is libffm, `label i:v` is libsvm.
 Result<Format> SniffFormat(const std::string& path);

@@ -49,6 +49,16 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
                                        : "no training files");
   job.dist.staleness = job.cfg.staleness;
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));
+  // A pipe can be read once: one epoch of it, and never as validation
+  // data (read at every evaluation).
+  for (const std::string& f : req.train_files)
+    if (!IsReReadable(f) && job.cfg.epochs > 1)
+      return Status::InvalidArgument("--data '" + f + "' is a pipe or device, which can be read once: --epochs must be "
+                                     "1 (it is " + std::to_string(job.cfg.epochs) + ")");
+  for (const std::string& f : req.valid_files)
+    if (!IsReReadable(f))
+      return Status::InvalidArgument("--valid '" + f + "' is a pipe or device; validation reads its files at every "
+                                     "evaluation: give a file");
   job.train_files = req.train_files;
   job.valid_files = req.valid_files;
   job.out_dir = req.out_dir;

@@ -116,6 +116,18 @@ mkdir -p emptydir
 "$EMBARK" train --data good.tsv --out emptydir --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null && [ -f emptydir/MANIFEST.json ] \
   && pass "--out: an empty directory takes the checkpoint" || fail "--out: an empty directory"
 
+# Pipes: read once, so never sniffed first, one epoch, never validation.
+mkfifo pipe
+expect_error "pipe without --format" "pipe: is a pipe or device, which can be read once, so the format cannot be read from it first: give --format" \
+  timeout 20 "$EMBARK" train --data pipe --out m
+expect_error "pipe with --epochs 2" "--data 'pipe' is a pipe or device, which can be read once: --epochs must be 1 (it is 2)" \
+  timeout 20 "$EMBARK" train --data pipe --format criteo --epochs 2 --out m
+expect_error "pipe as --valid" "--valid 'pipe' is a pipe or device" timeout 20 "$EMBARK" train --data good.tsv --valid pipe --out m
+cat good.tsv > pipe &
+timeout 60 "$EMBARK" train --data pipe --format criteo --out piped --quiet --bottom-mlp 8 --top-mlp 8 >/dev/null \
+  && [ -f piped/MANIFEST.json ] && pass "a pipe with --format trains" || fail "a pipe with --format"
+wait
+
 # Ranges are the declaration's, for every subcommand alike.
 expect_error "eval: negative --max-bad-lines" "--max-bad-lines: -1 is out of range [0," "$EMBARK" eval --model ck --data good.tsv --max-bad-lines -1
 expect_error "predict: too many --threads" "--threads: 100000 is out of range [0, 1024]" "$EMBARK" predict --model ck --data good.tsv --out p.txt --threads 100000
