@@ -11,6 +11,7 @@
 #include <new>
 
 #include "gen/gen.h"
+#include "model/families/families.h"
 #include "nn/layers.h"
 #include "test_util.h"
 
@@ -163,6 +164,39 @@ TEST(Trainer, StepAllocatesNothingInSteadyState) {
       g_count = false;
       EXPECT_EQ(g_allocs.load(), 0);
     }
+  }
+}
+
+// The model's passes of every family (forward, backward, sparse update
+// through its own stores) on one thread allocate nothing once warm.
+TEST(Model, TrainingPassAllocatesNothingInSteadyStateInEveryFamily) {
+  InitBlas();
+  for (const Family& family : Families()) {
+    SCOPED_TRACE(family.name);
+    TrainConfig cfg = SmallConfig();
+    cfg.model = family.name;
+    cfg.bottom_mlp = {8};
+    cfg.top_mlp = {8};
+    cfg.cross_layers = 2;
+    auto r = Model::Create(cfg, DataSpec::Criteo());
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    Model& m = *r.value();
+    const Batch batch = SomeBatch(128);
+    auto ws = m.NewWorkspace();
+    std::vector<float> z(batch.size()), dz(batch.size(), 0.01f), g(m.params().size());
+    auto pass = [&] {
+      if (!m.Forward(batch, 0, batch.size(), true, m.rows(), ws.get(), z.data()).ok()) return false;
+      m.Backward(batch, 0, batch.size(), dz.data(), ws.get(), g.data());
+      return m.ApplySparse(ws.get(), 1.0f, m.rows()).ok();
+    };
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(pass());
+    g_allocs = 0;
+    g_count = true;
+    bool ok = true;
+    for (int i = 0; i < 3; ++i) ok = ok && pass();
+    g_count = false;
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(g_allocs.load(), 0);
   }
 }
 
