@@ -347,5 +347,51 @@ TEST(CheckpointV2, LoadsAndScoresTheSame) {
   for (const char* name : {"lr", "fm"}) ExpectFixtureScores(fx, name);
 }
 
+// Their table "wide" (wide.bin) loads as "first_order" and their config's
+// wide_optimizer / wide_lr as first_order_optimizer / first_order_lr; saved
+// again, the checkpoint has the new names and scores the same.
+TEST(CheckpointV2, FormerFirstOrderNamesLoadAsTheNewOnes) {
+  InitBlas();
+  struct Case {
+    const char* dir;
+    const char* name;
+    const char* optimizer;
+    float lr;
+  };
+  const std::string v1 = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v1";
+  const std::string v2 = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2";
+  for (const Case& c : {Case{v1.c_str(), "lr", "ftrl", 0.003f}, Case{v1.c_str(), "deepfm", "adam", 0.003f},
+                        Case{v2.c_str(), "lr", "ftrl", 0.05f}, Case{v2.c_str(), "fm", "adagrad", 0.02f}}) {
+    SCOPED_TRACE(std::string(c.dir) + "/" + c.name);
+    ASSERT_TRUE(std::filesystem::exists(std::string(c.dir) + "/" + c.name + "/wide.bin"));
+    auto ck = LoadCheckpoint(std::string(c.dir) + "/" + c.name);
+    ASSERT_TRUE(ck.ok()) << ck.status().message();
+    const Model& m = *ck->model;
+    EXPECT_EQ(m.table_index("wide"), -1);
+    const int t = m.table_index("first_order");
+    ASSERT_GE(t, 0);
+    EXPECT_GT(m.table(t)->stats().rows, 0u);
+    EXPECT_EQ(m.config().first_order_optimizer, c.optimizer);
+    EXPECT_FLOAT_EQ(m.config().first_order_lr, c.lr);
+    EXPECT_EQ(SparseOptName(m.table(t)->config().opt.kind), std::string(c.optimizer));
+    EXPECT_FLOAT_EQ(m.table(t)->config().opt.lr, c.lr);
+
+    const std::string dir = testing::TempDir() + "/resaved_" + std::filesystem::path(c.dir).filename().string() +
+                            "_" + c.name;
+    ASSERT_TRUE(SaveCheckpoint(dir, m, ck->opt, ck->state).ok());
+    EXPECT_TRUE(std::filesystem::exists(dir + "/first_order.bin"));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/wide.bin"));
+    const std::string toml = fs::ReadFile(dir + "/config.toml").value();
+    EXPECT_EQ(toml.find("wide"), std::string::npos) << toml;
+    auto again = LoadCheckpoint(dir);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_TRUE(AllRows(*again->model->table(t)) == AllRows(*m.table(t)));
+    ck->model->FreezeForInference();
+    again->model->FreezeForInference();
+    EXPECT_EQ(ScoreLikePredict(*again->model, std::string(c.dir) + "/score.tsv"),
+              ScoreLikePredict(*ck->model, std::string(c.dir) + "/score.tsv"));
+  }
+}
+
 }  // namespace
 }  // namespace embark

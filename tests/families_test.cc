@@ -81,14 +81,14 @@ TEST(Families, EachDeclaresItsTablesParametersAndOutputs) {
     std::vector<std::string> params;
   };
   const std::vector<Want> want = {
-      {"lr", {"wide"}, {"wide.bias", "wide.dense"}},
-      {"fm", {"wide", "embeddings"}, {"wide.bias", "wide.dense", "fm.dense_factors"}},
+      {"lr", {"first_order"}, {"first_order.bias", "first_order.dense"}},
+      {"fm", {"first_order", "embeddings"}, {"first_order.bias", "first_order.dense", "fm.dense_factors"}},
       {"deepfm",
-       {"wide", "embeddings"},
-       {"wide.bias", "wide.dense", "fm.dense_factors", "deep.0.weight", "deep.0.bias", "deep.1.weight", "deep.1.bias"}},
+       {"first_order", "embeddings"},
+       {"first_order.bias", "first_order.dense", "fm.dense_factors", "deep.0.weight", "deep.0.bias", "deep.1.weight", "deep.1.bias"}},
       {"wdl",
-       {"wide", "embeddings"},
-       {"wide.bias", "wide.dense", "deep.0.weight", "deep.0.bias", "deep.1.weight", "deep.1.bias"}},
+       {"first_order", "embeddings"},
+       {"first_order.bias", "first_order.dense", "deep.0.weight", "deep.0.bias", "deep.1.weight", "deep.1.bias"}},
       {"dcnv2",
        {"embeddings"},
        {"cross.0.weight", "cross.0.bias", "cross.1.weight", "cross.1.bias", "deep.0.weight", "deep.0.bias",

@@ -98,12 +98,12 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
   auto ws = m.NewWorkspace();
   std::vector<float> z(kBatch), dl(kBatch), g(m.params().size(), 0.0f);
   ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
-  const int wide = m.table_index("wide"), emb = m.table_index("embeddings");
-  if (wide >= 0) {  // non-zero first-order weights
+  const int first = m.table_index("first_order"), emb = m.table_index("embeddings");
+  if (first >= 0) {  // non-zero first-order weights
     for (uint64_t k : m.sparse_keys(*ws)) {
-      std::vector<float> full = FullRow(*m.table(wide), k);
+      std::vector<float> full = FullRow(*m.table(first), k);
       full[0] = 0.2f * std::sin(float(k));
-      SetRow(*m.table(wide), k, full);
+      SetRow(*m.table(first), k, full);
     }
     ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
   }
@@ -157,7 +157,7 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
     }
   };
   for (int t = 0; t < m.num_tables(); ++t) check_table(m.table(t), grads[t]);
-  EXPECT_EQ(m.num_tables(), (wide >= 0) + (emb >= 0)) << "a table the test does not know";
+  EXPECT_EQ(m.num_tables(), (first >= 0) + (emb >= 0)) << "a table the test does not know";
   EXPECT_GT(checked, 10);
   EXPECT_LE(kinks * 50, checked) << "too many coordinates skipped as ReLU kinks";
 }

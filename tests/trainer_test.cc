@@ -207,12 +207,12 @@ TEST(Trainer, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
   ASSERT_TRUE(model.ok());
   TrainConfig next = cfg;
   next.sparse_lr = 0.5f;
-  next.wide_lr = 0.25f;
+  next.first_order_lr = 0.25f;
   auto t = Trainer::Create(next, std::move(model).value(), {}, {});
   ASSERT_TRUE(t.ok());
   Model& m = t.value()->model();
   EXPECT_EQ(m.table(m.table_index("embeddings"))->config().opt.lr, 0.5f);
-  EXPECT_EQ(m.table(m.table_index("wide"))->config().opt.lr, 0.25f);
+  EXPECT_EQ(m.table(m.table_index("first_order"))->config().opt.lr, 0.25f);
   EXPECT_EQ(m.config().sparse_lr, 0.5f);  // and a checkpoint records it
 
   auto other = Model::Create(cfg, DataSpec::Criteo());

@@ -97,14 +97,20 @@ void RegisterTrain(CLI::App* app) {
   const TrainConfig def;
   for (const auto& p : TrainParams()) {
     std::string flag = FlagName(p.name);
+    std::string help = p.help;
     if (std::string(p.name) == "batch_size") flag += ",--batch";
+    for (const auto& alias : ParamAliases())
+      if (std::string(alias.name) == p.name) {
+        flag += "," + FlagName(alias.old_name);
+        help += " (" + FlagName(alias.old_name) + ": its former name, deprecated)";
+      }
     const char* group = p.on_resume == OnResume::kFixed ? "Parameters (fixed by the checkpoint on --resume)"
                                                         : "Parameters (may change on --resume)";
     auto set = [a, name = std::string(p.name)](const std::string& v) { a->req.params.values.emplace_back(name, v); };
     if (std::string(p.type) == "bool") {
-      cmd->add_flag_callback(flag, [set] { set("true"); }, p.help)->group(group);
+      cmd->add_flag_callback(flag, [set] { set("true"); }, help)->group(group);
     } else {
-      cmd->add_option_function<std::string>(flag, set, std::string(p.help) + " [" + p.get(def) + "]")
+      cmd->add_option_function<std::string>(flag, set, help + " [" + p.get(def) + "]")
           ->type_name(p.type)
           ->group(group);
     }

@@ -30,7 +30,8 @@ struct TableDecl {
 };
 
 // The first-order weights, one float per key, starting at zero, under
-// wide_optimizer / wide_lr: the table "wide".
+// first_order_optimizer / first_order_lr: the table "first_order" (named
+// "wide" in checkpoints written before the rename, which still load).
 TableDecl FirstOrderTable(const TrainConfig& cfg);
 // The embedding rows, embedding_dim floats per key, starting within
 // init_scale, under sparse_optimizer / sparse_lr: the table "embeddings".

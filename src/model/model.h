@@ -46,8 +46,8 @@ class Model {
   const ParamSet& params() const { return params_; }
   // The embedding tables, as the family declared them, each with its own
   // name, dimension and optimizer: "embeddings" (a row of embedding_dim per
-  // feature; all models but LR) and "wide" (the first-order weight of each
-  // feature; LR, FM, DeepFM, Wide&Deep).
+  // feature; all models but LR) and "first_order" (the first-order weight of
+  // each feature; LR, FM, DeepFM, Wide&Deep).
   int num_tables() const { return static_cast<int>(tables_.size()); }
   RowStore* table(int i) const { return tables_[i].get(); }
   // Index of the table named `name`, or -1.

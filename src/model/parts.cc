@@ -14,8 +14,8 @@ void Zero(std::vector<float>* v, size_t n) { v->assign(n, 0.0f); }
 // ---- First-order term ----------------------------------------------------
 
 FirstOrderTerm::FirstOrderTerm(ParamSet* ps, int table, int num_dense) : Part(PartKind::kFirstOrder), table_(table) {
-  bias_ = ps->Add("wide.bias", 1);
-  wd_ = ps->Add("wide.dense", num_dense);
+  bias_ = ps->Add("first_order.bias", 1);
+  wd_ = ps->Add("first_order.dense", num_dense);
 }
 
 void FirstOrderTerm::Forward(const Pass& x, const float*, PartScratch*, float* logits) const {

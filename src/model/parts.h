@@ -84,8 +84,9 @@ class Part {
 };
 
 // First-order term: a bias, plus each feature's value times its weight in
-// a table of dim 1, plus a weight per numeric field. Parameters "wide.bias"
-// and "wide.dense".
+// a table of dim 1, plus a weight per numeric field. Parameters
+// "first_order.bias" and "first_order.dense" (not stored by name: dense.bin
+// holds the values in ParamSet order, the same as when they were "wide.*").
 class FirstOrderTerm : public Part {
  public:
   FirstOrderTerm(ParamSet* ps, int table, int num_dense);
@@ -114,7 +115,7 @@ class FmTerm : public Part {
 };
 
 // Deep tower: the pooled fields and the numeric values concatenated
-// (F * D + nd wide), through `cross_layers` full-rank cross layers (DCN-v2:
+// (F * D + nd floats), through `cross_layers` full-rank cross layers (DCN-v2:
 // x_{l+1} = x0 * (W x_l + b) + x_l) and then an MLP with `mlp` hidden sizes
 // and an output of 1. Parameters "cross.<l>.*" and "deep.*".
 class DeepTower : public Part {

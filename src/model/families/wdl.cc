@@ -1,4 +1,4 @@
-// Wide&Deep: the wide part (first-order weights, as LR) plus a deep tower
+// Wide&Deep: the wide part (the first-order weights, as LR) plus a deep tower
 // over the pooled fields and the numeric values.
 #include "model/families/families.h"
 
