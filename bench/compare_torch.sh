@@ -19,7 +19,7 @@ cd "$WORK"
 [ -f train.tsv ] || "$E" gen --rows "$ROWS" --valid-rows "$VALID_ROWS" --vocab 1000000 --seed 1 \
   --out train.tsv --valid-out valid.tsv >/dev/null
 common=(--data train.tsv --valid valid.tsv --batch 2048 --shuffle-window 0 --sparse-optimizer adagrad
-        --sparse-lr 0.05 --wide-optimizer adagrad --wide-lr 0.05 --dense-optimizer adam --dense-lr 0.003
+        --sparse-lr 0.05 --first-order-optimizer adagrad --first-order-lr 0.05 --dense-optimizer adam --dense-lr 0.003
         --embedding-dim 16 --json --quiet)
 : > compare_torch.json
 for model in dlrm deepfm; do

@@ -129,12 +129,12 @@ class DeepFm(nn.Module):
 
     def forward(self, x, cats):
         e = self.emb(cats)  # [B, F, D]
-        wide = self.bias + self.w1(cats).sum(dim=(1, 2)) + x @ self.wd
+        first_order = self.bias + self.w1(cats).sum(dim=(1, 2)) + x @ self.wd
         v = torch.cat([e, x.unsqueeze(2) * self.vd], dim=1)
         s = v.sum(dim=1)
         fm = 0.5 * (s * s - (v * v).sum(dim=1)).sum(dim=1)
         deep = self.deep(torch.cat([e.flatten(1), x], dim=1)).squeeze(1)
-        return wide + fm + deep
+        return first_order + fm + deep
 
 
 model = Dlrm() if a.model == "dlrm" else DeepFm()

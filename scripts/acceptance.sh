@@ -34,4 +34,4 @@ run dcnv2 2 --model dcnv2
 run wdl 2 --model wdl
 run fm 2 --model fm
 run lr 2 --model lr
-run "lr (FTRL)" 2 --model lr --wide-optimizer ftrl --wide-lr 0.05
+run "lr (FTRL)" 2 --model lr --first-order-optimizer ftrl --first-order-lr 0.05

@@ -42,6 +42,6 @@ run frappe fm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.l
 run frappe deepfm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5 --batch 256 --mlp 64,64
 run ml-100k fm "$data/ml-100k/u1.base" "$data/ml-100k/u1.test" --schema "$schemas/ml-100k.toml" --epochs 5 --batch 256
 run ml-latest-small deepfm "$data/ml-latest-small/ctr_train.csv" "$data/ml-latest-small/ctr_test.csv" --schema "$schemas/ml-latest-ctr.toml" --epochs 5 --batch 256 --mlp 64,64
-run criteo-1000 lr "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64 --wide-optimizer ftrl --wide-lr 0.05
+run criteo-1000 lr "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64 --first-order-optimizer ftrl --first-order-lr 0.05
 run criteo-1000 dlrm "$work/criteo_train.tsv" "$work/criteo_valid.tsv" --epochs 3 --batch 64 --bottom-mlp 32 --top-mlp 32
-run avazu-1000 lr "$work/avazu_train.csv" "$work/avazu_valid.csv" --schema "$schemas/avazu.toml" --epochs 3 --batch 64 --wide-optimizer ftrl --wide-lr 0.05
+run avazu-1000 lr "$work/avazu_train.csv" "$work/avazu_valid.csv" --schema "$schemas/avazu.toml" --epochs 3 --batch 64 --first-order-optimizer ftrl --first-order-lr 0.05

@@ -310,29 +310,86 @@ std::string ScoreLikePredict(const Model& m, const std::string& data) {
   return out;
 }
 
+// Loads fixture `dir`/`name` and scores `dir`/score.tsv as predict does: the
+// probabilities `dir`/`name`.pred holds, to float rounding. The weights load
+// exactly (the round-trip tests compare every bit), but a build for another
+// instruction set (the sanitizer builds have no FMA) rounds the dense layers'
+// sums differently in the last bit.
+void ExpectFixtureScores(const std::string& dir, const std::string& name) {
+  auto ck = LoadCheckpoint(dir + "/" + name);
+  ASSERT_TRUE(ck.ok()) << name << ": " << ck.status().message();
+  ck->model->FreezeForInference();
+  const std::string want = fs::ReadFile(dir + "/" + name + ".pred").value();
+  const std::string got = ScoreLikePredict(*ck->model, dir + "/score.tsv");
+  std::istringstream g(got), w(want);
+  double a = 0, b = 0;
+  size_t n = 0;
+  while (w >> b) {
+    ASSERT_TRUE(static_cast<bool>(g >> a)) << name << ": fewer scores than expected";
+    EXPECT_NEAR(a, b, 1e-6) << name << " line " << n + 1;
+    ++n;
+  }
+  EXPECT_FALSE(static_cast<bool>(g >> a)) << name << ": more scores than expected";
+  EXPECT_EQ(n, 20u) << name;
+}
+
 TEST(CheckpointV1, LoadsAndScoresTheSame) {
   InitBlas();
   const std::string fx = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v1";
-  for (const char* name : {"deepfm", "lr"}) {
-    auto ck = LoadCheckpoint(fx + "/" + name);
-    ASSERT_TRUE(ck.ok()) << name << ": " << ck.status().message();
+  for (const char* name : {"deepfm", "lr"}) ExpectFixtureScores(fx, name);
+}
+
+// Version 2 checkpoints written before the first-order table was renamed
+// (tests/fixtures/checkpoint_v2).
+TEST(CheckpointV2, LoadsAndScoresTheSame) {
+  InitBlas();
+  const std::string fx = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2";
+  for (const char* name : {"lr", "fm"}) ExpectFixtureScores(fx, name);
+}
+
+// Their table "wide" (wide.bin) loads as "first_order" and their config's
+// wide_optimizer / wide_lr as first_order_optimizer / first_order_lr; saved
+// again, the checkpoint has the new names and scores the same.
+TEST(CheckpointV2, FormerFirstOrderNamesLoadAsTheNewOnes) {
+  InitBlas();
+  struct Case {
+    const char* dir;
+    const char* name;
+    const char* optimizer;
+    float lr;
+  };
+  const std::string v1 = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v1";
+  const std::string v2 = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2";
+  for (const Case& c : {Case{v1.c_str(), "lr", "ftrl", 0.003f}, Case{v1.c_str(), "deepfm", "adam", 0.003f},
+                        Case{v2.c_str(), "lr", "ftrl", 0.05f}, Case{v2.c_str(), "fm", "adagrad", 0.02f}}) {
+    SCOPED_TRACE(std::string(c.dir) + "/" + c.name);
+    ASSERT_TRUE(std::filesystem::exists(std::string(c.dir) + "/" + c.name + "/wide.bin"));
+    auto ck = LoadCheckpoint(std::string(c.dir) + "/" + c.name);
+    ASSERT_TRUE(ck.ok()) << ck.status().message();
+    const Model& m = *ck->model;
+    EXPECT_EQ(m.table_index("wide"), -1);
+    const int t = m.table_index("first_order");
+    ASSERT_GE(t, 0);
+    EXPECT_GT(m.table(t)->stats().rows, 0u);
+    EXPECT_EQ(m.config().first_order_optimizer, c.optimizer);
+    EXPECT_FLOAT_EQ(m.config().first_order_lr, c.lr);
+    EXPECT_EQ(SparseOptName(m.table(t)->config().opt.kind), std::string(c.optimizer));
+    EXPECT_FLOAT_EQ(m.table(t)->config().opt.lr, c.lr);
+
+    const std::string dir = testing::TempDir() + "/resaved_" + std::filesystem::path(c.dir).filename().string() +
+                            "_" + c.name;
+    ASSERT_TRUE(SaveCheckpoint(dir, m, ck->opt, ck->state).ok());
+    EXPECT_TRUE(std::filesystem::exists(dir + "/first_order.bin"));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/wide.bin"));
+    const std::string toml = fs::ReadFile(dir + "/config.toml").value();
+    EXPECT_EQ(toml.find("wide"), std::string::npos) << toml;
+    auto again = LoadCheckpoint(dir);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_TRUE(AllRows(*again->model->table(t)) == AllRows(*m.table(t)));
     ck->model->FreezeForInference();
-    const std::string want = fs::ReadFile(fx + "/" + name + ".pred").value();
-    const std::string got = ScoreLikePredict(*ck->model, fx + "/score.tsv");
-    // The same probabilities to float rounding: the weights load exactly
-    // (the round-trip tests compare every bit), but a build for another
-    // instruction set (the sanitizer builds have no FMA) rounds the dense
-    // layers' sums differently in the last bit.
-    std::istringstream g(got), w(want);
-    double a = 0, b = 0;
-    size_t n = 0;
-    while (w >> b) {
-      ASSERT_TRUE(static_cast<bool>(g >> a)) << name << ": fewer scores than expected";
-      EXPECT_NEAR(a, b, 1e-6) << name << " line " << n + 1;
-      ++n;
-    }
-    EXPECT_FALSE(static_cast<bool>(g >> a)) << name << ": more scores than expected";
-    EXPECT_EQ(n, 20u) << name;
+    again->model->FreezeForInference();
+    EXPECT_EQ(ScoreLikePredict(*again->model, std::string(c.dir) + "/score.tsv"),
+              ScoreLikePredict(*ck->model, std::string(c.dir) + "/score.tsv"));
   }
 }
 

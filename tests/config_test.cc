@@ -84,7 +84,7 @@ TEST(Config, FixedParametersAreTheModelsShapeAndStoredState) {
   for (const auto& p : TrainParams())
     if (p.on_resume == OnResume::kFixed) fixed.insert(p.name);
   EXPECT_EQ(fixed, (std::set<std::string>{"model", "embedding_dim", "bottom_mlp", "top_mlp", "mlp", "cross_layers",
-                                          "init_scale", "sparse_optimizer", "wide_optimizer", "dense_optimizer",
+                                          "init_scale", "sparse_optimizer", "first_order_optimizer", "dense_optimizer",
                                           "seed", "format", "ffm_fields"}));
 }
 
@@ -183,6 +183,36 @@ TEST(ResumeConfig, CheckFixedParamsComparesEveryFixedOne) {
   EXPECT_NE(s.message().find("cannot change 'cross_layers' when resuming: the checkpoint has 3, requested 1"),
             std::string::npos)
       << s.message();
+}
+
+// The first-order parameters' former names (before the table "wide" became
+// "first_order") are read as the new ones, and never written.
+TEST(Config, FormerNamesReadAsTheNewOnes) {
+  ASSERT_FALSE(ParamAliases().empty());
+  for (const auto& a : ParamAliases()) {
+    ASSERT_NE(FindParam(a.name), nullptr) << a.name;
+    EXPECT_EQ(FindParam(a.old_name), FindParam(a.name)) << a.old_name;
+  }
+  EXPECT_EQ(FindParam("wide_lr"), FindParam("first_order_lr"));
+  EXPECT_EQ(FindParam("wide_optimizer"), FindParam("first_order_optimizer"));
+  std::set<std::string> names;
+  TrainConfig c;
+  ASSERT_TRUE(
+      LoadConfigToml(testing::WriteTemp("old.toml", "wide_optimizer = \"ftrl\"\nwide_lr = 0.05\n"), &c, &names).ok());
+  EXPECT_EQ(c.first_order_optimizer, "ftrl");
+  EXPECT_FLOAT_EQ(c.first_order_lr, 0.05f);
+  EXPECT_EQ(names, (std::set<std::string>{"first_order_optimizer", "first_order_lr"}));
+  const std::string toml = ConfigToToml(c);
+  EXPECT_NE(toml.find("first_order_lr = 0.05\n"), std::string::npos) << toml;
+  EXPECT_EQ(toml.find("wide"), std::string::npos) << toml;
+  // A value under a bad former name is refused naming the name used.
+  Status s = LoadConfigToml(testing::WriteTemp("old_bad.toml", "wide_optimizer = \"lbfgs\"\n"), &c);
+  EXPECT_NE(s.message().find("old_bad.toml: 'wide_optimizer': 'lbfgs' is not one of"), std::string::npos)
+      << s.message();
+  // Both names of one parameter in one file: refused.
+  s = LoadConfigToml(testing::WriteTemp("both.toml", "wide_lr = 0.05\nfirst_order_lr = 0.1\n"), &c);
+  EXPECT_NE(s.message().find("both.toml:"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("sets 'first_order_lr' again"), std::string::npos) << s.message();
 }
 
 TEST(Config, DocsAreGeneratedFromTheDeclarations) {

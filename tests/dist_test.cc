@@ -16,6 +16,8 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "checkpoint/checkpoint.h"
 #include "dist/dense.h"
 #include "dist/session.h"
@@ -24,6 +26,7 @@
 #include "test_util.h"
 #include "train/trainer.h"
 #include "util/fault_env.h"
+#include "util/fs.h"
 
 namespace embark {
 namespace {
@@ -272,14 +275,14 @@ TEST(Checkpoint, ShardedSaveLoadsIntoAnyNumberOfRanks) {
   g.Run([&](Communicator* comm) {
     auto m = SmallModel();
     RowStore* emb = m->table(m->table_index("embeddings"));
-    RowStore* wide = m->table(m->table_index("wide"));
-    std::vector<float> row(emb->row_width()), w(wide->row_width());
+    RowStore* first = m->table(m->table_index("first_order"));
+    std::vector<float> row(emb->row_width()), w(first->row_width());
     for (uint64_t k : keys) {
       if (OwnerOf(k, 4) != comm->rank()) continue;
       for (size_t j = 0; j < row.size(); ++j) row[j] = static_cast<float>(k % 101) + j;
       w[0] = static_cast<float>(k % 7);
       ASSERT_TRUE(emb->Put(&k, 1, row.data(), nullptr).ok());
-      ASSERT_TRUE(wide->Put(&k, 1, w.data(), nullptr).ok());
+      ASSERT_TRUE(first->Put(&k, 1, w.data(), nullptr).ok());
     }
     Status s = SaveCheckpoint(dir, *m, DenseOptState{}, TrainerState{1, 10, 100, 0.5}, comm);
     ASSERT_TRUE(s.ok()) << s.message();
@@ -318,7 +321,38 @@ TEST(Checkpoint, ShardedSaveLoadsIntoAnyNumberOfRanks) {
       if (path.find("-of-4.bin") != std::string::npos) shard_reads.push_back(path);
     const std::string own = "-" + std::to_string(r) + "-of-4.bin";
     std::sort(shard_reads.begin(), shard_reads.end());
-    EXPECT_EQ(shard_reads, (std::vector<std::string>{dir + "/embeddings" + own, dir + "/wide" + own}));
+    EXPECT_EQ(shard_reads, (std::vector<std::string>{dir + "/embeddings" + own, dir + "/first_order" + own}));
+  }
+  // Written before the first-order rename, the shards were wide-R-of-4.bin:
+  // they load the same.
+  {
+    const std::string old_dir = dir + "_former_names";
+    std::filesystem::remove_all(old_dir);
+    std::filesystem::copy(dir, old_dir);
+    nlohmann::json manifest = nlohmann::json::parse(fs::ReadFile(old_dir + "/MANIFEST.json").value());
+    nlohmann::json renamed = nlohmann::json::object();
+    for (auto& [name, meta] : manifest["files"].items()) {
+      std::string now = name;
+      if (name.rfind("first_order-", 0) == 0) {
+        now = "wide-" + name.substr(std::string("first_order-").size());
+        std::filesystem::rename(old_dir + "/" + name, old_dir + "/" + now);
+      }
+      renamed[now] = meta;
+    }
+    manifest["files"] = renamed;
+    ASSERT_TRUE(fs::WriteFileAtomic(old_dir + "/MANIFEST.json", manifest.dump()).ok());
+    for (int r = 0; r < 4; ++r) {
+      auto part = LoadCheckpoint(old_dir, r, 4);
+      ASSERT_TRUE(part.ok()) << part.status().message();
+      const int t = part->model->table_index("first_order");
+      ASSERT_GE(t, 0);
+      size_t owned = 0;
+      for (uint64_t k : keys) owned += OwnerOf(k, 4) == r;
+      EXPECT_EQ(part->model->table(t)->stats().rows, owned);
+    }
+    auto whole = LoadCheckpoint(old_dir);
+    ASSERT_TRUE(whole.ok()) << whole.status().message();
+    EXPECT_EQ(whole->model->table(whole->model->table_index("first_order"))->stats().rows, keys.size());
   }
   // A shard missing from the directory is an error naming it, not a partial model.
   std::filesystem::remove(dir + "/embeddings-2-of-4.bin");

@@ -91,6 +91,33 @@ TEST(TrainConfigLayers, ResumeStartsFromTheCheckpointsConfig) {
   EXPECT_NE(missing.status().message().find("is not a checkpoint"), std::string::npos) << missing.status().message();
 }
 
+// A checkpoint written before the first-order rename (its config.toml says
+// wide_optimizer / wide_lr) resumes under the new names; the former names
+// given as values count as the new ones.
+TEST(TrainConfigLayers, ResumesACheckpointWithTheFormerFirstOrderNames) {
+  ConfigSources src;
+  src.resume_dir = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2/lr";
+  auto cfg = ResolveTrainConfig(src);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_EQ(cfg->first_order_optimizer, "ftrl");
+  EXPECT_FLOAT_EQ(cfg->first_order_lr, 0.05f);
+  for (const char* name : {"wide_lr", "first_order_lr"}) {
+    src.values = {{name, "0.07"}};
+    cfg = ResolveTrainConfig(src);
+    ASSERT_TRUE(cfg.ok()) << name << ": " << cfg.status().message();
+    EXPECT_FLOAT_EQ(cfg->first_order_lr, 0.07f) << name;
+  }
+  for (const char* name : {"wide_optimizer", "first_order_optimizer"}) {
+    src.values = {{name, "adagrad"}};
+    cfg = ResolveTrainConfig(src);
+    ASSERT_FALSE(cfg.ok()) << name;
+    EXPECT_NE(cfg.status().message().find("cannot change 'first_order_optimizer' when resuming: the checkpoint has "
+                                          "ftrl, requested adagrad"),
+              std::string::npos)
+        << cfg.status().message();
+  }
+}
+
 TEST(MakeTrainJob, ResolvesConfigSpecAndDistOptions) {
   TrainRequest req;
   req.train_files = {testing::WriteTemp("j.svm", "1 3:1 4:1\n0 5:1\n")};

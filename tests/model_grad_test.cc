@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 
+#include "model/families/families.h"
 #include "model/model.h"
 #include "util/hash.h"
 
@@ -97,21 +98,20 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
   auto ws = m.NewWorkspace();
   std::vector<float> z(kBatch), dl(kBatch), g(m.params().size(), 0.0f);
   ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
-  const int wide = m.table_index("wide"), emb = m.table_index("embeddings");
-  if (wide >= 0) {  // non-zero first-order weights
-    auto grads = m.LastSparseGrads(*ws);
-    for (uint64_t k : *grads.keys) {
-      std::vector<float> full = FullRow(*m.table(wide), k);
+  const int first = m.table_index("first_order"), emb = m.table_index("embeddings");
+  if (first >= 0) {  // non-zero first-order weights
+    for (uint64_t k : m.sparse_keys(*ws)) {
+      std::vector<float> full = FullRow(*m.table(first), k);
       full[0] = 0.2f * std::sin(float(k));
-      SetRow(*m.table(wide), k, full);
+      SetRow(*m.table(first), k, full);
     }
     ASSERT_TRUE(m.Forward(b, 0, kBatch, true, m.rows(), ws.get(), z.data()).ok());
   }
   for (int i = 0; i < kBatch; ++i) dl[i] = (1 / (1 + std::exp(-z[i])) - b.labels[i]) / kBatch;
   m.Backward(b, 0, kBatch, dl.data(), ws.get(), g.data());
-  auto sg = m.LastSparseGrads(*ws);
-  std::vector<uint64_t> keys = *sg.keys;
-  std::vector<float> emb_grad = *sg.emb, wide_grad = *sg.wide;
+  const std::vector<uint64_t> keys = m.sparse_keys(*ws);
+  std::vector<std::vector<float>> grads(m.num_tables());
+  for (int t = 0; t < m.num_tables(); ++t) grads[t] = m.sparse_grads(*ws, t);
 
   auto check_ws = m.NewWorkspace();
   const float eps = 1e-3f;
@@ -156,8 +156,8 @@ TEST_P(ModelGrad, MatchesFiniteDifferences) {
       }
     }
   };
-  if (emb >= 0) check_table(m.table(emb), emb_grad);
-  if (wide >= 0) check_table(m.table(wide), wide_grad);
+  for (int t = 0; t < m.num_tables(); ++t) check_table(m.table(t), grads[t]);
+  EXPECT_EQ(m.num_tables(), (first >= 0) + (emb >= 0)) << "a table the test does not know";
   EXPECT_GT(checked, 10);
   EXPECT_LE(kinks * 50, checked) << "too many coordinates skipped as ReLU kinks";
 }
@@ -190,7 +190,14 @@ TEST_P(ModelGrad, InferenceIsBatchInvariant) {
   check("frozen");
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, ModelGrad, ::testing::Values("lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm"));
+// Every family of the registry.
+std::vector<std::string> AllFamilies() {
+  std::vector<std::string> names;
+  for (const Family& f : Families()) names.push_back(f.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, ModelGrad, ::testing::ValuesIn(AllFamilies()));
 
 // Sparse gradients go out only after a Backward of the last Forward.
 TEST(Model, ApplySparseWithoutBackwardIsAnError) {

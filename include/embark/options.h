@@ -50,6 +50,7 @@ struct ParamInfo {
   std::string default_value;  // as text
   std::string help;
   bool fixed_on_resume = false;  // a resumed run must keep the checkpoint's value
+  std::vector<std::string> former_names;  // still read (deprecated): "wide_lr" for "first_order_lr"
 };
 
 // Every training parameter, in declaration order.

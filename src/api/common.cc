@@ -100,8 +100,11 @@ Status TrainOptions::Set(const std::string& name, const std::string& value) {
 std::vector<ParamInfo> ListParams() {
   std::vector<ParamInfo> out;
   const TrainConfig def;
-  for (const ParamDef& p : TrainParams())
-    out.push_back({p.name, FlagName(p.name), p.type, p.group, p.get(def), p.help, p.on_resume == OnResume::kFixed});
+  for (const ParamDef& p : TrainParams()) {
+    out.push_back({p.name, FlagName(p.name), p.type, p.group, p.get(def), p.help, p.on_resume == OnResume::kFixed, {}});
+    for (const auto& alias : ParamAliases())
+      if (std::string(alias.name) == p.name) out.back().former_names.push_back(alias.old_name);
+  }
   return out;
 }
 

@@ -292,6 +292,20 @@ Status LoadTableFile(Env* env, const std::string& path, const FileEntry& e, int 
   return Status::OK();
 }
 
+// Tables renamed since checkpoints were first written: a checkpoint without
+// a file of a table's name holds its rows under the former name (format
+// versions 1 and 2 before the rename; docs/checkpoint.md).
+constexpr std::pair<const char*, const char*> kFormerTableNames[] = {{"first_order", "wide"}};
+
+// The files of table `base` in a manifest: NAME.bin, or NAME-R-of-N.bin.
+template <typename Files>
+std::vector<std::string> TableFileNames(const Files& files, const std::string& base) {
+  std::vector<std::string> names;
+  for (const auto& [name, e] : files)
+    if (name == base + ".bin" || name.rfind(base + "-", 0) == 0) names.push_back(name);
+  return names;
+}
+
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
@@ -377,10 +391,13 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   // shard only; otherwise every shard is read and the rank's keys kept.
   for (int i = 0; i < out.model->num_tables(); ++i) {
     RowStore* table = out.model->table(i);
-    const std::string& base = table->config().name;
-    std::vector<std::string> names;
-    for (const auto& [name, e] : files)
-      if (name == base + ".bin" || name.rfind(base + "-", 0) == 0) names.push_back(name);
+    std::string base = table->config().name;
+    std::vector<std::string> names = TableFileNames(files, base);
+    for (const auto& [now, former] : kFormerTableNames)
+      if (names.empty() && base == now && !TableFileNames(files, former).empty()) {
+        base = former;
+        names = TableFileNames(files, base);
+      }
     if (names.empty() || static_cast<int>(names.size()) != shards)
       return Status::Corruption(dir + ": checkpoint has " + std::to_string(names.size()) + " " + base +
                                 " file(s), expected " + std::to_string(shards));

@@ -34,7 +34,7 @@ struct DenseOptState {
 //
 // With a communicator of N > 1 ranks (collective; `dir` on a file system
 // every rank sees): each rank writes its own rows as embeddings-R-of-N.bin
-// (and wide-R-of-N.bin), rank 0 writes the rest and, once every shard is
+// (and first_order-R-of-N.bin), rank 0 writes the rest and, once every shard is
 // durable, the manifest listing them all, and swaps the directory in. Every
 // rank returns the same status.
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,

@@ -94,15 +94,19 @@ void RegisterTrain(CLI::App* app) {
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   // Every training parameter becomes a flag, from its one declaration.
   for (const ParamInfo& p : ListParams()) {
-    std::string flag = p.flag;
+    std::string flag = p.flag, help = p.help;
     if (p.name == "batch_size") flag += ",--batch";
+    for (const std::string& old : p.former_names) {
+      flag += "," + FlagName(old);
+      help += " (" + FlagName(old) + ": its former name, deprecated)";
+    }
     const char* group = p.fixed_on_resume ? "Parameters (fixed by the checkpoint on --resume)"
                                           : "Parameters (may change on --resume)";
     auto set = [a, name = p.name](const std::string& v) { a->values.emplace_back(name, v); };
     if (p.type == "bool") {
-      cmd->add_flag_callback(flag, [set] { set("true"); }, p.help)->group(group);
+      cmd->add_flag_callback(flag, [set] { set("true"); }, help)->group(group);
     } else {
-      cmd->add_option_function<std::string>(flag, set, p.help + " [" + p.default_value + "]")
+      cmd->add_option_function<std::string>(flag, set, help + " [" + p.default_value + "]")
           ->type_name(p.type)
           ->group(group);
     }

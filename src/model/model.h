@@ -1,6 +1,8 @@
-// CTR models: LR, FM, DeepFM, Wide&Deep, DCN-v2 and DLRM, built from shared
-// parts (first-order weights, FM term over features, embedding bags pooled
-// per field, MLPs, cross layers, dot interaction).
+// CTR models: LR, FM, DeepFM, Wide&Deep, DCN-v2 and DLRM. Each is a family
+// (model/families/, listed in families.cc) that declares its embedding
+// tables and the parts (model/parts.h) whose terms add up to the logit:
+// first-order weights, the FM pairwise term, a deep tower (with DCN-v2's
+// cross layers), DLRM's dot interaction.
 //
 // A Model owns its named embedding tables (RowStores) and dense parameters.
 // Forward and Backward leave the model unchanged and take a per-thread
@@ -19,6 +21,7 @@
 #include "data/spec.h"
 #include "embedding/row_store.h"
 #include "model/row_access.h"
+#include "model/workspace.h"
 #include "nn/layers.h"
 #include "nn/params.h"
 #include "train/config.h"
@@ -26,33 +29,11 @@
 
 namespace embark {
 
+class Part;
+
 // The click probability of a logit; every scoring path (eval, predict,
 // serve) uses this one function so their outputs agree bit for bit.
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-
-// Per-thread scratch of one forward/backward pass; reused across steps so the
-// step loop does not allocate once sizes have settled.
-struct Workspace {
-  // unique keys of the sub-batch and, per feature, the index of its key
-  std::vector<uint64_t> ukeys;
-  std::vector<uint32_t> fidx;
-  std::vector<uint64_t> dedup_keys;
-  std::vector<uint32_t> dedup_val, dedup_stamp;
-  uint32_t stamp = 0;
-  // activations
-  std::vector<float> rows, w1, E, fm_sum, x0, T, top_in;
-  std::vector<float> packed;  // inference weights of a model not yet frozen
-  std::vector<std::vector<float>> xs, us;  // cross layers
-  Mlp::State deep, bottom, top;
-  // gradients
-  std::vector<float> d_rows, d_w1, dE, dx, dx0, du, tmp, dtop, dtop_in, dT;
-  // Seconds this workspace spent in each phase, summed over calls: embedding
-  // lookups (with key dedup), the dense forward pass (pooling, interaction,
-  // MLPs), the backward pass, and the embedding updates.
-  struct PhaseSeconds {
-    double lookup = 0, forward = 0, backward = 0, update = 0;
-  } seconds;
-};
 
 class Model {
  public:
@@ -63,17 +44,17 @@ class Model {
   const DataSpec& spec() const { return spec_; }
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
-  // The embedding tables, each with its own name, dimension and optimizer:
-  // "embeddings" (a row of embedding_dim per feature; all models but LR)
-  // and "wide" (the first-order weight of each feature; LR, FM, DeepFM,
-  // Wide&Deep).
+  // The embedding tables, as the family declared them, each with its own
+  // name, dimension and optimizer: "embeddings" (a row of embedding_dim per
+  // feature; all models but LR) and "first_order" (the first-order weight of
+  // each feature; LR, FM, DeepFM, Wide&Deep).
   int num_tables() const { return static_cast<int>(tables_.size()); }
   RowStore* table(int i) const { return tables_[i].get(); }
   // Index of the table named `name`, or -1.
   int table_index(const std::string& name) const;
-  // Outputs per sample (Forward writes n * outputs() values): one logit for
-  // every CTR model.
-  int outputs() const { return 1; }
+  // Outputs per sample (Forward writes n * outputs() values), as the family
+  // declared it: one logit for every CTR model.
+  int outputs() const { return outputs_; }
 
   // Takes `cfg` as the model's config for a new run of it (resume): the
   // parameters the checkpoint fixes must be equal (CheckFixedParams, naming
@@ -85,6 +66,8 @@ class Model {
   // The model's own stores as a RowAccess (single-process training).
   RowAccess* rows() { return &rows_; }
 
+  // A workspace with this model's part scratch made up front. (A default-
+  // constructed Workspace works too: Forward makes what it lacks.)
   std::unique_ptr<Workspace> NewWorkspace() const;
 
   // Floating-point operations of one training sample in the dense part:
@@ -121,26 +104,28 @@ class Model {
   // An error when the workspace holds no Backward of its last Forward.
   Status ApplySparse(Workspace* ws, float scale, RowAccess* rows) const;
 
-  // The sparse gradients of the last Backward (for tests): unique keys and
-  // their gradient rows (emb: dim floats per key; wide: 1 float per key).
-  struct SparseGrads {
-    const std::vector<uint64_t>* keys;
-    const std::vector<float>* emb;
-    const std::vector<float>* wide;
-  };
-  SparseGrads LastSparseGrads(const Workspace& ws) const;
+  // The sparse gradients of the last Backward (for tests): the unique keys
+  // of its sub-batch and, for table `table`, their gradient rows (the
+  // table's dim floats per key, in the order of the keys).
+  const std::vector<uint64_t>& sparse_keys(const Workspace& ws) const { return ws.ukeys; }
+  const std::vector<float>& sparse_grads(const Workspace& ws, int table) const { return ws.tables[table].grads; }
 
  private:
   Model(const TrainConfig& cfg, const DataSpec& spec);
-  struct Parts;
+  // Gives `ws` a scratch of each part's kind and a buffer per table.
+  void Prepare(Workspace* ws) const;
 
   TrainConfig cfg_;
   DataSpec spec_;
   ParamSet params_;
   std::vector<std::unique_ptr<RowStore>> tables_;
-  int emb_ = -1, wide_ = -1;  // indexes into tables_, -1 when absent
+  // Per table: which of a config's settings its optimizer takes.
+  std::vector<Result<SparseOptimizerConfig> (*)(const TrainConfig&)> table_optimizers_;
   StoreAccess rows_{{}};
-  std::unique_ptr<Parts> parts_;
+  std::vector<std::unique_ptr<Part>> parts_;  // in the order they add into the logit
+  int pooled_ = -1;  // the table pooled per field when a part reads pooled embeddings, else -1
+  int outputs_ = 1;
+  size_t packed_size_ = 0;     // floats of every part's packed inference weights
   std::vector<float> frozen_;  // packed inference weights after FreezeForInference
 };
 

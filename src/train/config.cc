@@ -123,9 +123,11 @@ const std::vector<ParamDef> kParams = {
     P_CHOICE(sparse_optimizer, "optimizer", FIXED, "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad",
              "adam", "ftrl"),
     P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
-    P_CHOICE(wide_optimizer, "optimizer", FIXED, "Optimizer of the first-order (wide/LR) weights.", "sgd", "adagrad",
+    P_CHOICE(first_order_optimizer, "optimizer", FIXED,
+             "Optimizer of the first-order weights (one per feature; lr, fm, deepfm, wdl).", "sgd", "adagrad",
              "rowwise_adagrad", "adam", "ftrl"),
-    P_FLOAT(wide_lr, "optimizer", CHANGES, 0, 100, "Learning rate of the first-order weights (alpha for FTRL)."),
+    P_FLOAT(first_order_lr, "optimizer", CHANGES, 0, 100,
+            "Learning rate of the first-order weights (alpha for FTRL)."),
     P_FLOAT(sparse_l2, "optimizer", CHANGES, 0, 100, "L2 penalty on embedding and first-order rows."),
     P_FLOAT(ftrl_l1, "optimizer", CHANGES, 0, 100, "L1 penalty of FTRL-Proximal."),
     P_FLOAT(adagrad_init, "optimizer", CHANGES, 0, 100,
@@ -159,13 +161,25 @@ const std::vector<ParamDef> kParams = {
             "Seconds a rank waits for a peer before the job stops with an error naming it."),
 };
 
+// The first-order table was named "wide" until it was renamed, with its
+// parameters, to "first_order" (Wide&Deep is the model `wdl`).
+const std::vector<ParamAlias> kAliases = {
+    {"wide_optimizer", "first_order_optimizer"},
+    {"wide_lr", "first_order_lr"},
+};
+
 }  // namespace
 
 const std::vector<ParamDef>& TrainParams() { return kParams; }
 
+const std::vector<ParamAlias>& ParamAliases() { return kAliases; }
+
 const ParamDef* FindParam(const std::string& name) {
+  std::string_view want = name;
+  for (const auto& a : kAliases)
+    if (want == a.old_name) want = a.name;
   for (const auto& p : kParams)
-    if (name == p.name) return &p;
+    if (want == p.name) return &p;
   return nullptr;
 }
 
@@ -186,10 +200,14 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
   } catch (const toml::parse_error& e) {
     return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
+  std::set<std::string> set_here;  // by current name: a former name and its new one may not both be set
   for (auto& [k, v] : t) {
     std::string key(k.str());
     const ParamDef* p = FindParam(key);
     if (p == nullptr) return Status::InvalidArgument(path + ": unknown parameter '" + key + "'");
+    if (!set_here.insert(p->name).second)
+      return Status::InvalidArgument(path + ": '" + key + "' sets '" + p->name +
+                                     "' again (one is the other's former name): keep '" + p->name + "'");
     std::string s;
     if (auto* str = v.as_string()) {
       s = str->get();
@@ -213,7 +231,7 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
     }
     Status st = p->set(cfg, s);
     if (!st.ok()) return Status::InvalidArgument(path + ": '" + key + "': " + st.message());
-    if (names != nullptr) names->insert(key);
+    if (names != nullptr) names->insert(p->name);
   }
   return Status::OK();
 }
@@ -293,20 +311,29 @@ std::string ParamsMarkdown() {
       "  requested one. Why each is fixed:\n"
       "  - `model`, `embedding_dim`, `bottom_mlp`, `top_mlp`, `mlp`, `cross_layers`: the shapes of the\n"
       "    stored weights and embedding rows.\n"
-      "  - `sparse_optimizer`, `wide_optimizer`, `dense_optimizer`: the stored optimizer state (each\n"
-      "    row's `[weights | state]` layout, the dense slots) belongs to that optimizer.\n"
+      "  - `sparse_optimizer`, `first_order_optimizer`, `dense_optimizer`: the stored optimizer state\n"
+      "    (each row's `[weights | state]` layout, the dense slots) belongs to that optimizer.\n"
       "  - `init_scale`, `seed`: rows first seen after the resume are derived from (key, seed,\n"
       "    init_scale) as the stored ones were, and each epoch's shuffle order from (seed, epoch); with\n"
       "    them fixed, 1 epoch + resume equals 2 epochs.\n"
       "  - `format`, `ffm_fields`: the checkpoint's data spec (format, fields, hashing) decides how lines\n"
       "    are parsed and keyed, in training, `predict` and `serve` alike.\n\n"
-      "The sparse settings that may change (`sparse_lr`, `wide_lr`, `sparse_l2`, `ftrl_l1`,\n"
+      "The sparse settings that may change (`sparse_lr`, `first_order_lr`, `sparse_l2`, `ftrl_l1`,\n"
       "`adagrad_init`) apply to the loaded tables' optimizer; `adagrad_init` only to rows created after.\n\n"
       "| name | group | type | default | on resume | description |\n|---|---|---|---|---|---|\n";
   TrainConfig def;
   for (const auto& p : kParams)
     out += std::string("| `") + p.name + "` | " + p.group + " | " + p.type + " | `" + p.get(def) + "` | " +
            (p.on_resume == OnResume::kFixed ? "fixed" : "may change") + " | " + p.help + " |\n";
+  out +=
+      "\n## Former names\n\n"
+      "Deprecated names still accepted, as the parameter of the new name: in TOML files (`--config`,\n"
+      "and the `config.toml` of checkpoints written before the rename, which load and resume as\n"
+      "before) and as flags. A file that sets both names of one parameter is refused. Checkpoints\n"
+      "record the new names.\n\n"
+      "| former name | flag | now |\n|---|---|---|\n";
+  for (const auto& a : kAliases)
+    out += std::string("| `") + a.old_name + "` | `" + FlagName(a.old_name) + "` | `" + a.name + "` |\n";
   return out;
 }
 

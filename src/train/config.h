@@ -25,8 +25,8 @@ struct TrainConfig {
   // optimizers
   std::string sparse_optimizer = "adam";
   float sparse_lr = 0.003f;
-  std::string wide_optimizer = "adam";
-  float wide_lr = 0.003f;
+  std::string first_order_optimizer = "adam";
+  float first_order_lr = 0.003f;
   float sparse_l2 = 0.0f;
   float ftrl_l1 = 0.0f;
   float adagrad_init = 0.0f;
@@ -74,6 +74,18 @@ struct ParamDef {
 };
 
 const std::vector<ParamDef>& TrainParams();
+
+// A parameter's former name: still read in TOML files (the config.toml of a
+// checkpoint written before the rename included) and accepted as a flag and
+// in ConfigSources, as the parameter of its new name. Deprecated.
+struct ParamAlias {
+  const char* old_name;
+  const char* name;
+};
+const std::vector<ParamAlias>& ParamAliases();
+
+// The parameter named `name`, or whose former name `name` is (ParamAliases);
+// null for neither. Callers record what was set under p->name.
 const ParamDef* FindParam(const std::string& name);
 // The command-line flag of a parameter: "--" and the name with '-' for '_'.
 std::string FlagName(const std::string& param);

@@ -18,7 +18,7 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
     if (p == nullptr) return Status::InvalidArgument("unknown parameter '" + name + "'");
     Status s = p->set(&requested, value);
     if (!s.ok()) return Status::InvalidArgument(FlagName(name) + ": " + s.message());
-    explicitly_set.insert(name);
+    explicitly_set.insert(p->name);  // a former name counts as the parameter's current one
   }
   TrainConfig cfg = requested;
   if (!src.resume_dir.empty()) {

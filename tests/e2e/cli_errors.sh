@@ -135,7 +135,7 @@ expect_error "eval: --threads not a number" "--threads: 'many' is not an integer
 
 # Divergence is an error naming the step, and no model is written.
 expect_error "diverging run" "training diverged at step" "$EMBARK" train --data good.tsv --out diverged --model fm \
-  --sparse-optimizer sgd --sparse-lr 100 --wide-optimizer sgd --wide-lr 100 --batch 16
+  --sparse-optimizer sgd --sparse-lr 100 --first-order-optimizer sgd --first-order-lr 100 --batch 16
 [ -e diverged ] && fail "a diverged run wrote a model" || pass "a diverged run wrote nothing"
 
 # serve refuses what it cannot serve, at once.

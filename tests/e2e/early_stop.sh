@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$EMBARK" gen --rows 4000 --valid-rows 4000 --seed 2 --out train.tsv --valid-out valid.tsv >/dev/null
-"$EMBARK" train --data train.tsv --valid valid.tsv --model fm --sparse-lr 0.05 --wide-lr 0.05 --epochs 30 \
+"$EMBARK" train --data train.tsv --valid valid.tsv --model fm --sparse-lr 0.05 --first-order-lr 0.05 --epochs 30 \
   --early-stop-patience 2 --deterministic --out m --json 2> log.txt > run.json
 grep -o "validation after step [0-9]*: auc [0-9.]*" log.txt
 evals=$(grep -c "validation after step" log.txt)

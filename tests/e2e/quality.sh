@@ -25,7 +25,7 @@ train deepfm --config "$cfg/deepfm.toml"
 train dcnv2 --config "$cfg/dcnv2.toml"
 train fm --model fm
 train lr --model lr
-train lr_ftrl --model lr --wide-optimizer ftrl --wide-lr 0.05
+train lr_ftrl --model lr --first-order-optimizer ftrl --first-order-lr 0.05
 for m in dlrm deepfm dcnv2; do
   check "$m within 0.01 of optimal" "$(json_get "$m.json" auc) >= $opt - 0.01"
 done

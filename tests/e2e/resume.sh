@@ -48,4 +48,27 @@ grep -q '^sparse_lr = 0.05' dlrm.sparse3/config.toml && pass "resume: a later re
 [ "$(wc -l < dlrm.two.txt)" -eq 4000 ] && pass "one prediction per input line" || fail "prediction count"
 expect_error "changing the model on resume" "cannot change 'embedding_dim'" \
   "$EMBARK" train --data train.tsv --resume dlrm.one --out x --embedding-dim 8
+
+# Checkpoints written before the first-order table "wide" became "first_order"
+# (tests/fixtures/checkpoint_v2) score as they did and resume under the new
+# names; --wide-lr / --wide-optimizer are deprecated aliases of the new flags.
+fx="$EMBARK_SOURCE_DIR/tests/fixtures/checkpoint_v2"
+for m in lr fm; do
+  "$EMBARK" predict --model "$fx/$m" --data "$fx/score.tsv" --out "former_$m.pred"
+  check "checkpoint from before the rename ($m) scores as it did" \
+    "max(abs(float(a) - float(b)) for a, b in zip(open('former_$m.pred'), open('$fx/$m.pred'))) < 1e-6 and len(open('former_$m.pred').readlines()) == 20"
+done
+lr_resume=(--data train.tsv --resume "$fx/lr" --epochs 2 --quiet)
+"$EMBARK" train "${lr_resume[@]}" --wide-lr 0.07 --out lr.former_flag >/dev/null
+"$EMBARK" train "${lr_resume[@]}" --first-order-lr 0.07 --out lr.new_flag >/dev/null
+if grep -q '^first_order_lr = 0.07$' lr.former_flag/config.toml && grep -q '^first_order_optimizer = "ftrl"$' lr.former_flag/config.toml \
+   && ! grep -q wide lr.former_flag/config.toml && [ -f lr.former_flag/first_order.bin ] && [ ! -e lr.former_flag/wide.bin ]; then
+  pass "resumed from before the rename: --wide-lr applies; the new checkpoint has the new names"
+else
+  fail "resumed from before the rename: $(ls lr.former_flag) $(grep -E 'first_order|wide' lr.former_flag/config.toml)"
+fi
+for m in former_flag new_flag; do "$EMBARK" predict --model "lr.$m" --data valid.tsv --out "lr.$m.txt"; done
+cmp -s lr.former_flag.txt lr.new_flag.txt && pass "--wide-lr is --first-order-lr" || fail "--wide-lr and --first-order-lr differ"
+expect_error "a fixed parameter under its former name" "cannot change 'first_order_optimizer' when resuming: the checkpoint has ftrl" \
+  "$EMBARK" train "${lr_resume[@]}" --wide-optimizer adagrad --out x
 finish
