@@ -371,7 +371,10 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   // Everything below is parsed from the verified bytes, never read again.
   TrainConfig cfg;
   EMBARK_RETURN_IF_ERROR(ParseConfigToml(small["config.toml"], dir + "/config.toml", &cfg));
-  EMBARK_ASSIGN_OR_RETURN(DataSpec spec, DataSpec::FromJson(small["data_spec.json"]));
+  auto parsed_spec = DataSpec::FromJson(small["data_spec.json"]);
+  if (!parsed_spec.ok())
+    return Status::Corruption(dir + "/data_spec.json: " + parsed_spec.status().message());
+  DataSpec spec = std::move(parsed_spec).value();
   LoadedCheckpoint out;
   EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec));
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));

@@ -359,6 +359,9 @@ Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& heade
     if (i == static_cast<int>(names.size()))
       return Status::InvalidArgument(file + ": schema column '" + col + "' is not in the " +
                                      (s.header ? "header" : "schema's column list"));
+    if (std::find(names.begin() + i + 1, names.end(), col) != names.end())
+      return Status::InvalidArgument(file + ":1: the header names column '" + col +
+                                     "' more than once; the schema cannot tell which to read");
     return i;
   };
   EMBARK_ASSIGN_OR_RETURN(int label_col, require(s.label));

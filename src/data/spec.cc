@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -120,6 +121,7 @@ Result<CsvSchema> LoadCsvSchema(const std::string& path) {
   if (t.contains("label_threshold")) {
     auto th = t["label_threshold"].value<double>();
     if (!th) return bad("label_threshold", "expected a number");
+    if (!std::isfinite(*th)) return bad("label_threshold", "must be a finite number");
     s.label_threshold = *th;
     s.use_threshold = true;
   }
@@ -133,6 +135,23 @@ Result<CsvSchema> LoadCsvSchema(const std::string& path) {
     }
   }
   if (!s.header && s.columns.empty()) return bad("columns", "required when header = false");
+  for (size_t i = 0; i < s.columns.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (s.columns[i] == s.columns[j]) return bad("columns", "names column '" + s.columns[i] + "' twice");
+  // Each column has one role: the label is not also a feature, and no
+  // column is read twice (numeric and categorical, or listed twice).
+  std::map<std::string, std::string> role;
+  auto claim = [&](const std::string& col, const std::string& key) -> Status {
+    auto [it, fresh] = role.emplace(col, key);
+    if (fresh) return Status::OK();
+    if (it->second == "label") return bad(key, "column '" + col + "' is the label; it cannot also be a feature");
+    if (it->second == key) return bad(key, "lists column '" + col + "' twice");
+    return bad(key, "column '" + col + "' is already in '" + it->second + "'; a column has one role");
+  };
+  EMBARK_RETURN_IF_ERROR(claim(s.label, "label"));
+  for (const auto& c : s.numeric) EMBARK_RETURN_IF_ERROR(claim(c, "numeric"));
+  for (const auto& c : s.categorical) EMBARK_RETURN_IF_ERROR(claim(c, "categorical"));
+  for (const auto& [c, sep] : s.multi) EMBARK_RETURN_IF_ERROR(claim(c, "multi"));
   if (s.categorical.empty() && s.multi.empty()) return bad("categorical", "at least one categorical or multi column is needed");
   return s;
 }
@@ -176,7 +195,7 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
     s.csv.numeric = c.at("numeric").get<std::vector<std::string>>();
     s.csv.categorical = c.at("categorical").get<std::vector<std::string>>();
     s.csv.multi = c.at("multi").get<std::map<std::string, std::string>>();
-    if (s.num_dense < 0 || s.num_fields < 1 || s.num_fields > 4096 ||
+    if (s.num_dense < 0 || s.num_fields < 1 || s.num_fields > kMaxFields ||
         static_cast<int>(s.field_names.size()) != s.num_fields ||
         static_cast<int>(s.dense_names.size()) != s.num_dense)
       return Status::Corruption("data spec has inconsistent field counts");
@@ -241,9 +260,9 @@ Result<Format> SniffFormat(const std::string& path) {
 
 Result<int> SniffFfmFields(const std::string& path) {
   EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20, "the number of fields"));
-  int max_field = -1;
+  int64_t max_field = -1;
   size_t pos = 0;
-  while (pos < text.size()) {
+  for (uint64_t line_no = 1; pos < text.size(); ++line_no) {
     size_t nl = text.find('\n', pos);
     if (nl == std::string::npos) break;  // ignore a partial last line
     std::string_view line(text.data() + pos, nl - pos);
@@ -251,14 +270,19 @@ Result<int> SniffFfmFields(const std::string& path) {
     size_t i = line.find(' ');
     while (i != std::string_view::npos && i < line.size()) {
       size_t j = i + 1;
-      int v = 0;
+      int64_t v = 0;
       auto [p, ec] = std::from_chars(line.data() + j, line.data() + line.size(), v);
+      if (p < line.data() + line.size() && *p == ':' && (ec == std::errc::result_out_of_range || v >= kMaxFields))
+        return Status::ParseError(path + ":" + std::to_string(line_no) + ": field index '" +
+                                  std::string(line.substr(j, static_cast<size_t>(p - (line.data() + j)))) +
+                                  "' is beyond the " + std::to_string(kMaxFields) +
+                                  " fields embark takes (libffm fields count from 0)");
       if (ec == std::errc() && p < line.data() + line.size() && *p == ':') max_field = std::max(max_field, v);
       i = line.find(' ', j);
     }
   }
   if (max_field < 0) return Status::ParseError(path + ": no field:index:value features found in the first lines");
-  return max_field + 1;
+  return static_cast<int>(max_field + 1);
 }
 
 Result<DataSpec> ResolveDataSpec(const std::string& format, int ffm_fields, const std::string& schema_path,
@@ -282,7 +306,12 @@ Result<DataSpec> ResolveDataSpec(const std::string& format, int ffm_fields, cons
     case Format::kCsv: {
       if (schema_path.empty()) return Status::InvalidArgument("--format csv needs --schema FILE (see docs/data.md)");
       EMBARK_ASSIGN_OR_RETURN(CsvSchema schema, LoadCsvSchema(schema_path));
-      return DataSpec::Csv(schema);
+      DataSpec spec = DataSpec::Csv(schema);
+      if (spec.num_fields > kMaxFields)
+        return Status::InvalidArgument(schema_path + ": " + std::to_string(spec.num_fields) +
+                                       " categorical and multi-valued columns; embark takes at most " +
+                                       std::to_string(kMaxFields));
+      return spec;
     }
   }
   return Status::InvalidArgument("unknown format '" + format + "'");

@@ -38,6 +38,10 @@ struct CsvSchema {
 // Loads a CSV schema from a TOML file; errors name the file and the key.
 Result<CsvSchema> LoadCsvSchema(const std::string& path);
 
+// The most sparse (and numeric) fields a sample may have, as the
+// `ffm_fields` parameter's range says.
+constexpr int kMaxFields = 4096;
+
 struct DataSpec {
   Format format = Format::kCriteo;
   int num_dense = 13;

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -19,7 +21,22 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     return Status::InvalidArgument("unknown model '" + cfg.model + "' (known: " + FamilyNames() + ")");
   std::unique_ptr<Model> m(new Model(cfg, spec));
   FamilyBuilder b(cfg, spec, &m->params_);
-  EMBARK_RETURN_IF_ERROR(family->build(&b));
+  // Training holds the dense weights about 2 + optimizer slots + threads
+  // times over (gradients per thread and their sum): past half of this
+  // machine's memory in weights alone, say so instead of failing to allocate.
+  const uint64_t phys = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t limit = std::max<uint64_t>(phys / 2 / sizeof(float) / 4, 1u << 20);
+  m->params_.set_limit(static_cast<size_t>(limit));
+  try {
+    EMBARK_RETURN_IF_ERROR(family->build(&b));
+  } catch (const ParamLimitExceeded& e) {
+    return Status::InvalidArgument(
+        "model '" + cfg.model + "' would need " + std::to_string(e.requested) + " dense parameters (" +
+        std::to_string(e.requested * sizeof(float) * 4 >> 20) + " MiB with gradients and optimizer state); this machine's " +
+        std::to_string(phys >> 20) + " MiB allow at most " + std::to_string(limit) +
+        ": use smaller layers (--mlp, --bottom-mlp, --top-mlp, --cross-layers) or a smaller --embedding-dim");
+  }
+  m->params_.set_limit(SIZE_MAX);
 
   std::vector<RowStore*> stores;
   for (const TableDecl& t : b.tables()) {

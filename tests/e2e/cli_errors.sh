@@ -128,6 +128,29 @@ timeout 60 "$EMBARK" train --data pipe --format criteo --out piped --quiet --bot
   && [ -f piped/MANIFEST.json ] && pass "a pipe with --format trains" || fail "a pipe with --format"
 wait
 
+# CSV schemas: each column has one role; the threshold is a number.
+printf 'y,a,b,x\n1,u,v,0.5\n0,w,v,1.5\n' > small.csv
+printf 'label = "y"\ncategorical = ["a", "y"]\n' > s_label.toml
+expect_error "schema: label also a feature" "s_label.toml: key 'categorical': column 'y' is the label; it cannot also be a feature" \
+  "$EMBARK" train --data small.csv --schema s_label.toml --out m
+printf 'label = "y"\nlabel_threshold = nan\ncategorical = ["a"]\n' > s_nan.toml
+expect_error "schema: NaN threshold" "s_nan.toml: key 'label_threshold': must be a finite number" \
+  "$EMBARK" train --data small.csv --schema s_nan.toml --out m
+printf 'label = "y"\ncategorical = ["a", "b", "a"]\n' > s_twice.toml
+expect_error "schema: a column listed twice" "s_twice.toml: key 'categorical': lists column 'a' twice" \
+  "$EMBARK" train --data small.csv --schema s_twice.toml --out m
+printf 'label = "y"\nnumeric = ["x"]\ncategorical = ["a", "x"]\n' > s_roles.toml
+expect_error "schema: numeric and categorical" "column 'x' is already in 'numeric'; a column has one role" \
+  "$EMBARK" train --data small.csv --schema s_roles.toml --out m
+printf 'y,a,a\n1,u,v\n' > duphead.csv
+printf 'label = "y"\ncategorical = ["a"]\n' > s_ok.toml
+expect_error "csv: a duplicated header column" "duphead.csv:1: the header names column 'a' more than once" \
+  "$EMBARK" train --data duphead.csv --schema s_ok.toml --out m --model fm
+printf '1 0:1:1 99999999:2:1\n' > hugefield.ffm
+expect_error "libffm: field index beyond the limit" "hugefield.ffm:1: field index '99999999' is beyond the 4096 fields" \
+  "$EMBARK" train --data hugefield.ffm --out m --model fm
+expect_error "too large a dense model" "would need 4323" "$EMBARK" train --data good.tsv --out m --model deepfm --mlp 65536,65536
+
 # Ranges are the declaration's, for every subcommand alike.
 expect_error "eval: negative --max-bad-lines" "--max-bad-lines: -1 is out of range [0," "$EMBARK" eval --model ck --data good.tsv --max-bad-lines -1
 expect_error "predict: too many --threads" "--threads: 100000 is out of range [0, 1024]" "$EMBARK" predict --model ck --data good.tsv --out p.txt --threads 100000
