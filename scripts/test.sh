@@ -11,6 +11,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 elif [ "${1:-}" = "--tsan" ]; then
   ./scripts/build.sh --tsan
   cd build-tsan
+  TSAN_OPTIONS=halt_on_error=1 ./tests/thread_pool_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
   # Distributed training's communication thread against the training threads.

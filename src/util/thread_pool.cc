@@ -2,8 +2,8 @@
 
 namespace embark {
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+ThreadPool::ThreadPool(int threads) : threads_(static_cast<size_t>(threads < 1 ? 1 : threads)) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -21,39 +21,43 @@ void ThreadPool::Run(size_t n, Task fn) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  std::unique_lock<std::mutex> lk(mu_);
-  fn_ = &fn;
-  next_ = 0;
-  total_ = n;
-  done_ = 0;
-  ++generation_;
-  cv_work_.notify_all();
-  while (next_ < total_) {
-    size_t i = next_++;
-    lk.unlock();
-    fn(i);
-    lk.lock();
-    ++done_;
+  const size_t T = threads_;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fn_ = &fn;
+    total_ = n;
+    done_ = 0;
+    ++generation_;
   }
+  cv_work_.notify_all();
+  // Static assignment: index i runs on thread i % T (this thread is 0), so
+  // a thread meets the same shares every step and its caches and
+  // thread-local scratch stay warm.
+  size_t mine = 0;
+  for (size_t i = 0; i < n; i += T, ++mine) fn(i);
+  std::unique_lock<std::mutex> lk(mu_);
+  done_ += mine;
   cv_done_.wait(lk, [&] { return done_ == total_; });
   fn_ = nullptr;
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
+  const size_t T = threads_;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    cv_work_.wait(lk, [&] { return stop_ || (generation_ != seen && next_ < total_); });
+    cv_work_.wait(lk, [&] { return stop_ || generation_ != seen; });
     if (stop_) return;
     seen = generation_;
-    while (fn_ != nullptr && next_ < total_) {
-      size_t i = next_++;
-      const auto* fn = fn_;
-      lk.unlock();
-      (*fn)(i);
-      lk.lock();
-      if (++done_ == total_) cv_done_.notify_all();
-    }
+    const Task* fn = fn_;
+    const size_t n = total_;
+    if (fn == nullptr || static_cast<size_t>(index) >= n) continue;
+    lk.unlock();
+    size_t mine = 0;
+    for (size_t i = static_cast<size_t>(index); i < n; i += T, ++mine) (*fn)(i);
+    lk.lock();
+    done_ += mine;
+    if (done_ == total_) cv_done_.notify_all();
   }
 }
 

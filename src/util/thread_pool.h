@@ -21,8 +21,9 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs fn(i) for i in [0, n) across the pool and the calling thread; returns
-  // when all calls have returned. Allocates nothing (fn is called through a
-  // reference, never copied into a std::function).
+  // when all calls have returned. Index i always runs on the same thread
+  // (i % size(); the caller is thread 0). Allocates nothing (fn is called
+  // through a reference, never copied into a std::function).
   template <typename Fn>
   void ParallelFor(size_t n, Fn&& fn) {
     using F = std::remove_reference_t<Fn>;
@@ -37,13 +38,14 @@ class ThreadPool {
     void operator()(size_t i) const { call(fn, i); }
   };
   void Run(size_t n, Task task);
-  void WorkerLoop();
+  void WorkerLoop(int index);
 
+  const size_t threads_;  // workers + the calling thread
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
   const Task* fn_ = nullptr;
-  size_t next_ = 0, total_ = 0, done_ = 0;
+  size_t total_ = 0, done_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;
 };
