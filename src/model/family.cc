@@ -3,24 +3,24 @@
 namespace embark {
 namespace {
 
-Result<SparseOptimizerConfig> FirstOrderOptimizer(const TrainConfig& cfg) {
+// A table's optimizer: its own kind and rate, the shared l1/l2 and
+// Adagrad settings.
+Result<SparseOptimizerConfig> TableOptimizer(const TrainConfig& cfg, const std::string& kind, float lr) {
   SparseOptimizerConfig o;
-  EMBARK_ASSIGN_OR_RETURN(o.kind, ParseSparseOpt(cfg.first_order_optimizer));
-  o.lr = cfg.first_order_lr;
+  EMBARK_ASSIGN_OR_RETURN(o.kind, ParseSparseOpt(kind));
+  o.lr = lr;
   o.l2 = cfg.sparse_l2;
   o.l1 = cfg.ftrl_l1;
   o.initial_accumulator = cfg.adagrad_init;
   return o;
 }
 
+Result<SparseOptimizerConfig> FirstOrderOptimizer(const TrainConfig& cfg) {
+  return TableOptimizer(cfg, cfg.first_order_optimizer, cfg.first_order_lr);
+}
+
 Result<SparseOptimizerConfig> EmbeddingOptimizer(const TrainConfig& cfg) {
-  SparseOptimizerConfig o;
-  EMBARK_ASSIGN_OR_RETURN(o.kind, ParseSparseOpt(cfg.sparse_optimizer));
-  o.lr = cfg.sparse_lr;
-  o.l2 = cfg.sparse_l2;
-  o.l1 = cfg.ftrl_l1;
-  o.initial_accumulator = cfg.adagrad_init;
-  return o;
+  return TableOptimizer(cfg, cfg.sparse_optimizer, cfg.sparse_lr);
 }
 
 }  // namespace

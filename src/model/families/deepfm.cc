@@ -5,13 +5,13 @@
 namespace embark {
 
 Status BuildDeepFm(FamilyBuilder* b) {
+  // FM's tables and parts, then a deep tower over FM's embedding rows.
+  EMBARK_RETURN_IF_ERROR(BuildFm(b));
   const TrainConfig& cfg = b->config();
   const DataSpec& spec = b->spec();
-  const int first = b->AddTable(FirstOrderTable(cfg));
-  b->AddPart(std::make_unique<FirstOrderTerm>(b->params(), first, spec.num_dense));
-  const int emb = b->AddTable(EmbeddingTable(cfg));
-  b->AddPart(std::make_unique<FmTerm>(b->params(), emb, spec.num_fields, cfg.embedding_dim, spec.num_dense,
-                                      cfg.init_scale, cfg.seed));
+  int emb = -1;
+  for (size_t t = 0; t < b->tables().size(); ++t)
+    if (b->tables()[t].name == "embeddings") emb = static_cast<int>(t);
   b->PoolFields(emb);
   b->AddPart(std::make_unique<DeepTower>(b->params(), spec.num_fields, cfg.embedding_dim, spec.num_dense,
                                          /*cross_layers=*/0, cfg.mlp, cfg.seed));
