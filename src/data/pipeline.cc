@@ -130,7 +130,13 @@ Result<bool> DataReader::Next(Batch* block) {
       }
       if (d.end) {
         finished_ = true;
-        if (samples_ == 0) return Status::ParseError("no samples in the input (" + std::to_string(bad_.count) + " bad lines)");
+        if (samples_ == 0) {
+          std::string names;
+          for (const auto& f : files_) names += (names.empty() ? "'" : ", '") + f + "'";
+          return Status::ParseError("no samples in " + names + " (" + std::to_string(bad_.count) +
+                                    " bad line(s) skipped" +
+                                    (bad_.examples.empty() ? std::string() : "; first: " + bad_.examples.front()) + ")");
+        }
         return false;
       }
       samples_ += d.batch.size();

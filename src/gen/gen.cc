@@ -97,22 +97,13 @@ Planted MakePlanted(const GenOptions& opt) {
   return p;
 }
 
-struct Writer {
-  std::FILE* f = nullptr;
-  std::string buf;
-  Status Flush() {
-    if (!buf.empty() && std::fwrite(buf.data(), 1, buf.size(), f) != buf.size())
-      return Status::IOError("write failed");
-    buf.clear();
-    return Status::OK();
-  }
-};
-
 Result<GenFigures> WriteRows(const Planted& p, uint64_t rows, uint64_t stream, const std::string& path) {
-  std::string tmp = path + ".tmp";
-  Writer w;
-  w.f = std::fopen(tmp.c_str(), "wb");
-  if (w.f == nullptr) return Status::IOError("cannot create '" + tmp + "'");
+  // Written to a temporary beside `path`, fsynced and renamed: a failure
+  // (with the system's reason) leaves no partial file and no temporary.
+  EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(path));
+  struct {
+    std::string buf;
+  } w;
   Rng rng(p.seed * 0x5851F42D4C957F2DULL + stream);
   std::vector<double> probs, first;
   std::vector<float> labels;
@@ -164,19 +155,20 @@ Result<GenFigures> WriteRows(const Planted& p, uint64_t rows, uint64_t stream, c
     w.buf += cat_part;
     w.buf += '\n';
     if (w.buf.size() > (1 << 20)) {
-      Status st = w.Flush();
+      Status st = out->Append(w.buf);
       if (!st.ok()) {
-        std::fclose(w.f);
-        return Status::IOError("cannot write '" + tmp + "'");
+        out->Abort();
+        return st;
       }
+      w.buf.clear();
     }
   }
-  Status st = w.Flush();
-  bool ok = st.ok() && std::fflush(w.f) == 0 && ::fsync(fileno(w.f)) == 0;
-  ok = (std::fclose(w.f) == 0) && ok;
-  if (!ok) return Status::IOError("cannot write '" + tmp + "'");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::IOError("cannot rename into '" + path + "'");
-  EMBARK_RETURN_IF_ERROR(fs::FsyncDir(fs::ParentDir(path)));
+  Status st = out->Append(w.buf);
+  if (st.ok()) st = out->Commit();
+  if (!st.ok()) {
+    out->Abort();
+    return st;
+  }
   GenFigures g;
   g.rows = rows;
   Metrics m = Evaluate(probs, labels);
