@@ -1,9 +1,13 @@
 #include "data/spec.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
@@ -71,9 +75,16 @@ DataSpec DataSpec::Csv(const CsvSchema& schema) {
 }
 
 Result<CsvSchema> LoadCsvSchema(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read '" + path + "': " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ParseCsvSchema(text, path);
+}
+
+Result<CsvSchema> ParseCsvSchema(std::string_view text, const std::string& path) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -37,6 +38,8 @@ struct CsvSchema {
 
 // Loads a CSV schema from a TOML file; errors name the file and the key.
 Result<CsvSchema> LoadCsvSchema(const std::string& path);
+// The same from TOML text; `path` names it in errors.
+Result<CsvSchema> ParseCsvSchema(std::string_view text, const std::string& path);
 
 // The most sparse (and numeric) fields a sample may have, as the
 // `ffm_fields` parameter's range says.

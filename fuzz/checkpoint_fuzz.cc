@@ -1,0 +1,45 @@
+// Fuzz target for the checkpoint readers: a table file (checkpoint/
+// table_file.h: header, blocks with their checksums, end block) and the data
+// spec (data_spec.json). The first byte picks which; for a table, the second
+// picks the row shape. Any bytes must give an error or rows of the declared
+// shape, and no allocation is sized by an unchecked number from the file.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "checkpoint/table_file.h"
+#include "data/spec.h"
+#include "fuzz/fuzz_util.h"
+#include "util/env.h"
+
+using embark::fuzz::Check;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  if (data[0] % 2 == 0) {
+    auto spec = embark::DataSpec::FromJson(std::string(reinterpret_cast<const char*>(data + 1), size - 1));
+    if (spec.ok()) {
+      Check(spec->num_fields >= 1 && spec->num_fields <= embark::kMaxFields);
+      Check(static_cast<int>(spec->field_names.size()) == spec->num_fields);
+    }
+    return 0;
+  }
+  static const std::string path = "/tmp/embark-checkpoint-fuzz-" + std::to_string(::getpid()) + ".bin";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return 0;
+  std::fwrite(data + 2, 1, size - 2, f);
+  std::fclose(f);
+  const int dim = 1 + data[1] % 4, width = dim * (1 + (data[1] >> 2) % 3);
+  auto r = embark::TableFileReader::Open(embark::Env::Posix(), path, dim, width);
+  if (!r.ok()) return 0;
+  embark::RowBatch block;
+  for (int i = 0; i < 1000; ++i) {
+    auto more = r.value()->Next(&block);
+    if (!more.ok() || !more.value()) break;
+    Check(block.rows.size() == block.keys.size() * static_cast<size_t>(width));
+    Check(block.meta.empty() || block.meta.size() == block.keys.size());
+  }
+  return 0;
+}
