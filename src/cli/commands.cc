@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "serve/server.h"
 #include "train/config.h"
 #include "train/report.h"
+#include "util/fs.h"
 
 namespace embark::cli {
 namespace {
@@ -249,9 +251,21 @@ void RegisterServe(CLI::App* app) {
                                        "POST /v2/repository/models/NAME/load)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  auto token_file = std::make_shared<std::string>();
+  cmd->add_option("--admin-token-file", *token_file,
+                  "File holding the token that POST /v2/repository/models/NAME/load must send as "
+                  "'Authorization: Bearer TOKEN' (without it, that endpoint is disabled)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--quiet", *quiet, "Log errors and warnings only");
-  cmd->callback([o, quiet, max_body_mb] {
+  cmd->callback([o, quiet, max_body_mb, token_file] {
     o->max_body_bytes = static_cast<size_t>(*max_body_mb * 1048576.0);
+    if (!token_file->empty()) {
+      std::string t = Unwrap(fs::ReadFile(*token_file));
+      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(t.begin());
+      if (t.size() < 16) Fail("--admin-token-file '" + *token_file + "': the token must be at least 16 characters");
+      o->admin_token = t;
+    }
     Logger log(*quiet ? LogLevel::kWarn : LogLevel::kInfo);
     InitBlas();
     // Signal handlers only write the signal number to a pipe (any thread,

@@ -8,7 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <filesystem>
+// Connections waiting to be accepted: httplib's default of 5 refuses real
+// clients' bursts.
+#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <mutex>
 #include <thread>
 
@@ -18,6 +23,18 @@
 #include "util/fs.h"
 
 namespace embark::serve {
+namespace {
+
+// Compares in time independent of where the strings differ.
+bool TokenMatches(const std::string& given, const std::string& expected) {
+  unsigned diff = given.size() != expected.size();
+  for (size_t i = 0; i < expected.size(); ++i) diff |= static_cast<unsigned char>(expected[i]) ^
+                                                     static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+  return diff == 0;
+}
+
+}  // namespace
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -57,6 +74,16 @@ std::string BaseName(std::string dir) {
 }  // namespace
 
 struct Server::Impl {
+  // Error bodies name the model, not where its files live on the server.
+  std::string Redact(std::string msg) const {
+    std::error_code ec;
+    for (std::string dir : {opt.model_dir, std::filesystem::absolute(opt.model_dir, ec).string()}) {
+      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      if (dir.empty()) continue;
+      for (size_t at; (at = msg.find(dir)) != std::string::npos;) msg.replace(at, dir.size(), "<model " + opt.name + ">");
+    }
+    return msg;
+  }
   ServerOptions opt;
   const Logger& log;
   ServerMetrics metrics;
@@ -154,16 +181,26 @@ struct Server::Impl {
       if (req.matches[3].length() > 0 && req.matches[3] != m->version_str)
         return Reply(res, 404, ErrorJson("model '" + opt.name + "' has no version " + std::string(req.matches[3]) +
                                          " (serving " + m->version_str + ")"), ep);
-      if (ready_path) return Reply(res, 200, "{\"name\":\"" + opt.name + "\",\"ready\":true}", ep);
+      if (ready_path)
+        return Reply(res, 200, nlohmann::json{{"name", opt.name}, {"ready", true}}.dump(-1, ' ', false,
+                                                                                     nlohmann::json::error_handler_t::replace),
+                     ep);
       Reply(res, 200, m->metadata_json, ep);
     });
     http.Post(R"(/v2/models/([^/]+)(/versions/([^/]+))?/infer)", [this](const httplib::Request& req,
                                                                        httplib::Response& res) { Infer(req, res); });
     // The model repository extension's load: reload the checkpoint now.
     http.Post(R"(/v2/repository/models/([^/]+)/load)", [this](const httplib::Request& req, httplib::Response& res) {
+      if (opt.admin_token.empty())
+        return Reply(res, 403, ErrorJson("the load endpoint is disabled: start embark serve with --admin-token-file"),
+                     "load");
+      if (!TokenMatches(req.get_header_value("Authorization"), "Bearer " + opt.admin_token))
+        return Reply(res, 401, ErrorJson("the load endpoint needs 'Authorization: Bearer <admin token>'"), "load");
       if (req.matches[1] != opt.name) return Reply(res, 404, ErrorJson("unknown model '" + std::string(req.matches[1]) + "'"), "load");
       Status st = Reload(true);
-      if (!st.ok()) return Reply(res, 500, ErrorJson("reload refused, still serving the previous version: " + st.message()), "load");
+      if (!st.ok())
+        return Reply(res, 500, ErrorJson("reload refused, still serving the previous version: " + Redact(st.message())),
+                     "load");
       Reply(res, 200, "{\"version\":\"" + Current()->version_str + "\"}", "load");
     });
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
@@ -172,7 +209,8 @@ struct Server::Impl {
                         : res.status == 413 ? "request body is larger than the limit of " +
                                                   std::to_string(opt.max_body_bytes) + " bytes"
                         : res.status == 405 ? "method not allowed"
-                                            : "bad request";
+                        : res.status == 400 ? "malformed HTTP request (request line, headers or body framing)"
+                                            : "request failed with HTTP status " + std::to_string(res.status);
       res.set_content(ErrorJson(msg), "application/json");
       metrics.CountRequest("other", res.status);
     });

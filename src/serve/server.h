@@ -24,6 +24,9 @@ struct ServerOptions {
   size_t max_body_bytes = 64 << 20;
   int timeout_s = 5;             // read/write/keep-alive timeout per connection
   double poll_s = 2;             // model directory check interval; 0: only on SIGHUP or the load endpoint
+  // The repository load endpoint answers only requests carrying
+  // "Authorization: Bearer <admin_token>"; empty: the endpoint is disabled.
+  std::string admin_token;
 };
 
 class Server {

@@ -54,11 +54,12 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def call(self, method, path, body=None):
+    def call(self, method, path, body=None, headers=None):
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
         for attempt in range(2):
             try:
-                self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                self.conn.request(method, path, body=data,
+                                  headers={"Content-Type": "application/json", **(headers or {})})
                 r = self.conn.getresponse()
                 text = r.read().decode()
                 return r.status, text
@@ -97,7 +98,11 @@ def formatted(resp):
 
 
 # ---- conformance -----------------------------------------------------------
-p, port = start("--poll", "0.2", "--max-body-mb", "0.25", "--timeout", "1")
+TOKEN = "s3cret-admin-token-0123456789"
+with open(os.path.join(WORK, "admin.token"), "w") as f:
+    f.write(TOKEN + "\n")
+p, port = start("--poll", "0.2", "--max-body-mb", "0.25", "--timeout", "1",
+                "--admin-token-file", os.path.join(WORK, "admin.token"))
 c = Client(port)
 s, t = c.call("GET", "/v2/health/live")
 check("GET /v2/health/live is 200", s == 200 and json.loads(t)["live"] is True, t)
@@ -288,7 +293,12 @@ with open(os.path.join(broken, "embeddings.bin"), "r+b") as f:
 swap_in("broken")
 time.sleep(1.0)
 s, t = c.call("POST", "/v2/repository/models/ctr/load")
+check("the load endpoint refuses a request without the admin token", s == 401, (s, t))
+s, t = c.call("POST", "/v2/repository/models/ctr/load", headers={"Authorization": "Bearer wrong-token-0123456789"})
+check("the load endpoint refuses a wrong admin token", s == 401, (s, t))
+s, t = c.call("POST", "/v2/repository/models/ctr/load", headers={"Authorization": "Bearer " + TOKEN})
 check("loading a broken checkpoint is refused with the reason", s == 500 and "checksum" in t.lower(), (s, t))
+check("the error body names the model, not the server's paths", WORK not in t and "<model ctr>" in t, t)
 s, t = c.call("GET", "/v2/models/ctr")
 check("the old version keeps serving", s == 200 and json.loads(t)["versions"] == ["2"], t)
 swap_in("v3")
