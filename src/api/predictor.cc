@@ -52,23 +52,21 @@ Result<Predictor::FileScores> Predictor::PredictFiles(
     const std::vector<std::string>& files, int64_t max_bad_lines,
     const std::function<void(const float*, const float*, size_t)>& fn) const {
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
-  ReadSettings rs;
-  rs.max_bad_lines = max_bad_lines;
-  auto reader = api::NewReader(files, rep_->ck.model->spec(), rs);
+  ReadOptions ro;
+  ro.max_bad_lines = max_bad_lines;
+  StreamOptions so;
+  so.batch_size = 4096;
+  auto stream = OpenStream(files, rep_->ck.model->spec(), ro, so);
   std::lock_guard<std::mutex> lock(rep_->mu);
   FileScores fs;
-  std::vector<float> probs;
-  Batch batch;
-  for (;;) {
-    EMBARK_ASSIGN_OR_RETURN(bool more, reader->Next(&batch));
-    if (!more) break;
-    probs.resize(batch.size());
-    EMBARK_RETURN_IF_ERROR(ScoreBatch(*rep_->ck.model, batch, rep_->pool.get(), rep_->ws, nullptr, probs.data()));
-    fn(probs.data(), batch.labels.data(), batch.size());
-    fs.samples += static_cast<int64_t>(batch.size());
-  }
-  fs.bad_lines = reader->bad_lines();
-  fs.bad_line_examples = reader->bad_line_examples();
+  EMBARK_RETURN_IF_ERROR(Score(*rep_->ck.model, stream.get(), rep_->pool.get(),
+                               [&](const float* p, const float* y, size_t n) {
+                                 fn(p, y, n);
+                                 fs.samples += static_cast<int64_t>(n);
+                               }));
+  const BadLineReport bad = stream->bad_lines();
+  fs.bad_lines = bad.count;
+  fs.bad_line_examples = bad.examples;
   return fs;
 }
 

@@ -101,9 +101,7 @@ Result<GenFigures> WriteRows(const Planted& p, uint64_t rows, uint64_t stream, c
   // Written to a temporary beside `path`, fsynced and renamed: a failure
   // (with the system's reason) leaves no partial file and no temporary.
   EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(path));
-  struct {
-    std::string buf;
-  } w;
+  std::string buf;
   Rng rng(p.seed * 0x5851F42D4C957F2DULL + stream);
   std::vector<double> probs, first;
   std::vector<float> labels;
@@ -150,20 +148,20 @@ Result<GenFigures> WriteRows(const Planted& p, uint64_t rows, uint64_t stream, c
     probs.push_back(prob);
     first.push_back(first_order);
     labels.push_back(label);
-    w.buf += label > 0 ? '1' : '0';
-    w.buf += dense_part;
-    w.buf += cat_part;
-    w.buf += '\n';
-    if (w.buf.size() > (1 << 20)) {
-      Status st = out->Append(w.buf);
+    buf += label > 0 ? '1' : '0';
+    buf += dense_part;
+    buf += cat_part;
+    buf += '\n';
+    if (buf.size() > (1 << 20)) {
+      Status st = out->Append(buf);
       if (!st.ok()) {
         out->Abort();
         return st;
       }
-      w.buf.clear();
+      buf.clear();
     }
   }
-  Status st = out->Append(w.buf);
+  Status st = out->Append(buf);
   if (st.ok()) st = out->Commit();
   if (!st.ok()) {
     out->Abort();

@@ -41,12 +41,13 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
 Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   TrainJob job;
   EMBARK_ASSIGN_OR_RETURN(job.cfg, ResolveTrainConfig(req.params));
-  if (req.train_files.empty() && (!req.allow_no_train_files || (req.params.resume_dir.empty() &&
-                                                                 job.cfg.format == "auto" && req.schema_file.empty())))
-    return Status::InvalidArgument(req.allow_no_train_files
-                                       ? "no training files: give some, or the data format (format = criteo, "
-                                         "libsvm, libffm with ffm_fields, or csv with a schema)"
-                                       : "no training files");
+  if (req.train_files.empty()) {
+    if (!req.allow_no_train_files) return Status::InvalidArgument("no training files");
+    if (req.params.resume_dir.empty() && job.cfg.format == "auto" && req.schema_file.empty())
+      return Status::InvalidArgument(
+          "no training files: give some, or the data format (format = criteo, libsvm, libffm with ffm_fields, or "
+          "csv with a schema)");
+  }
   job.dist.staleness = job.cfg.staleness;
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));
   // A pipe can be read once: one epoch of it, and never as validation
