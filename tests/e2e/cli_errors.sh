@@ -172,5 +172,8 @@ r = subprocess.run([sys.argv[1], "serve", "--model", "ck", "--port", str(s.getso
                    capture_output=True, text=True, timeout=60)
 sys.exit(0 if r.returncode != 0 and "cannot bind" in r.stderr and "(in use?)" in r.stderr else 1)
 ' "$EMBARK" && pass "serve: a port in use is a clear error" || fail "serve: a port in use"
+printf 'short\n' > short.token
+expect_error "serve: a short admin token" "the token must be at least 16 characters" \
+  "$EMBARK" serve --model ck --port 0 --admin-token-file short.token
 expect_error "serve: bad port" "--port" "$EMBARK" serve --model ck --port 70000
 finish
