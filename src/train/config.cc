@@ -222,9 +222,11 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
       s = b->get() ? "true" : "false";
     } else if (auto* a = v.as_array()) {
       for (auto& e : *a) {
-        auto iv = e.value<int64_t>();
-        if (!iv) return Status::InvalidArgument(path + ": '" + key + "': expected a list of integers");
-        s += (s.empty() ? "" : ",") + std::to_string(*iv);
+        // as_integer, not value<int64_t>: the latter converts a float such as
+        // 6e22 to an integer, which is undefined when it does not fit.
+        const auto* iv = e.as_integer();
+        if (iv == nullptr) return Status::InvalidArgument(path + ": '" + key + "': expected a list of integers");
+        s += (s.empty() ? "" : ",") + std::to_string(iv->get());
       }
     } else {
       return Status::InvalidArgument(path + ": '" + key + "': unsupported value type");
