@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -196,6 +197,19 @@ TEST(Api, PredictToFileIsAllOrNothing) {
   int kept = 0;
   for (std::string l; std::getline(again, l);) ++kept;
   EXPECT_EQ(kept, 500);
+
+  // Nor is an output ever a file of the checkpoint being read: the model
+  // stays as it was and loads again.
+  std::ifstream dense_in(dir + "/model/dense.bin", std::ios::binary);
+  const std::string dense((std::istreambuf_iterator<char>(dense_in)), std::istreambuf_iterator<char>());
+  auto into_model = (*p)->PredictToFile({train}, 0, dir + "/model/dense.bin");
+  ASSERT_FALSE(into_model.ok());
+  EXPECT_NE(into_model.status().message().find("inside the checkpoint"), std::string::npos)
+      << into_model.status().message();
+  EXPECT_FALSE((*p)->PredictToFile({train}, 0, dir + "/model/pred.txt").ok());
+  std::ifstream dense_again(dir + "/model/dense.bin", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(dense_again)), std::istreambuf_iterator<char>()), dense);
+  EXPECT_TRUE(Predictor::Open(dir + "/model", {1}).ok());
 }
 
 TEST(Api, CallerBuiltBatchesAreCheckedAndTrainWithoutFiles) {

@@ -72,10 +72,14 @@ Result<Predictor::FileScores> Predictor::PredictFiles(
 
 Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
                                                        const std::string& out_path) const {
-  // The output replaces whatever is at out_path: never an input, never a directory.
+  // The output replaces whatever is at out_path: never an input, never a
+  // directory, never a file of the checkpoint being read.
   std::error_code ec;
   if (std::filesystem::is_directory(out_path, ec))
     return Status::InvalidArgument("--out: '" + out_path + "' is a directory; predictions go to a file");
+  if (std::filesystem::equivalent(fs::ParentDir(out_path), rep_->info.dir, ec))
+    return Status::InvalidArgument("--out: '" + out_path + "' is inside the checkpoint --model '" + rep_->info.dir +
+                                   "'; writing there would damage it: choose a path outside it");
   for (const std::string& f : files)
     if (std::filesystem::equivalent(f, out_path, ec))
       return Status::InvalidArgument("--out: '" + out_path + "' is also an input (--data '" + f +
