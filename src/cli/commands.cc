@@ -48,10 +48,12 @@ void RegisterGen(CLI::App* app) {
   auto* cmd = app->add_subcommand("gen", "Write Criteo-format data drawn from a planted model; print its optimal AUC/logloss");
   auto opt = std::make_shared<GenOptions>();
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--rows", opt->rows, "Training rows to write")->required();
+  // Range-checked before conversion: a negative count is refused, not wrapped.
+  cmd->add_option("--rows", opt->rows, "Training rows to write")->required()->check(CLI::Range(uint64_t{1}, kMaxGenRows));
   cmd->add_option("--seed", opt->seed, "Seed: same seed, same bytes")->capture_default_str();
   cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV)")->required();
-  cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)");
+  cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)")
+      ->check(CLI::Range(uint64_t{0}, kMaxGenRows));
   cmd->add_option("--valid-out", opt->valid_out, "Validation file to write");
   cmd->add_option("--vocab", opt->max_vocab, "Ids in the largest categorical fields")->capture_default_str();
   cmd->add_option("--zipf", opt->zipf, "Zipf exponent of id frequencies")->capture_default_str();
