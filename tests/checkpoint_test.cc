@@ -186,6 +186,29 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   ExpectRefused(dir3, "MANIFEST.json: unreadable");
 }
 
+// The manifest is not checksummed: its numbers are read exactly, never
+// truncated (2.5 as 2), wrapped (-1 as 2^64-1) or converted from a float
+// out of range (undefined).
+TEST(Checkpoint, ManifestNumbersAreExactIntegers) {
+  auto edited = [](const std::string& name, const std::string& from, const std::string& to) {
+    std::string dir = Saved(name);
+    auto text = fs::ReadFile(dir + "/MANIFEST.json").value();
+    EXPECT_NE(text.find(from), std::string::npos) << text;
+    text.replace(text.find(from), from.size(), to);
+    EXPECT_TRUE(fs::WriteFileAtomic(dir + "/MANIFEST.json", text).ok());
+    return dir;
+  };
+  const std::string v = "\"version\": " + std::to_string(kCheckpointVersion);
+  ExpectRefused(edited("ck_v_float", v, "\"version\": 2.5"), "'version' is not an integer");
+  ExpectRefused(edited("ck_v_string", v, "\"version\": \"2\""), "'version' is not an integer");
+  ExpectRefused(edited("ck_v_wide", v, "\"version\": 4294967298"), "format version 4294967298 is not supported");
+  ExpectRefused(edited("ck_shards", v, v + ", \"shards\": 0"), "'shards' is not an integer in [1, 65536]");
+  const std::string dense = "\"dense.bin\": {\n      \"bytes\": ";
+  ExpectRefused(edited("ck_bytes_neg", dense, dense + "-"), "'bytes' of 'dense.bin' is not a size");
+  ExpectRefused(edited("ck_bytes_huge", dense, dense + "1000000000000000000000"), "'bytes' of 'dense.bin' is not a size");
+  ExpectRefused(edited("ck_bytes_float", dense, dense + "0."), "'bytes' of 'dense.bin' is not a size");
+}
+
 // Rewrites `name` in checkpoint `dir` and its manifest entry, so that the
 // checkpoint stays consistent (sizes and checksums match) but says something else.
 void RewriteConsistently(const std::string& dir, const std::string& name, const std::string& text) {

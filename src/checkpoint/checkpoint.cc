@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -233,6 +234,22 @@ struct FileEntry {
   std::string xxh64;
 };
 
+// Most shard files a manifest may list per table (one per rank that wrote it).
+constexpr int64_t kMaxShards = 1 << 16;
+
+// An integer of a JSON file as written, or nothing: not a float (2.5), a
+// string, nor one beyond int64 (nlohmann's get<int> would truncate or wrap
+// those, and converting a float out of range is undefined).
+std::optional<int64_t> ExactInt(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  return std::nullopt;
+}
+
 // Reads a small file whole and checks it against its manifest entry; the
 // caller parses exactly these bytes.
 Result<std::string> ReadVerified(Env* env, const std::string& path, const FileEntry& e) {
@@ -338,20 +355,32 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   if (!mtext.ok()) return Status::NotFound("'" + dir + "' is not a checkpoint (no MANIFEST.json): " + mtext.status().message());
   int version = 0, shards = 1;
   std::map<std::string, FileEntry> files;
+  const std::string mpath = dir + "/MANIFEST.json";
   try {
     nlohmann::json manifest = nlohmann::json::parse(mtext.value());
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
-      return Status::Corruption(dir + "/MANIFEST.json: not an embark checkpoint");
-    version = manifest.at("version").get<int>();
-    if (version != 1 && version != kCheckpointVersion)
-      return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
+      return Status::Corruption(mpath + ": not an embark checkpoint");
+    const std::optional<int64_t> v = ExactInt(manifest.at("version"));
+    if (!v) return Status::Corruption(mpath + ": 'version' is not an integer");
+    if (*v != 1 && *v != kCheckpointVersion)
+      return Status::Corruption(dir + ": checkpoint format version " + std::to_string(*v) +
                                 " is not supported (this build reads versions 1 to " +
                                 std::to_string(kCheckpointVersion) + ")");
-    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
-    for (auto& [name, meta] : manifest.at("files").items())
-      files[name] = {meta.at("bytes").get<uint64_t>(), meta.at("xxh64").get<std::string>()};
+    version = static_cast<int>(*v);
+    if (manifest.contains("shards")) {
+      const std::optional<int64_t> n = ExactInt(manifest["shards"]);
+      if (!n || *n < 1 || *n > kMaxShards)
+        return Status::Corruption(mpath + ": 'shards' is not an integer in [1, " + std::to_string(kMaxShards) + "]");
+      shards = static_cast<int>(*n);
+    }
+    for (auto& [name, meta] : manifest.at("files").items()) {
+      const std::optional<int64_t> bytes = ExactInt(meta.at("bytes"));
+      if (!bytes || *bytes < 0)
+        return Status::Corruption(mpath + ": 'bytes' of '" + name + "' is not a size (an integer, 0 or more)");
+      files[name] = {static_cast<uint64_t>(*bytes), meta.at("xxh64").get<std::string>()};
+    }
   } catch (const std::exception& e) {
-    return Status::Corruption(dir + "/MANIFEST.json: unreadable (" + e.what() + ")");
+    return Status::Corruption(mpath + ": unreadable (" + e.what() + ")");
   }
   // Every listed file must be there with its size before anything is parsed.
   for (const auto& [name, e] : files) {
@@ -380,7 +409,12 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
-    out.state.epochs_done = st.at("epochs_done").get<int>();
+    for (const char* key : {"epochs_done", "step", "samples"}) {
+      const std::optional<int64_t> n = ExactInt(st.at(key));
+      if (!n || *n < 0 || (std::string(key) == "epochs_done" && *n > INT32_MAX))
+        return Status::Corruption(dir + "/trainer.json: '" + key + "' is not a count (an integer, 0 or more)");
+    }
+    out.state.epochs_done = static_cast<int>(st.at("epochs_done").get<int64_t>());
     out.state.step = st.at("step").get<int64_t>();
     out.state.samples = st.at("samples").get<uint64_t>();
     out.state.best_auc = st.at("best_auc").get<double>();
