@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "test_util.h"
@@ -141,6 +143,24 @@ TEST(MakeTrainJob, ResolvesConfigSpecAndDistOptions) {
   EXPECT_NE(csv.status().message().find("--format csv needs --schema"), std::string::npos);
   req.train_files.clear();
   EXPECT_FALSE(MakeTrainJob(req).ok());
+}
+
+// A pipe can be read once: listed twice, the second read would wait forever
+// for a writer. Refused before anything opens it.
+TEST(MakeTrainJob, APipeGivenTwiceIsRefused) {
+  const std::string dir = testing::TempDir(), pipe = dir + "/pipe";
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  TrainRequest req;
+  req.train_files = {pipe, dir + "/./pipe"};
+  req.out_dir = "out";
+  req.params.values = {{"format", "criteo"}};
+  auto job = MakeTrainJob(req);
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("--data '" + dir + "/./pipe' is given twice; a pipe or device can be read once"),
+            std::string::npos)
+      << job.status().message();
+  req.train_files = {pipe};
+  EXPECT_TRUE(MakeTrainJob(req).ok());
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ Result<Predictor::FileScores> Predictor::PredictFiles(
     const std::vector<std::string>& files, int64_t max_bad_lines,
     const std::function<void(const float*, const float*, size_t)>& fn) const {
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(files, "--data"));
   ReadOptions ro;
   ro.max_bad_lines = max_bad_lines;
   StreamOptions so;
@@ -105,6 +106,7 @@ Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::st
 
 Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines) const {
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(files, "--data"));
   std::lock_guard<std::mutex> lock(rep_->mu);
   return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
 }

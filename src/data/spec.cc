@@ -1,5 +1,7 @@
 #include "data/spec.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -220,6 +222,21 @@ bool IsReReadable(const std::string& path) {
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
   return ec || st.type() == std::filesystem::file_type::regular;  // missing: the open says so
+}
+
+Status CheckReadOnce(const std::vector<std::string>& files, const std::string& flag) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (IsReReadable(files[i])) continue;
+    struct stat a {};
+    if (::stat(files[i].c_str(), &a) != 0) continue;  // missing: the open says so
+    for (size_t j = 0; j < i; ++j) {
+      // By device and inode (std::filesystem::equivalent refuses FIFOs).
+      struct stat b {};
+      if (::stat(files[j].c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return Status::InvalidArgument(flag + " '" + files[i] + "' is given twice; a pipe or device can be read once");
+    }
+  }
+  return Status::OK();
 }
 
 namespace {

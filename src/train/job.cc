@@ -52,6 +52,7 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));
   // A pipe can be read once: one epoch of it, and never as validation
   // data (read at every evaluation).
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(req.train_files, "--data"));
   for (const std::string& f : req.train_files)
     if (!IsReReadable(f) && job.cfg.epochs > 1)
       return Status::InvalidArgument("--data '" + f + "' is a pipe or device, which can be read once: --epochs must be "
