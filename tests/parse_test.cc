@@ -214,6 +214,28 @@ TEST(Sniff, GuessesFormatsFromTheFirstLine) {
   EXPECT_FALSE(SniffFormat(testing::WriteTemp("sp.txt", " 1:1\n")).ok());
 }
 
+// Blank lines carry no sample: the guess reads the first line that is not
+// blank, and an error names that line.
+TEST(Sniff, SkipsBlankLinesAsTheParserDoes) {
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("b.tsv", "\n\r\n" + CriteoLine())).value(), Format::kCriteo);
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("b.svm", "\n1 3:1\n")).value(), Format::kLibsvm);
+  auto prose = SniffFormat(testing::WriteTemp("bp.txt", "\n\nhello world\n"));
+  ASSERT_FALSE(prose.ok());
+  EXPECT_NE(prose.status().message().find("bp.txt: cannot tell the format from line 3"), std::string::npos)
+      << prose.status().message();
+  auto blank = SniffFormat(testing::WriteTemp("bb.txt", "\n\r\n\n"));
+  ASSERT_FALSE(blank.ok());
+  EXPECT_NE(blank.status().message().find("bb.txt: has only blank lines"), std::string::npos)
+      << blank.status().message();
+}
+
+// A file's last line counts without its newline; a line cut by the 4 MiB
+// read does not.
+TEST(Sniff, FfmFieldsCountTheLastLineWithoutANewline) {
+  EXPECT_EQ(SniffFfmFields(testing::WriteTemp("one.ffm", "1 0:1:1 2:2:1")).value(), 3);
+  EXPECT_EQ(SniffFfmFields(testing::WriteTemp("two.ffm", "1 0:1:1\n0 5:2:1")).value(), 6);
+}
+
 }  // namespace
 }  // namespace embark
 

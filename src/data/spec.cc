@@ -261,13 +261,29 @@ Result<std::string> FirstLines(const std::string& path, size_t bytes, const char
 }  // namespace
 
 Result<Format> SniffFormat(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 1 << 16, "the format"));
+  constexpr size_t kHead = 1 << 16;
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, kHead, "the format"));
   if (text.empty()) return Status::ParseError(path + ": file is empty");
-  std::string line = text.substr(0, text.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  // The first line that is not blank: blank lines carry no sample, here as
+  // in the parser.
+  std::string line;
+  uint64_t line_no = 1;
+  for (size_t pos = 0;; ++line_no) {
+    const size_t nl = text.find('\n', pos);
+    line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) break;
+    if (nl == std::string::npos) {
+      if (text.size() < kHead) return Status::InvalidArgument(path + ": has only blank lines");
+      return Status::InvalidArgument(path + ": its first " + std::to_string(kHead >> 10) +
+                                     " KiB are blank lines, so the format cannot be told: pass --format");
+    }
+    pos = nl + 1;
+  }
+  const std::string where = path + ": cannot tell the format from line " + std::to_string(line_no);
   for (char c : line)
     if (static_cast<unsigned char>(c) < 0x09)
-      return Status::InvalidArgument(path + ": line 1 is binary data, not text");
+      return Status::InvalidArgument(path + ": line " + std::to_string(line_no) + " is binary data, not text");
   if (std::count(line.begin(), line.end(), '\t') == 39) return Format::kCriteo;
   const size_t sp = line.find(' ');
   bool numeric_label = false;
@@ -283,16 +299,20 @@ Result<Format> SniffFormat(const std::string& path) {
     if (colons == 2) return Format::kLibffm;
     if (colons == 1) return Format::kLibsvm;
   }
-  return Status::InvalidArgument(path + ": cannot tell the format from line 1; pass --format (and --schema for CSV)");
+  return Status::InvalidArgument(where + "; pass --format (and --schema for CSV)");
 }
 
 Result<int> SniffFfmFields(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20, "the number of fields"));
+  constexpr size_t kHead = 4 << 20;
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, kHead, "the number of fields"));
   int64_t max_field = -1;
   size_t pos = 0;
   for (uint64_t line_no = 1; pos < text.size(); ++line_no) {
     size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) break;  // ignore a partial last line
+    if (nl == std::string::npos) {
+      if (text.size() >= kHead) break;  // a line cut by the read: ignored
+      nl = text.size();                 // the file's last line, without a newline
+    }
     std::string_view line(text.data() + pos, nl - pos);
     pos = nl + 1;
     size_t i = line.find(' ');
