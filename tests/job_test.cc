@@ -48,7 +48,7 @@ TEST(TrainConfigLayers, ErrorsNameTheFlagOrTheFile) {
   EXPECT_NE(ResolveTrainConfig(src).status().message().find("--deterministic runs on one thread"), std::string::npos);
   src.values.clear();
   src.config_file = testing::WriteTemp("bad.toml", "embedding_dim = \"sixteen\"\n");
-  EXPECT_NE(ResolveTrainConfig(src).status().message().find("bad.toml: 'embedding_dim': 'sixteen' is not an integer"),
+  EXPECT_NE(ResolveTrainConfig(src).status().message().find("bad.toml: 'embedding_dim': expected an integer, found a string: \"sixteen\""),
             std::string::npos);
 }
 

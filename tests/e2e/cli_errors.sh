@@ -46,7 +46,7 @@ expect_error "--max-bad-lines 1 exceeded" "more than --max-bad-lines=1" "$EMBARK
 
 # Configuration and usage errors.
 printf 'embedding_dim = "sixteen"\n' > bad.toml
-expect_error "bad config value" "bad.toml: 'embedding_dim': 'sixteen' is not an integer" "$EMBARK" train --data good.tsv --out m --config bad.toml
+expect_error "bad config value" "bad.toml: 'embedding_dim': expected an integer, found a string: \"sixteen\"" "$EMBARK" train --data good.tsv --out m --config bad.toml
 printf 'embeding_dim = 8\n' > typo.toml
 expect_error "unknown config key" "typo.toml: unknown parameter 'embeding_dim'" "$EMBARK" train --data good.tsv --out m --config typo.toml
 expect_error "unknown model" "'gbdt' is not one of" "$EMBARK" train --data good.tsv --out m --model gbdt
