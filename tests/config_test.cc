@@ -66,6 +66,20 @@ TEST(Config, TomlValuesHaveTheParametersType) {
   EXPECT_FLOAT_EQ(c.comm_timeout, 120.0f);
 }
 
+// An int list is read whole: an empty item is a typo to report, not to skip.
+TEST(Config, IntListsRefuseEmptyItems) {
+  const ParamDef* mlp = FindParam("mlp");
+  TrainConfig c;
+  for (const char* ok : {"64,32", "[64, 32]", " 8 ", "", "[]"}) EXPECT_TRUE(mlp->set(&c, ok).ok()) << ok;
+  EXPECT_TRUE(mlp->set(&c, "[64, 32]").ok());
+  EXPECT_EQ(c.mlp, (std::vector<int>{64, 32}));
+  for (const char* bad : {"8,,8", ",", "8,", ",8", "[8,]"}) {
+    Status s = mlp->set(&c, bad);
+    EXPECT_NE(s.message().find(std::string("'") + bad + "' has an empty item"), std::string::npos) << s.message();
+  }
+  EXPECT_NE(mlp->set(&c, "8 8").message().find("'8 8' is not an integer"), std::string::npos);
+}
+
 TEST(Config, TomlRoundTrip) {
   TrainConfig a;
   a.model = "dcnv2";

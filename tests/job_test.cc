@@ -45,10 +45,12 @@ TEST(TrainConfigLayers, ErrorsNameTheFlagOrTheFile) {
   src.values = {{"no_such", "1"}};
   EXPECT_NE(ResolveTrainConfig(src).status().message().find("unknown parameter 'no_such'"), std::string::npos);
   src.values = {{"deterministic", "true"}, {"threads", "4"}};
-  EXPECT_NE(ResolveTrainConfig(src).status().message().find("--deterministic runs on one thread"), std::string::npos);
+  EXPECT_NE(ResolveTrainConfig(src).status().message().find("deterministic runs on one thread, but threads is 4"),
+            std::string::npos);
   src.values.clear();
   src.config_file = testing::WriteTemp("bad.toml", "embedding_dim = \"sixteen\"\n");
-  EXPECT_NE(ResolveTrainConfig(src).status().message().find("bad.toml: 'embedding_dim': expected an integer, found a string: \"sixteen\""),
+  EXPECT_NE(ResolveTrainConfig(src).status().message().find(
+                "bad.toml: 'embedding_dim': expected an integer, found a string: \"sixteen\""),
             std::string::npos);
 }
 

@@ -49,7 +49,9 @@ void RegisterGen(CLI::App* app) {
   auto opt = std::make_shared<GenOptions>();
   auto json = std::make_shared<bool>(false);
   // Range-checked before conversion: a negative count is refused, not wrapped.
-  cmd->add_option("--rows", opt->rows, "Training rows to write")->required()->check(CLI::Range(uint64_t{1}, kMaxGenRows));
+  cmd->add_option("--rows", opt->rows, "Training rows to write")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, kMaxGenRows));
   cmd->add_option("--seed", opt->seed, "Seed: same seed, same bytes")->capture_default_str();
   cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV)")->required();
   cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)")

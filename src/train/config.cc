@@ -31,20 +31,29 @@ Status ParseF(const std::string& s, double lo, double hi, float* out) {
   return Status::OK();
 }
 
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// An int list: "64,32" or "[64, 32]"; "" or "[]" is the empty list (no
+// hidden layer). An empty item ("8,,8", "8,") is an error, not skipped.
 Status ParseList(const std::string& s, std::vector<int>* out) {
   out->clear();
-  std::string t = s;
-  for (char& c : t)
-    if (c == '[' || c == ']' || c == ' ') c = ',';
-  std::stringstream ss(t);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
+  std::string_view t = TrimSpaces(s);
+  if (t.size() >= 2 && t.front() == '[' && t.back() == ']') t = TrimSpaces(t.substr(1, t.size() - 2));
+  if (t.empty()) return Status::OK();
+  for (size_t start = 0;;) {
+    const size_t comma = t.find(',', start);
+    const std::string item(TrimSpaces(t.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    if (item.empty()) return Status::InvalidArgument("'" + s + "' has an empty item");
     int64_t v = 0;
     EMBARK_RETURN_IF_ERROR(ParseInt64(item, 1, 65536, &v));
     out->push_back(static_cast<int>(v));
+    if (comma == std::string_view::npos) return Status::OK();
+    start = comma + 1;
   }
-  return Status::OK();
 }
 
 std::string ListStr(const std::vector<int>& v) {
@@ -291,7 +300,8 @@ Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
   if (cfg.deterministic && cfg.threads > 1)
-    return Status::InvalidArgument("--deterministic runs on one thread; drop --threads or set it to 1");
+    return Status::InvalidArgument("deterministic runs on one thread, but threads is " + std::to_string(cfg.threads) +
+                                   ": set threads to 1 or leave it out (flag or --config)");
   return Status::OK();
 }
 
