@@ -42,6 +42,19 @@ TEST(TrainConfigLayers, ErrorsNameTheFlagOrTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("--dense-compression: 'zip' is not one of: none, fp16, onebit"), std::string::npos)
       << r.status().message();
+  // A former name and the new one both given: refused naming both, in
+  // either order; one name repeated is a later value.
+  for (auto values : {std::vector<std::pair<std::string, std::string>>{{"wide_lr", "0.1"}, {"first_order_lr", "0.2"}},
+                      std::vector<std::pair<std::string, std::string>>{{"first_order_lr", "0.2"}, {"wide_lr", "0.1"}}}) {
+    src.values = values;
+    EXPECT_NE(ResolveTrainConfig(src).status().message().find(
+                  "--wide-lr sets 'first_order_lr' again (--wide-lr is the former name of --first-order-lr, also "
+                  "given): keep --first-order-lr"),
+              std::string::npos)
+        << ResolveTrainConfig(src).status().message();
+  }
+  src.values = {{"wide_lr", "0.1"}, {"wide_lr", "0.2"}};
+  EXPECT_FLOAT_EQ(ResolveTrainConfig(src).value().first_order_lr, 0.2f);
   src.values = {{"no_such", "1"}};
   EXPECT_NE(ResolveTrainConfig(src).status().message().find("unknown parameter 'no_such'"), std::string::npos);
   src.values = {{"deterministic", "true"}, {"threads", "4"}};

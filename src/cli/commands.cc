@@ -99,23 +99,27 @@ void RegisterTrain(CLI::App* app) {
   cmd->add_flag("--json", a->json, "Print one JSON object with the run's figures");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   // Every training parameter becomes a flag, from its one declaration.
+  // A former name is a flag of its own, recorded under that name, so that
+  // giving both names is refused naming both (ResolveTrainConfig).
   for (const ParamInfo& p : ListParams()) {
     std::string flag = p.flag, help = p.help;
     if (p.name == "batch_size") flag += ",--batch";
-    for (const std::string& old : p.former_names) {
-      flag += "," + FlagName(old);
-      help += " (" + FlagName(old) + ": its former name, deprecated)";
-    }
+    for (const std::string& old : p.former_names) help += " (" + FlagName(old) + ": its former name, deprecated)";
     const char* group = p.fixed_on_resume ? "Parameters (fixed by the checkpoint on --resume)"
                                           : "Parameters (may change on --resume)";
-    auto set = [a, name = p.name](const std::string& v) { a->values.emplace_back(name, v); };
-    if (p.type == "bool") {
-      cmd->add_flag_callback(flag, [set] { set("true"); }, help)->group(group);
-    } else {
-      cmd->add_option_function<std::string>(flag, set, help + " [" + p.default_value + "]")
-          ->type_name(p.type)
-          ->group(group);
-    }
+    auto add = [&](const std::string& flags, const std::string& name, const std::string& text, const char* grp) {
+      auto set = [a, name](const std::string& v) { a->values.emplace_back(name, v); };
+      if (p.type == "bool") {
+        cmd->add_flag_callback(flags, [set] { set("true"); }, text)->group(grp);
+      } else {
+        cmd->add_option_function<std::string>(flags, set, text + " [" + p.default_value + "]")
+            ->type_name(p.type)
+            ->group(grp);
+      }
+    };
+    add(flag, p.name, help, group);
+    for (const std::string& old : p.former_names)
+      add(FlagName(old), old, "Former name of " + p.flag + " (deprecated)", "Former names (deprecated)");
   }
   cmd->footer(
       "On --resume: the run starts from the checkpoint's config, not the defaults. Values given explicitly\n"

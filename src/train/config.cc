@@ -372,8 +372,8 @@ std::string ParamsMarkdown() {
       "\n## Former names\n\n"
       "Deprecated names still accepted, as the parameter of the new name: in TOML files (`--config`,\n"
       "and the `config.toml` of checkpoints written before the rename, which load and resume as\n"
-      "before) and as flags. A file that sets both names of one parameter is refused. Checkpoints\n"
-      "record the new names.\n\n"
+      "before) and as flags. Both names of one parameter in one file, or both as flags, are refused.\n"
+      "Checkpoints record the new names.\n\n"
       "| former name | flag | now |\n|---|---|---|\n";
   for (const auto& a : kAliases)
     out += std::string("| `") + a.old_name + "` | `" + FlagName(a.old_name) + "` | `" + a.name + "` |\n";

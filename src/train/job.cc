@@ -1,5 +1,6 @@
 #include "train/job.h"
 
+#include <map>
 #include <set>
 
 #include "checkpoint/checkpoint.h"
@@ -13,9 +14,19 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
   TrainConfig requested;
   std::set<std::string> explicitly_set;
   if (!src.config_file.empty()) EMBARK_RETURN_IF_ERROR(LoadConfigToml(src.config_file, &requested, &explicitly_set));
+  std::map<std::string, std::string> given_as;  // parameter -> the name it was given under
   for (const auto& [name, value] : src.values) {
     const ParamDef* p = FindParam(name);
     if (p == nullptr) return Status::InvalidArgument("unknown parameter '" + name + "'");
+    // The same name again replaces the value; a former name and the new one
+    // both given is ambiguous.
+    auto [it, first] = given_as.emplace(p->name, name);
+    if (!first && it->second != name) {
+      const std::string& former = name == p->name ? it->second : name;
+      return Status::InvalidArgument(FlagName(former) + " sets '" + p->name + "' again (" + FlagName(former) +
+                                     " is the former name of " + FlagName(p->name) + ", also given): keep " +
+                                     FlagName(p->name));
+    }
     Status s = p->set(&requested, value);
     if (!s.ok()) return Status::InvalidArgument(FlagName(name) + ": " + s.message());
     explicitly_set.insert(p->name);  // a former name counts as the parameter's current one
