@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "data/spec.h"
 #include "test_util.h"
 #include "util/fs.h"
 
@@ -158,6 +159,38 @@ TEST(MakeTrainJob, ResolvesConfigSpecAndDistOptions) {
   EXPECT_NE(csv.status().message().find("--format csv needs --schema"), std::string::npos);
   req.train_files.clear();
   EXPECT_FALSE(MakeTrainJob(req).ok());
+}
+
+// On --resume the checkpoint fixes the data spec: a --schema given again
+// must be the one it was trained with, not be silently ignored.
+TEST(MakeTrainJob, ResumeTakesOnlyTheCheckpointsSchema) {
+  const std::string schema_text = "label = \"y\"\ncategorical = [\"a\"]\n";
+  const std::string same = testing::WriteTemp("same.schema.toml", schema_text);
+  const std::string other = testing::WriteTemp("other.schema.toml", schema_text + "numeric = [\"x\"]\n");
+  TrainConfig cfg;
+  cfg.model = "fm";
+  const std::string csv_ck = FakeCheckpoint("csv_ck", cfg);
+  ASSERT_TRUE(fs::WriteFileAtomic(csv_ck + "/data_spec.json", DataSpec::Csv(LoadCsvSchema(same).value()).ToJson()).ok());
+  const std::string criteo_ck = FakeCheckpoint("criteo_ck", cfg);
+  ASSERT_TRUE(fs::WriteFileAtomic(criteo_ck + "/data_spec.json", DataSpec::Criteo().ToJson()).ok());
+
+  TrainRequest req;
+  req.train_files = {testing::WriteTemp("r.csv", "y,a,x\n1,u,2\n")};
+  req.out_dir = "out";
+  req.params.resume_dir = csv_ck;
+  req.schema_file = same;
+  EXPECT_TRUE(MakeTrainJob(req).ok()) << MakeTrainJob(req).status().message();
+  req.schema_file = other;
+  auto differs = MakeTrainJob(req);
+  ASSERT_FALSE(differs.ok());
+  EXPECT_NE(differs.status().message().find("cannot change the data spec when resuming: it differs"),
+            std::string::npos)
+      << differs.status().message();
+  req.params.resume_dir = criteo_ck;
+  auto not_csv = MakeTrainJob(req);
+  ASSERT_FALSE(not_csv.ok());
+  EXPECT_NE(not_csv.status().message().find("the checkpoint reads criteo, not CSV"), std::string::npos)
+      << not_csv.status().message();
 }
 
 // A pipe can be read once: listed twice, the second read would wait forever

@@ -49,6 +49,24 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
   return cfg;
 }
 
+namespace {
+Status CheckResumeSchema(const std::string& schema_file, const std::string& resume_dir) {
+  const std::string spec_path = resume_dir + "/data_spec.json";
+  EMBARK_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(spec_path));
+  auto saved = DataSpec::FromJson(text);
+  if (!saved.ok()) return Status::Corruption(spec_path + ": " + saved.status().message());
+  const std::string what = "--schema '" + schema_file + "': cannot change the data spec when resuming: ";
+  if (saved->format != Format::kCsv)
+    return Status::InvalidArgument(what + "the checkpoint reads " + FormatName(saved->format) +
+                                   ", not CSV with a schema; drop --schema");
+  EMBARK_ASSIGN_OR_RETURN(CsvSchema schema, LoadCsvSchema(schema_file));
+  if (DataSpec::Csv(schema).ToJson() != saved->ToJson())
+    return Status::InvalidArgument(what + "it differs from the checkpoint's (" + spec_path +
+                                   "); drop --schema, or give the one the checkpoint was trained with");
+  return Status::OK();
+}
+}  // namespace
+
 Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   TrainJob job;
   EMBARK_ASSIGN_OR_RETURN(job.cfg, ResolveTrainConfig(req.params));
@@ -81,6 +99,10 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
     EMBARK_ASSIGN_OR_RETURN(
         job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file,
                                   req.train_files.empty() ? std::string() : req.train_files.front()));
+  } else if (!req.schema_file.empty()) {
+    // The checkpoint fixes the data spec: a schema given again must be the
+    // one it was trained with, never silently ignored.
+    EMBARK_RETURN_IF_ERROR(CheckResumeSchema(req.schema_file, job.resume_dir));
   }
   return job;
 }
