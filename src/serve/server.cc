@@ -1,13 +1,18 @@
 #include "serve/server.h"
 
 #include <dirent.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 // Connections waiting to be accepted: httplib's default of 5 refuses real
 // clients' bursts.
@@ -31,6 +36,35 @@ bool TokenMatches(const std::string& given, const std::string& expected) {
   for (size_t i = 0; i < expected.size(); ++i) diff |= static_cast<unsigned char>(expected[i]) ^
                                                      static_cast<unsigned char>(i < given.size() ? given[i] : 0);
   return diff == 0;
+}
+
+// Why host:port cannot be bound, in the system's words (httplib says only
+// that it failed): the name does not resolve, or bind(2)'s error, tried as
+// httplib does (SO_REUSEADDR, each address of the name).
+std::string BindFailure(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (rc != 0) return std::string("the name does not resolve (") + ::gai_strerror(rc) + ")";
+  std::string why = "no address to listen on";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    const int one = 1;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    const bool bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    why = bound ? "it was taken, and is free again now" : std::strerror(errno);
+    ::close(fd);
+    if (bound) break;
+  }
+  ::freeaddrinfo(found);
+  return why;
 }
 
 }  // namespace
@@ -298,9 +332,10 @@ Status Server::Run() {
   int port = s.opt.port;
   if (port == 0) {
     port = s.http.bind_to_any_port(s.opt.host);
-    if (port < 0) return Status::IOError("cannot bind to " + s.opt.host);
+    if (port < 0) return Status::IOError("cannot bind to " + s.opt.host + ": " + BindFailure(s.opt.host, 0));
   } else if (!s.http.bind_to_port(s.opt.host, port)) {
-    return Status::IOError("cannot bind to " + s.opt.host + ":" + std::to_string(port) + " (in use?)");
+    return Status::IOError("cannot bind to " + s.opt.host + ":" + std::to_string(port) + ": " +
+                           BindFailure(s.opt.host, port));
   }
   s.bound_port = port;
   s.ready = true;

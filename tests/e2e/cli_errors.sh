@@ -170,7 +170,7 @@ import socket, subprocess, sys
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 r = subprocess.run([sys.argv[1], "serve", "--model", "ck", "--port", str(s.getsockname()[1])],
                    capture_output=True, text=True, timeout=60)
-sys.exit(0 if r.returncode != 0 and "cannot bind" in r.stderr and "(in use?)" in r.stderr else 1)
+sys.exit(0 if r.returncode != 0 and "cannot bind" in r.stderr and "Address already in use" in r.stderr else 1)
 ' "$EMBARK" && pass "serve: a port in use is a clear error" || fail "serve: a port in use"
 printf 'short\n' > short.token
 expect_error "serve: a short admin token" "the token must be at least 16 characters" \
