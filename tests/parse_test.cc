@@ -72,6 +72,8 @@ TEST(Criteo, BadLinesNameFieldAndReason) {
   ExpectBad(spec, CriteoLine("1", "abc"), "field I3: 'abc' is not an integer");
   ExpectBad(spec, CriteoLine("1", "99999999999999999999999"), "field I3: '99999999999999999999999' is out of range");
   ExpectBad(spec, CriteoLine("1", "7", "zz-not-hex"), "field C5: 'zz-not-hex' is not a hexadecimal id");
+  ExpectBad(spec, CriteoLine("1", "7", "0123456789abcdef0"),
+            "field C5: '0123456789abcdef0' is not a hexadecimal id of at most 16 digits");
   ExpectBad(spec, CriteoLine("1", "7", std::string("ab\x01\x02", 4)), "field C5: 'ab\\x01\\x02'");
   ExpectBad(spec, std::string("1\t\0\t3\n", 6), "binary data (NUL byte)");
 }
