@@ -168,6 +168,14 @@ TEST(Checkpoint, TruncatedFileIsRefused) {
   std::string dir = Saved("ck_trunc");
   sfs::resize_file(dir + "/dense.bin", 20);
   ExpectRefused(dir, "dense.bin: size 20 bytes");
+  ExpectRefused(dir, "(truncated?)");
+  std::string grown = Saved("ck_grown");
+  std::ofstream(grown + "/config.toml", std::ios::app) << "seed = 2\n";
+  ExpectRefused(grown, "config.toml: size ");
+  ExpectRefused(grown, "(appended to?)");
+  std::string lacks = Saved("ck_lacks");
+  sfs::remove(lacks + "/embeddings.bin");
+  ExpectRefused(lacks, "checkpoint lacks embeddings.bin, which its MANIFEST.json lists");
 }
 
 TEST(Checkpoint, MissingOrForeignManifestIsRefused) {

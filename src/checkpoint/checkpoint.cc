@@ -250,13 +250,17 @@ std::optional<int64_t> ExactInt(const nlohmann::json& v) {
   return std::nullopt;
 }
 
+// A file whose size is not its manifest entry's.
+Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed) {
+  return Status::Corruption(path + ": size " + std::to_string(size) + " bytes, manifest says " +
+                            std::to_string(listed) + (size < listed ? " (truncated?)" : " (appended to?)"));
+}
+
 // Reads a small file whole and checks it against its manifest entry; the
 // caller parses exactly these bytes.
 Result<std::string> ReadVerified(Env* env, const std::string& path, const FileEntry& e) {
   EMBARK_ASSIGN_OR_RETURN(std::string bytes, env->ReadFileToString(path));
-  if (bytes.size() != e.bytes)
-    return Status::Corruption(path + ": size " + std::to_string(bytes.size()) + " bytes, manifest says " +
-                              std::to_string(e.bytes) + " (truncated?)");
+  if (bytes.size() != e.bytes) return SizeMismatch(path, bytes.size(), e.bytes);
   if (Hex(Checksum(bytes.data(), bytes.size())) != e.xxh64)
     return Status::Corruption(path + ": checksum mismatch (file is corrupted)");
   return bytes;
@@ -386,10 +390,11 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   for (const auto& [name, e] : files) {
     if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
       return Status::Corruption(dir + "/MANIFEST.json: bad file name '" + name + "'");
-    EMBARK_ASSIGN_OR_RETURN(uint64_t size, env->GetFileSize(dir + "/" + name));
-    if (size != e.bytes)
-      return Status::Corruption(dir + "/" + name + ": size " + std::to_string(size) + " bytes, manifest says " +
-                                std::to_string(e.bytes) + " (truncated?)");
+    auto size = env->GetFileSize(dir + "/" + name);
+    if (!size.ok())
+      return Status::Corruption(dir + ": checkpoint lacks " + name + ", which its MANIFEST.json lists (" +
+                                size.status().message() + ")");
+    if (size.value() != e.bytes) return SizeMismatch(dir + "/" + name, size.value(), e.bytes);
   }
   std::map<std::string, std::string> small;
   for (const char* required : {"config.toml", "data_spec.json", "dense.bin", "trainer.json"}) {
