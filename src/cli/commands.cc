@@ -202,7 +202,10 @@ void RegisterEval(CLI::App* app) {
 }
 
 void RegisterPredict(CLI::App* app) {
-  auto* cmd = app->add_subcommand("predict", "Write one click probability per input line");
+  auto* cmd = app->add_subcommand(
+      "predict",
+      "Write one click probability per input line (an empty line for a blank or skipped bad line, so output line k "
+      "is input line k; a CSV header gets none)");
   auto a = std::make_shared<ScoreArgs>();
   AddScoreOptions(cmd, a.get());
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
@@ -210,7 +213,7 @@ void RegisterPredict(CLI::App* app) {
     auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
     auto scores = Unwrap(predictor->PredictToFile(a->data, a->max_bad_lines, a->out));
     if (scores.bad_lines > 0)
-      std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",
+      std::fprintf(stderr, "embark: skipped %lld bad line(s) (an empty output line for each); first: %s\n",
                    static_cast<long long>(scores.bad_lines), scores.bad_line_examples.front().c_str());
   });
 }
