@@ -256,6 +256,43 @@ TEST(Api, PredictToFileLinesUpWithInput) {
   for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << "output line " << k + 1;
 }
 
+// checkpoint_every: a run that fails part way leaves in out_dir the
+// checkpoint of its last multiple of N steps, which verifies and resumes.
+TEST(Api, PeriodicCheckpointOutlivesAFailedRun) {
+  const std::string dir = TempDir();
+  const std::string good = WriteData(dir, "good.tsv", 2560, 5);  // 20 steps of 128
+  std::ofstream(dir + "/bad.tsv") << "1\tnot a criteo line\n";
+  TrainOptions o = SmallFm(good, dir + "/model");
+  o.train_files.push_back(dir + "/bad.tsv");
+  ASSERT_TRUE(o.Set("shuffle_window", "0").ok());
+  ASSERT_TRUE(o.Set("checkpoint_every", "6").ok());
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto failed = (*t)->Fit();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("bad.tsv:1"), std::string::npos) << failed.status().message();
+  auto info = VerifyCheckpoint(dir + "/model");
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->step, 18);
+  EXPECT_EQ(info->samples, 18u * 128);
+  EXPECT_EQ(info->epochs_done, 0);
+
+  // Resuming from it restarts the epoch, on the good data alone.
+  TrainOptions r = SmallFm(good, dir + "/model");
+  r.resume_from = dir + "/model";
+  auto resumed = Trainer::Open(r);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().message();
+  auto rep = (*resumed)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->steps, 38);
+
+  // It cannot be combined with early stopping: both would write out_dir.
+  ASSERT_TRUE(o.Set("early_stop_patience", "2").ok());
+  auto both = Trainer::Open(o);
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("--early-stop-patience"), std::string::npos) << both.status().message();
+}
+
 TEST(Api, CallerBuiltBatchesAreCheckedAndTrainWithoutFiles) {
   const std::string dir = TempDir();
   TrainOptions none;

@@ -184,6 +184,12 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   std::string dir3 = Saved("ck_garbage");
   ASSERT_TRUE(fs::WriteFileAtomic(dir3 + "/MANIFEST.json", "\x01\x02garbage").ok());
   ExpectRefused(dir3, "MANIFEST.json: unreadable");
+  // A file size that is not an integer is refused, not converted.
+  std::string dir4 = Saved("ck_float_size");
+  auto m = nlohmann::json::parse(fs::ReadFile(dir4 + "/MANIFEST.json").value());
+  m["files"]["dense.bin"]["bytes"] = 1e300;
+  ASSERT_TRUE(fs::WriteFileAtomic(dir4 + "/MANIFEST.json", m.dump(2)).ok());
+  ExpectRefused(dir4, "'bytes' must be an integer");
 }
 
 // Rewrites `name` in checkpoint `dir` and its manifest entry, so that the

@@ -10,6 +10,7 @@
 #include "checkpoint/table_file.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace embark {
 namespace {
@@ -342,14 +343,14 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     nlohmann::json manifest = nlohmann::json::parse(mtext.value());
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
       return Status::Corruption(dir + "/MANIFEST.json: not an embark checkpoint");
-    version = manifest.at("version").get<int>();
+    version = IntAt<int>(manifest, "version");
     if (version != 1 && version != kCheckpointVersion)
       return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
                                 " is not supported (this build reads versions 1 to " +
                                 std::to_string(kCheckpointVersion) + ")");
-    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
+    if (manifest.contains("shards")) shards = IntAt<int>(manifest, "shards", 1, 1 << 20);
     for (auto& [name, meta] : manifest.at("files").items())
-      files[name] = {meta.at("bytes").get<uint64_t>(), meta.at("xxh64").get<std::string>()};
+      files[name] = {IntAt<uint64_t>(meta, "bytes"), meta.at("xxh64").get<std::string>()};
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/MANIFEST.json: unreadable (" + e.what() + ")");
   }
@@ -380,9 +381,9 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
-    out.state.epochs_done = st.at("epochs_done").get<int>();
-    out.state.step = st.at("step").get<int64_t>();
-    out.state.samples = st.at("samples").get<uint64_t>();
+    out.state.epochs_done = IntAt<int>(st, "epochs_done", 0);
+    out.state.step = IntAt<int64_t>(st, "step", 0);
+    out.state.samples = IntAt<uint64_t>(st, "samples");
     out.state.best_auc = st.at("best_auc").get<double>();
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");

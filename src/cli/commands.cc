@@ -327,6 +327,41 @@ void RegisterParams(CLI::App* app) {
 
 }  // namespace
 
+void RegisterVerify(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "verify", "Check a checkpoint byte for byte against its manifest and print what it holds; exit 1 naming the "
+                "file if anything is missing, truncated or corrupt");
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("dir", *dir, "Checkpoint directory")->required();
+  cmd->add_flag("--json", *json, "Print one JSON object");
+  cmd->callback([dir, json] {
+    const CheckpointInfo info = Unwrap(VerifyCheckpoint(*dir));
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& t : info.tables) tables.push_back({{"name", t.name}, {"dim", t.dim}, {"rows", t.rows}});
+    if (*json) {
+      std::printf("%s\n", nlohmann::json{{"dir", info.dir},
+                                         {"model", info.model},
+                                         {"format", info.data_format},
+                                         {"epochs_done", info.epochs_done},
+                                         {"step", info.step},
+                                         {"samples", info.samples},
+                                         {"dense_params", info.dense_params},
+                                         {"tables", tables}}
+                               .dump()
+                               .c_str());
+      return;
+    }
+    std::printf("%s: ok: %s model on %s data, %d epoch(s) done, step %lld, %llu samples, %llu dense parameters\n",
+                info.dir.c_str(), info.model.c_str(), info.data_format.c_str(), info.epochs_done,
+                static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
+                static_cast<unsigned long long>(info.dense_params));
+    for (const auto& t : info.tables)
+      std::printf("  table %s: %llu rows of %d floats\n", t.name.c_str(), static_cast<unsigned long long>(t.rows),
+                  t.dim);
+  });
+}
+
 void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
@@ -334,6 +369,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterPredict(app);
   RegisterServe(app);
   RegisterParams(app);
+  RegisterVerify(app);
 }
 
 }  // namespace embark::cli

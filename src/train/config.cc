@@ -148,6 +148,9 @@ const std::vector<ParamDef> kParams = {
     P_INT(eval_every, "training", CHANGES, 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
     P_INT(early_stop_patience, "training", CHANGES, 0, 1000000,
           "Stop after N validations without a better AUC (0: never)."),
+    P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
+          "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
+          "atomically, and a resume from one restarts its epoch."),
     P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
              "libffm", "csv"),
     P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),
@@ -261,6 +264,9 @@ std::string ConfigToToml(const TrainConfig& cfg) {
 Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
+  if (cfg.checkpoint_every > 0 && cfg.early_stop_patience > 0)
+    return Status::InvalidArgument(
+        "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");
   if (cfg.deterministic && cfg.threads > 1)
     return Status::InvalidArgument("--deterministic runs on one thread; drop --threads or set it to 1");
   return Status::OK();

@@ -412,6 +412,12 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       rep.train_seconds += Seconds(t0, Clock::now());
       progress.Update(rep.samples, rep.train_seconds, epoch_sums.loss / std::max<uint64_t>(1, loss_n),
                       stream->bytes_read(), stream->bytes_total());
+      if (cfg.checkpoint_every > 0 && trainer->state().step % cfg.checkpoint_every == 0) {
+        progress.Clear();
+        EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
+        log.Log(LogLevel::kInfo, "checkpoint at step %lld written to %s", static_cast<long long>(trainer->state().step),
+                job.out_dir.c_str());
+      }
       if (cfg.eval_every > 0 && trainer->state().step % cfg.eval_every == 0) {
         EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
         if (stop) {
