@@ -274,7 +274,7 @@ void RegisterServe(CLI::App* app) {
     // Signal handlers only write the signal number to a pipe (any thread,
     // BLAS's included, may receive it); one thread acts on it: SIGHUP
     // reloads, SIGTERM/SIGINT drain and stop.
-    if (::pipe(g_signal_pipe) != 0) Fail("cannot create a pipe for signals");
+    if (::pipe(g_signal_pipe) != 0) Fail(std::string("cannot create a pipe for signals: ") + std::strerror(errno));
     struct sigaction sa {};
     sa.sa_handler = [](int sig) {
       const int saved = errno;
