@@ -192,6 +192,12 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   std::string dir3 = Saved("ck_garbage");
   ASSERT_TRUE(fs::WriteFileAtomic(dir3 + "/MANIFEST.json", "\x01\x02garbage").ok());
   ExpectRefused(dir3, "MANIFEST.json: unreadable");
+  // A file size that is not an integer is refused, not converted.
+  std::string dir4 = Saved("ck_float_size");
+  auto m = nlohmann::json::parse(fs::ReadFile(dir4 + "/MANIFEST.json").value());
+  m["files"]["dense.bin"]["bytes"] = 1e300;
+  ASSERT_TRUE(fs::WriteFileAtomic(dir4 + "/MANIFEST.json", m.dump(2)).ok());
+  ExpectRefused(dir4, "'bytes' must be an integer");
 }
 
 // The manifest is not checksummed: its numbers are read exactly, never
@@ -207,14 +213,14 @@ TEST(Checkpoint, ManifestNumbersAreExactIntegers) {
     return dir;
   };
   const std::string v = "\"version\": " + std::to_string(kCheckpointVersion);
-  ExpectRefused(edited("ck_v_float", v, "\"version\": 2.5"), "'version' is not an integer");
-  ExpectRefused(edited("ck_v_string", v, "\"version\": \"2\""), "'version' is not an integer");
-  ExpectRefused(edited("ck_v_wide", v, "\"version\": 4294967298"), "format version 4294967298 is not supported");
-  ExpectRefused(edited("ck_shards", v, v + ", \"shards\": 0"), "'shards' is not an integer in [1, 65536]");
+  ExpectRefused(edited("ck_v_float", v, "\"version\": 2.5"), "'version' must be an integer");
+  ExpectRefused(edited("ck_v_string", v, "\"version\": \"2\""), "'version' must be an integer");
+  ExpectRefused(edited("ck_v_wide", v, "\"version\": 4294967298"), "'version' must be an integer in [");
+  ExpectRefused(edited("ck_shards", v, v + ", \"shards\": 0"), "'shards' must be an integer in [1, 1048576], not 0");
   const std::string dense = "\"dense.bin\": {\n      \"bytes\": ";
-  ExpectRefused(edited("ck_bytes_neg", dense, dense + "-"), "'bytes' of 'dense.bin' is not a size");
-  ExpectRefused(edited("ck_bytes_huge", dense, dense + "1000000000000000000000"), "'bytes' of 'dense.bin' is not a size");
-  ExpectRefused(edited("ck_bytes_float", dense, dense + "0."), "'bytes' of 'dense.bin' is not a size");
+  ExpectRefused(edited("ck_bytes_neg", dense, dense + "-"), "'bytes' must be an integer in [0,");
+  ExpectRefused(edited("ck_bytes_huge", dense, dense + "1000000000000000000000"), "'bytes' must be an integer");
+  ExpectRefused(edited("ck_bytes_float", dense, dense + "0."), "'bytes' must be an integer");
 }
 
 // Rewrites `name` in checkpoint `dir` and its manifest entry, so that the

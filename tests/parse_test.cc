@@ -193,6 +193,18 @@ TEST(Spec, JsonRoundTrip) {
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(b->ToJson(), a.ToJson());
   EXPECT_FALSE(DataSpec::FromJson("{\"format\": 3}").ok());
+  // Counts must be integers in range: a float (found by the checkpoint
+  // fuzzer: 2.9e128 as num_fields) or a negative count is refused by name.
+  for (const char* bad : {"2.88889e+128", "3.0", "-1", "4097"}) {
+    std::string text = a.ToJson();
+    const std::string key = "\"num_fields\": " + std::to_string(a.num_fields);
+    ASSERT_NE(text.find(key), std::string::npos) << text;
+    text.replace(text.find(key), key.size(), std::string("\"num_fields\": ") + bad);
+    auto r = DataSpec::FromJson(text);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("'num_fields' must be an integer in [1, 4096]"), std::string::npos)
+        << r.status().message();
+  }
 }
 
 }  // namespace

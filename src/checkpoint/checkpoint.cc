@@ -4,13 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/table_file.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace embark {
 namespace {
@@ -234,22 +234,6 @@ struct FileEntry {
   std::string xxh64;
 };
 
-// Most shard files a manifest may list per table (one per rank that wrote it).
-constexpr int64_t kMaxShards = 1 << 16;
-
-// An integer of a JSON file as written, or nothing: not a float (2.5), a
-// string, nor one beyond int64 (nlohmann's get<int> would truncate or wrap
-// those, and converting a float out of range is undefined).
-std::optional<int64_t> ExactInt(const nlohmann::json& v) {
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
-    return static_cast<int64_t>(u);
-  }
-  if (v.is_number_integer()) return v.get<int64_t>();
-  return std::nullopt;
-}
-
 // A file whose size is not its manifest entry's.
 Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed) {
   return Status::Corruption(path + ": size " + std::to_string(size) + " bytes, manifest says " +
@@ -364,25 +348,14 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     nlohmann::json manifest = nlohmann::json::parse(mtext.value());
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
       return Status::Corruption(mpath + ": not an embark checkpoint");
-    const std::optional<int64_t> v = ExactInt(manifest.at("version"));
-    if (!v) return Status::Corruption(mpath + ": 'version' is not an integer");
-    if (*v != 1 && *v != kCheckpointVersion)
-      return Status::Corruption(dir + ": checkpoint format version " + std::to_string(*v) +
+    version = IntAt<int>(manifest, "version");
+    if (version != 1 && version != kCheckpointVersion)
+      return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
                                 " is not supported (this build reads versions 1 to " +
                                 std::to_string(kCheckpointVersion) + ")");
-    version = static_cast<int>(*v);
-    if (manifest.contains("shards")) {
-      const std::optional<int64_t> n = ExactInt(manifest["shards"]);
-      if (!n || *n < 1 || *n > kMaxShards)
-        return Status::Corruption(mpath + ": 'shards' is not an integer in [1, " + std::to_string(kMaxShards) + "]");
-      shards = static_cast<int>(*n);
-    }
-    for (auto& [name, meta] : manifest.at("files").items()) {
-      const std::optional<int64_t> bytes = ExactInt(meta.at("bytes"));
-      if (!bytes || *bytes < 0)
-        return Status::Corruption(mpath + ": 'bytes' of '" + name + "' is not a size (an integer, 0 or more)");
-      files[name] = {static_cast<uint64_t>(*bytes), meta.at("xxh64").get<std::string>()};
-    }
+    if (manifest.contains("shards")) shards = IntAt<int>(manifest, "shards", 1, 1 << 20);
+    for (auto& [name, meta] : manifest.at("files").items())
+      files[name] = {IntAt<uint64_t>(meta, "bytes"), meta.at("xxh64").get<std::string>()};
   } catch (const std::exception& e) {
     return Status::Corruption(mpath + ": unreadable (" + e.what() + ")");
   }
@@ -414,14 +387,9 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
-    for (const char* key : {"epochs_done", "step", "samples"}) {
-      const std::optional<int64_t> n = ExactInt(st.at(key));
-      if (!n || *n < 0 || (std::string(key) == "epochs_done" && *n > INT32_MAX))
-        return Status::Corruption(dir + "/trainer.json: '" + key + "' is not a count (an integer, 0 or more)");
-    }
-    out.state.epochs_done = static_cast<int>(st.at("epochs_done").get<int64_t>());
-    out.state.step = st.at("step").get<int64_t>();
-    out.state.samples = st.at("samples").get<uint64_t>();
+    out.state.epochs_done = IntAt<int>(st, "epochs_done", 0);
+    out.state.step = IntAt<int64_t>(st, "step", 0);
+    out.state.samples = IntAt<uint64_t>(st, "samples");
     out.state.best_auc = st.at("best_auc").get<double>();
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");

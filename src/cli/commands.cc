@@ -210,7 +210,10 @@ void RegisterEval(CLI::App* app) {
 }
 
 void RegisterPredict(CLI::App* app) {
-  auto* cmd = app->add_subcommand("predict", "Write one click probability per input line");
+  auto* cmd = app->add_subcommand(
+      "predict",
+      "Write one click probability per input line (an empty line for a blank or skipped bad line, so output line k "
+      "is input line k; a CSV header gets none)");
   auto a = std::make_shared<ScoreArgs>();
   AddScoreOptions(cmd, a.get());
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
@@ -218,7 +221,7 @@ void RegisterPredict(CLI::App* app) {
     auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
     auto scores = Unwrap(predictor->PredictToFile(a->data, a->max_bad_lines, a->out));
     if (scores.bad_lines > 0)
-      std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",
+      std::fprintf(stderr, "embark: skipped %lld bad line(s) (an empty output line for each); first: %s\n",
                    static_cast<long long>(scores.bad_lines), scores.bad_line_examples.front().c_str());
   });
 }
@@ -279,7 +282,7 @@ void RegisterServe(CLI::App* app) {
     // Signal handlers only write the signal number to a pipe (any thread,
     // BLAS's included, may receive it); one thread acts on it: SIGHUP
     // reloads, SIGTERM/SIGINT drain and stop.
-    if (::pipe(g_signal_pipe) != 0) Fail("cannot create a pipe for signals");
+    if (::pipe(g_signal_pipe) != 0) Fail(std::string("cannot create a pipe for signals: ") + std::strerror(errno));
     struct sigaction sa {};
     sa.sa_handler = [](int sig) {
       const int saved = errno;
@@ -332,6 +335,41 @@ void RegisterParams(CLI::App* app) {
 
 }  // namespace
 
+void RegisterVerify(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "verify", "Check a checkpoint byte for byte against its manifest and print what it holds; exit 1 naming the "
+                "file if anything is missing, truncated or corrupt");
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("dir", *dir, "Checkpoint directory")->required();
+  cmd->add_flag("--json", *json, "Print one JSON object");
+  cmd->callback([dir, json] {
+    const CheckpointInfo info = Unwrap(VerifyCheckpoint(*dir));
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& t : info.tables) tables.push_back({{"name", t.name}, {"dim", t.dim}, {"rows", t.rows}});
+    if (*json) {
+      std::printf("%s\n", nlohmann::json{{"dir", info.dir},
+                                         {"model", info.model},
+                                         {"format", info.data_format},
+                                         {"epochs_done", info.epochs_done},
+                                         {"step", info.step},
+                                         {"samples", info.samples},
+                                         {"dense_params", info.dense_params},
+                                         {"tables", tables}}
+                               .dump()
+                               .c_str());
+      return;
+    }
+    std::printf("%s: ok: %s model on %s data, %d epoch(s) done, step %lld, %llu samples, %llu dense parameters\n",
+                info.dir.c_str(), info.model.c_str(), info.data_format.c_str(), info.epochs_done,
+                static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
+                static_cast<unsigned long long>(info.dense_params));
+    for (const auto& t : info.tables)
+      std::printf("  table %s: %llu rows of %d floats\n", t.name.c_str(), static_cast<unsigned long long>(t.rows),
+                  t.dim);
+  });
+}
+
 void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
@@ -339,6 +377,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterPredict(app);
   RegisterServe(app);
   RegisterParams(app);
+  RegisterVerify(app);
 }
 
 }  // namespace embark::cli

@@ -386,7 +386,7 @@ Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& heade
 }
 
 void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan, size_t skip_lines, Batch* out,
-                std::vector<BadLine>* bad) {
+                std::vector<BadLine>* bad, std::vector<uint32_t>* skipped) {
   SampleWriter w(out, spec);
   std::vector<std::string> cols;
   std::string_view text = chunk.text;
@@ -403,7 +403,10 @@ void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan
       continue;
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;  // blank lines carry no sample
+    if (line.empty()) {  // blank lines carry no sample
+      if (skipped != nullptr) skipped->push_back(static_cast<uint32_t>(out->size()));
+      continue;
+    }
     LineContext ctx{chunk.file, this_line};
     std::string err;
     if (std::memchr(line.data(), '\0', line.size()) != nullptr) {
@@ -424,7 +427,10 @@ void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan
       }
       if (!err.empty()) w.Rollback();
     }
-    if (!err.empty()) bad->push_back({this_line, std::move(err)});
+    if (!err.empty()) {
+      bad->push_back({this_line, std::move(err)});
+      if (skipped != nullptr) skipped->push_back(static_cast<uint32_t>(out->size()));
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "data/source.h"
+#include "util/json.h"
 
 namespace embark {
 
@@ -190,11 +191,11 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
     auto j = nlohmann::json::parse(text);
     DataSpec s;
     EMBARK_ASSIGN_OR_RETURN(s.format, ParseFormat(j.at("format").get<std::string>()));
-    s.num_dense = j.at("num_dense").get<int>();
-    s.num_fields = j.at("num_fields").get<int>();
+    s.num_dense = IntAt<int>(j, "num_dense", 0, 1 << 20);
+    s.num_fields = IntAt<int>(j, "num_fields", 1, kMaxFields);
     s.dense_names = j.at("dense_names").get<std::vector<std::string>>();
     s.field_names = j.at("field_names").get<std::vector<std::string>>();
-    s.hash_salt = j.at("hash_salt").get<uint64_t>();
+    s.hash_salt = IntAt<uint64_t>(j, "hash_salt");
     s.transform = j.at("transform").get<std::string>() == "none" ? DenseTransform::kNone : DenseTransform::kLog1p;
     const auto& c = j.at("csv");
     s.csv.separator = c.at("separator").get<std::string>().at(0);

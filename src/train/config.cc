@@ -131,18 +131,18 @@ const std::vector<ParamDef> kParams = {
             "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
     P_CHOICE(sparse_optimizer, "optimizer", FIXED, "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad",
              "adam", "ftrl"),
-    P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
+    P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 10, "Learning rate of embedding rows (alpha for FTRL)."),
     P_CHOICE(first_order_optimizer, "optimizer", FIXED,
              "Optimizer of the first-order weights (one per feature; lr, fm, deepfm, wdl).", "sgd", "adagrad",
              "rowwise_adagrad", "adam", "ftrl"),
-    P_FLOAT(first_order_lr, "optimizer", CHANGES, 0, 100,
+    P_FLOAT(first_order_lr, "optimizer", CHANGES, 0, 10,
             "Learning rate of the first-order weights (alpha for FTRL)."),
     P_FLOAT(sparse_l2, "optimizer", CHANGES, 0, 100, "L2 penalty on embedding and first-order rows."),
     P_FLOAT(ftrl_l1, "optimizer", CHANGES, 0, 100, "L1 penalty of FTRL-Proximal."),
     P_FLOAT(adagrad_init, "optimizer", CHANGES, 0, 100,
             "Initial Adagrad accumulator of embedding and first-order rows: damps the first steps of rare ids."),
     P_CHOICE(dense_optimizer, "optimizer", FIXED, "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
-    P_FLOAT(dense_lr, "optimizer", CHANGES, 0, 100, "Learning rate of dense layers."),
+    P_FLOAT(dense_lr, "optimizer", CHANGES, 0, 10, "Learning rate of dense layers."),
     P_FLOAT(weight_decay, "optimizer", CHANGES, 0, 100, "L2 weight decay of dense layers."),
     P_INT(warmup_steps, "optimizer", CHANGES, 0, int64_t{1} << 40, "Steps of linear learning-rate warm-up (dense)."),
     P_CHOICE(lr_decay, "optimizer", CHANGES, "Dense learning-rate decay after warm-up.", "none", "linear", "cosine"),
@@ -157,6 +157,9 @@ const std::vector<ParamDef> kParams = {
     P_INT(eval_every, "training", CHANGES, 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
     P_INT(early_stop_patience, "training", CHANGES, 0, 1000000,
           "Stop after N validations without a better AUC (0: never)."),
+    P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
+          "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
+          "atomically, and a resume from one restarts its epoch."),
     P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
              "libffm", "csv"),
     P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),
@@ -299,6 +302,9 @@ std::string ConfigToToml(const TrainConfig& cfg) {
 Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
+  if (cfg.checkpoint_every > 0 && cfg.early_stop_patience > 0)
+    return Status::InvalidArgument(
+        "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");
   if (cfg.deterministic && cfg.threads > 1)
     return Status::InvalidArgument("deterministic runs on one thread, but threads is " + std::to_string(cfg.threads) +
                                    ": set threads to 1 or leave it out (flag or --config)");
