@@ -58,6 +58,13 @@ TEST(Gen, ValidationFileIsASecondPathAskedForWithItsRows) {
   }
   EXPECT_EQ(Slurp(g.out), train);
   EXPECT_FALSE(std::filesystem::exists(dir + "/valid.tsv"));
+
+  // A directory is refused before any row is drawn.
+  g.valid_out = dir;
+  auto is_dir = Generate(g);
+  ASSERT_FALSE(is_dir.ok());
+  EXPECT_NE(is_dir.status().message().find("--valid-out '" + dir + "' is a directory"), std::string::npos)
+      << is_dir.status().message();
 }
 
 }  // namespace

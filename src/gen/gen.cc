@@ -191,6 +191,12 @@ Result<GenReport> Generate(const GenOptions& opt) {
   if (opt.valid_rows > 0 && opt.valid_out.empty()) return Status::InvalidArgument("--valid-rows needs --valid-out");
   if (opt.valid_rows == 0 && !opt.valid_out.empty())
     return Status::InvalidArgument("--valid-out needs --valid-rows (how many validation rows to write)");
+  for (const std::string* path : {&opt.out, &opt.valid_out}) {
+    std::error_code ec;
+    if (!path->empty() && std::filesystem::is_directory(*path, ec))
+      return Status::InvalidArgument(std::string(path == &opt.out ? "--out" : "--valid-out") + " '" + *path +
+                                     "' is a directory; gen writes a file there");
+  }
   if (!opt.valid_out.empty()) {
     // The second file would replace the first.
     std::error_code ec;
