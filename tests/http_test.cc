@@ -1,10 +1,23 @@
 // embark serve's HTTP side: the request reader (framing, limits, errors)
-// byte by byte and whole.
+// byte by byte and whole, and the front end over real sockets (pipelining,
+// bodies over the limit however framed, request deadlines, GETs answered
+// while every handler thread is busy, the connection limit, stopping).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "serve/http_front.h"
 #include "serve/http_reader.h"
 
 namespace embark::serve {
@@ -191,6 +204,250 @@ TEST(RequestReader, ConnectionAndExpect) {
   EXPECT_FALSE(read("POST / HTTP/1.1\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
   // Empty lines before a request are ignored.
   EXPECT_EQ(read("\r\n\r\nGET /x HTTP/1.1\r\n\r\n").target, "/x");
+}
+
+// ---- HttpFront over sockets --------------------------------------------------
+
+// A blocking client with a receive timeout, so a broken server fails the test
+// instead of hanging it.
+class Client {
+ public:
+  explicit Client(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{20, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  }
+  ~Client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& s) { return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
+  // One response: status line and headers, then Content-Length bytes of
+  // body. Empty when the connection closed (or timed out) first.
+  std::string Response() {
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+      if (!Fill()) return "";
+    size_t length = 0;
+    const size_t cl = buf_.find("Content-Length: ");
+    if (cl != std::string::npos && cl < end) length = std::stoul(buf_.substr(cl + 16));
+    while (buf_.size() < end + 4 + length)
+      if (!Fill()) return "";
+    std::string r = buf_.substr(0, end + 4 + length);
+    buf_.erase(0, r.size());
+    return r;
+  }
+  // True once the server closed the connection (after what was read).
+  bool Closed() {
+    while (Fill()) {
+    }
+    return eof_;
+  }
+
+ private:
+  bool Fill() {
+    char b[4096];
+    const ssize_t n = ::recv(fd_, b, sizeof(b), 0);
+    if (n <= 0) {
+      eof_ = n == 0;
+      return false;
+    }
+    buf_.append(b, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  bool connected_ = false, eof_ = false;
+  std::string buf_;
+};
+
+std::string Ok(const std::string& body, bool close) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") +
+         "\r\n\r\n" + body;
+}
+
+// A front end on a free port, serving on its own thread. The handler
+// answers "METHOD TARGET BODYSIZE"; a POST to /block waits until released.
+class Front {
+ public:
+  explicit Front(FrontOptions opt) {
+    opt.port = 0;
+    front_ = std::make_unique<HttpFront>(
+        opt,
+        [this](const FrontRequest& r) {
+          if (r.http.target == "/block") {
+            std::unique_lock<std::mutex> lock(mu_);
+            ++blocked_;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return released_; });
+          }
+          return FrontResponse{
+              Ok(r.http.method + " " + r.http.target + " " + std::to_string(r.http.body.size()), r.close), r.close};
+        },
+        &metrics_, log_);
+    EXPECT_TRUE(front_->Bind().ok());
+    thread_ = std::thread([this] { served_ = front_->Serve(); });
+  }
+  ~Front() {
+    Release();
+    front_->Stop();
+    thread_.join();
+    EXPECT_TRUE(served_.ok()) << served_.message();
+  }
+  int port() const { return front_->port(); }
+  void WaitBlocked(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return blocked_ >= n; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  void Stop() { front_->Stop(); }
+  void Join() { thread_.join(); thread_ = std::thread([] {}); }
+  std::string Metrics() const { return metrics_.Render(); }
+
+ private:
+  Logger log_{LogLevel::kError};
+  ServerMetrics metrics_;
+  std::unique_ptr<HttpFront> front_;
+  std::thread thread_;
+  Status served_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int blocked_ = 0;
+  bool released_ = false;
+};
+
+FrontOptions Options() {
+  FrontOptions o;
+  o.handler_threads = 2;
+  o.limits.max_body_bytes = 1000;
+  return o;
+}
+
+bool StartsWith(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+TEST(HttpFront, PipelinedRequestsAreAnsweredInOrder) {
+  Front f(Options());
+  Client c(f.port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\n\r\n"
+                     "POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"));
+  EXPECT_EQ(c.Response(), Ok("GET /a 0", false));
+  EXPECT_EQ(c.Response(), Ok("POST /b 3", false));
+  EXPECT_EQ(c.Response(), Ok("GET /c 0", false));
+  EXPECT_EQ(c.Response(), Ok("POST /d 2", false));
+  // The connection stays open for more.
+  ASSERT_TRUE(c.Send("GET /e HTTP/1.1\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(c.Response(), Ok("GET /e 0", true));
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST(HttpFront, BodiesOverTheLimitAre413HoweverFramed) {
+  Front f(Options());
+  {
+    Client c(f.port());
+    ASSERT_TRUE(c.Send("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    for (int i = 0; i < 200 && c.Send("40\r\n" + std::string(64, 'x') + "\r\n"); ++i) {
+    }
+    EXPECT_TRUE(StartsWith(c.Response(), "HTTP/1.1 413 Payload Too Large\r\n"));
+    EXPECT_TRUE(c.Closed());
+  }
+  {
+    Client c(f.port());
+    ASSERT_TRUE(c.Send("POST /x HTTP/1.1\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n"));
+    EXPECT_TRUE(StartsWith(c.Response(), "HTTP/1.1 413 "));  // refused before the body is sent
+  }
+  {
+    Client c(f.port());  // 100-continue, then the body
+    ASSERT_TRUE(c.Send("POST /x HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+    EXPECT_EQ(c.Response(), "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_TRUE(c.Send("abcd"));
+    EXPECT_EQ(c.Response(), Ok("POST /x 4", false));
+  }
+  Client c(f.port());
+  ASSERT_TRUE(c.Send("GET /after HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.Response(), Ok("GET /after 0", false));
+  EXPECT_NE(f.Metrics().find("embark_requests_total{endpoint=\"other\",code=\"413\"} 2"), std::string::npos);
+}
+
+TEST(HttpFront, ARequestPastItsDeadlineIs408) {
+  FrontOptions o = Options();
+  o.request_timeout_s = 0.3;
+  o.idle_timeout_s = 30;
+  Front f(o);
+  Client c(f.port());
+  // A header line now and then keeps the connection from going idle but
+  // never completes the request: the deadline from its first byte cuts it.
+  ASSERT_TRUE(c.Send("GET / HTTP/1.1\r\n"));
+  std::atomic<bool> answered{false};
+  std::thread drip([&] {
+    for (int i = 0; i < 400 && !answered && c.Send("X-Drip: " + std::to_string(i) + "\r\n"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  const std::string r = c.Response();
+  answered = true;
+  drip.join();
+  EXPECT_TRUE(StartsWith(r, "HTTP/1.1 408 Request Timeout\r\n")) << r;
+  EXPECT_NE(r.find("--request-timeout"), std::string::npos);
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST(HttpFront, GetsAreAnsweredWhileEveryHandlerThreadIsBusy) {
+  Front f(Options());  // 2 handler threads
+  Client a(f.port()), b(f.port());
+  ASSERT_TRUE(a.Send("POST /block HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(b.Send("POST /block HTTP/1.1\r\n\r\n"));
+  f.WaitBlocked(2);
+  std::vector<std::unique_ptr<Client>> slow;  // and connections that are still sending
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(std::make_unique<Client>(f.port()));
+    ASSERT_TRUE(slow.back()->Send("GET / HTTP/1.1\r\nX-Slow: "));
+  }
+  Client probe(f.port());
+  ASSERT_TRUE(probe.Send("GET /v2/health/ready HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(probe.Response(), Ok("GET /v2/health/ready 0", false));
+  f.Release();
+  EXPECT_EQ(a.Response(), Ok("POST /block 0", false));
+  EXPECT_EQ(b.Response(), Ok("POST /block 0", false));
+}
+
+TEST(HttpFront, ConnectionsOverTheLimitAre503) {
+  FrontOptions o = Options();
+  o.max_connections = 2;
+  Front f(o);
+  Client a(f.port()), b(f.port());
+  ASSERT_TRUE(a.Send("GET /a HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(b.Send("GET /b HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(a.Response(), Ok("GET /a 0", false));  // both are accepted and open
+  EXPECT_EQ(b.Response(), Ok("GET /b 0", false));
+  Client c(f.port());
+  const std::string r = c.Response();
+  EXPECT_TRUE(StartsWith(r, "HTTP/1.1 503 Service Unavailable\r\n")) << r;
+  EXPECT_NE(r.find("--max-connections"), std::string::npos);
+  EXPECT_NE(f.Metrics().find("embark_http_connections_refused_total 1"), std::string::npos);
+}
+
+TEST(HttpFront, StopAnswersWhatHasBegunAndClosesTheRest) {
+  Front f(Options());
+  Client busy(f.port()), idle(f.port());
+  ASSERT_TRUE(idle.Send("GET /first HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(idle.Response(), Ok("GET /first 0", false));
+  ASSERT_TRUE(busy.Send("POST /block HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"));
+  f.WaitBlocked(1);
+  f.Stop();
+  EXPECT_TRUE(idle.Closed());  // idle keep-alive connections are closed at once
+  f.Release();
+  const std::string r = busy.Response();  // the request in flight is answered
+  EXPECT_TRUE(StartsWith(r, "HTTP/1.1 200 OK\r\n")) << r;
+  EXPECT_TRUE(busy.Closed());
+  f.Join();  // Serve returned
+  Client late(f.port());
+  EXPECT_FALSE(late.connected());
 }
 
 }  // namespace
