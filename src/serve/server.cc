@@ -255,7 +255,7 @@ struct Server::Impl {
       if (!st.ok())
         return Reply(res, 500, ErrorJson("reload refused, still serving the previous version: " + Redact(st.message())),
                      "load");
-      Reply(res, 200, "{\"version\":\"" + Current()->version_str + "\"}", "load");
+      Reply(res, 200, nlohmann::json{{"version", Current()->version_str}}.dump(), "load");
     });
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its JSON error
