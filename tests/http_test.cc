@@ -224,6 +224,13 @@ class Client {
   }
   ~Client() { ::close(fd_); }
   bool connected() const { return connected_; }
+  // Closes with a reset (RST) instead of an orderly close.
+  void Reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    ::close(fd_);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);  // something for the destructor to close
+  }
   bool Send(const std::string& s) { return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
   // One response: status line and headers, then Content-Length bytes of
   // body. Empty when the connection closed (or timed out) first.
@@ -414,6 +421,28 @@ TEST(HttpFront, GetsAreAnsweredWhileEveryHandlerThreadIsBusy) {
   f.Release();
   EXPECT_EQ(a.Response(), Ok("POST /block 0", false));
   EXPECT_EQ(b.Response(), Ok("POST /block 0", false));
+}
+
+TEST(HttpFront, AClientResetWhileItsRequestIsHandled) {
+  Front f(Options());
+  {
+    Client gone(f.port());
+    ASSERT_TRUE(gone.Send("POST /block HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"));
+    f.WaitBlocked(1);
+    gone.Reset();  // while its handler still holds the request
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  f.Release();  // the handler writes to a reset connection: nothing breaks
+  Client c(f.port());
+  ASSERT_TRUE(c.Send("POST /next HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"));
+  EXPECT_EQ(c.Response(), Ok("POST /next 2", false));
+  // The reset connection is closed once its handler is done: one is left.
+  bool one_left = false;
+  for (int i = 0; i < 500 && !one_left; ++i) {
+    one_left = f.Metrics().find("embark_http_connections 1\n") != std::string::npos;
+    if (!one_left) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(one_left) << f.Metrics();
 }
 
 TEST(HttpFront, ConnectionsOverTheLimitAre503) {

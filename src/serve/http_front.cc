@@ -87,8 +87,10 @@ std::string ErrorResponse(int status, const std::string& message) {
 }
 
 // One connection, owned by the connection thread. While a handler thread
-// answers its request (`busy`), the handler holds a copy of the request,
-// never the connection.
+// answers its request (`busy`), the handler holds the request, never the
+// connection; when nothing else is queued to go out on it (`direct`), the
+// handler writes the answer to the socket itself, and the connection
+// thread keeps the descriptor open until the handler is done with it.
 struct Conn {
   explicit Conn(const HttpLimits& limits) : reader(limits) {}
   bool pending_out() const { return out_done < out.size(); }
@@ -102,6 +104,8 @@ struct Conn {
   std::string out;  // answers not yet written, from out_done
   size_t out_done = 0;
   bool busy = false;           // a handler thread has its request
+  bool direct = false;         // ... and may write its answer to fd
+  bool gone = false;           // reset while busy: closed once the handler is done
   bool closing = false;        // close once `out` is written
   bool lingering = false;      // written and shut for writing: discarding input until EOF or linger_until
   bool peer_eof = false;       // the client shut its side
@@ -114,11 +118,13 @@ struct Conn {
 struct HttpFront::Impl {
   struct Job {
     uint64_t key;
+    int fd;  // where the handler writes the answer, or -1: the connection thread writes it
     FrontRequest request;
   };
   struct Done {
     uint64_t key;
     FrontResponse response;
+    size_t written;  // bytes of it the handler wrote
   };
 
   FrontOptions opt;
@@ -254,10 +260,10 @@ struct HttpFront::Impl {
         next_sweep = now + kSweepEvery;
       }
     }
+    StopWorkers();  // before closing: a handler may still be writing to its connection
     for (auto& [key, c] : conns) ::close(c->fd);
     conns.clear();
     metrics->SetOpenConnections(0);
-    StopWorkers();
     return result;
   }
 
@@ -298,9 +304,21 @@ struct HttpFront::Impl {
         jobs.pop_front();
       }
       FrontResponse r = Call(job.request);
+      // The answer goes out from here when it can, without waiting for the
+      // connection thread; what does not fit the socket now, it writes.
+      size_t written = 0;
+      while (job.fd >= 0 && written < r.bytes.size()) {
+        const ssize_t n =
+            ::send(job.fd, r.bytes.data() + written, r.bytes.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          written += static_cast<size_t>(n);
+        } else if (!(n < 0 && errno == EINTR)) {
+          break;  // full, or failed: the connection thread tries again and sees which
+        }
+      }
       {
         std::lock_guard<std::mutex> lock(done_mu);
-        done.push_back({job.key, std::move(r)});
+        done.push_back({job.key, std::move(r), written});
       }
       Wake();
     }
@@ -380,7 +398,13 @@ struct HttpFront::Impl {
     auto it = conns.find(key);
     if (it == conns.end()) return;
     Conn& c = *it->second;
-    if (ev & (EPOLLERR | EPOLLHUP)) return Close(c);  // reset, or both sides shut: nobody to answer
+    if (ev & (EPOLLERR | EPOLLHUP)) {  // reset, or both sides shut: nobody to answer
+      if (!(c.busy && c.direct)) return Close(c);
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);  // its handler may still write to fd
+      c.events = 0;
+      c.gone = true;
+      return;
+    }
     if ((ev & EPOLLOUT) && !Flush(c)) return;
     if ((ev & EPOLLIN) && !Read(c)) return;
     Pump(c);
@@ -437,18 +461,22 @@ struct HttpFront::Impl {
     c.continue_sent = false;
     if (r.http.method == "GET" || r.http.method == "HEAD") return Answer(c, Call(r));
     c.busy = true;
+    c.direct = !c.pending_out();
     {
       std::lock_guard<std::mutex> lock(jobs_mu);
-      jobs.push_back({c.key, std::move(r)});
+      jobs.push_back({c.key, c.direct ? c.fd : -1, std::move(r)});
     }
     jobs_cv.notify_one();
   }
 
-  void Answer(Conn& c, FrontResponse r) {
+  // `written`: bytes of it its handler already wrote (only when `direct`).
+  void Answer(Conn& c, FrontResponse r, size_t written = 0) {
     c.busy = false;
+    c.direct = false;
+    c.last_io = Clock::now();  // the idle clock restarts with the answer
     if (!c.pending_out()) {
       c.out = std::move(r.bytes);
-      c.out_done = 0;
+      c.out_done = written;
     } else {
       c.out += r.bytes;
     }
@@ -544,7 +572,11 @@ struct HttpFront::Impl {
       auto it = conns.find(d.key);
       if (it == conns.end()) continue;  // the client went away meanwhile
       Conn& c = *it->second;
-      Answer(c, std::move(d.response));
+      if (c.gone) {
+        Close(c);
+        continue;
+      }
+      Answer(c, std::move(d.response), d.written);
       Pump(c);
     }
   }

@@ -6,8 +6,10 @@
 // idle, slow or still sending, and GET/HEAD requests (health, readiness,
 // metadata, metrics) are answered by the connection thread itself, without
 // waiting for a handler thread. Answers go back in request order on each
-// connection, so pipelined requests work; they are written without
-// blocking, by the connection thread.
+// connection, so pipelined requests work. A handler thread writes its
+// answer to the socket itself when nothing is queued before it (saving a
+// wake-up of the connection thread per request); what the socket does not
+// take at once, the connection thread writes without blocking.
 //
 // Why not cpp-httplib's own accept loop (0.11, Debian 12): it gives each
 // connection a pool thread for the connection's whole life, idle keep-alive

@@ -85,6 +85,8 @@ void RequestReader::Reset() {
   error_.clear();
   head_.clear();
   line_.clear();
+  if (head_.capacity() > 4096) std::string().swap(head_);  // a large head once does not stay held
+  if (line_.capacity() > 4096) std::string().swap(line_);
   remaining_ = 0;
   req_ = HttpRequest{};
 }
