@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser with libFuzzer (clang, ASan+UBSan) for a bounded time
 # each: scripts/fuzz.sh [SECONDS=60] [TARGET...]. Targets (fuzz/*_fuzz.cc):
-# infer_request (serve's request body), data_lines (every data-line format),
+# infer_request (serve's request body), http_request (serve's HTTP request
+# framing: head, Content-Length and chunked bodies, limits), data_lines (every data-line format),
 # config (the training config and the CSV schema), checkpoint (table files
 # and the data spec), dist_messages (the distributed sparse, dense and
 # validation messages). Each starts from its corpus in fuzz/corpus/<target>;
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(infer_request data_lines config checkpoint dist_messages)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(infer_request http_request data_lines config checkpoint dist_messages)
 EXTRA_PKGS="clang libclang-rt-14-dev" ./scripts/deps.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBARK_SANITIZE=ON -DEMBARK_FUZZ=ON \
   -DEMBARK_TESTS=OFF -DEMBARK_BENCH=OFF >/dev/null

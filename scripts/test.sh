@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (unit and end-to-end).
 # With --sanitize: the unit tests in an AddressSanitizer + UBSan build.
-# With --tsan: the concurrent table and pipeline tests under ThreadSanitizer.
+# With --tsan: the concurrent table and pipeline tests, the HTTP front end's
+# tests and the serve end-to-end checks under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
@@ -16,12 +17,17 @@ elif [ "${1:-}" = "--tsan" ]; then
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
   # Distributed training's communication thread against the training threads.
   TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
+  # embark serve's connection thread against its handler threads.
+  TSAN_OPTIONS=halt_on_error=1 ./tests/http_test
   # The hybrid trainer: threads update the tables while others read them.
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   ./embark gen --rows 20000 --valid-rows 2000 --out "$tmp/t.tsv" --valid-out "$tmp/v.tsv" >/dev/null
   TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 512 \
     --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --out "$tmp/m" --quiet
+  # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
+  # (a race makes the server exit with an error, which fails the checks).
+  TSAN_OPTIONS=halt_on_error=1 EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh
   echo "ThreadSanitizer: no data race reported"
 else
   ./scripts/build.sh

@@ -2,6 +2,8 @@
 // sample either way) and the infer request codec.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "data/parse.h"
 #include "serve/request.h"
 #include "serve/server.h"
@@ -99,14 +101,34 @@ TEST(InferRequest, ParsesColumnsAndRefusesBadOnes) {
             R"({"model_name":"m","model_version":"3","outputs":[{"name":"probability","datatype":"FP32","shape":[2],"data":[0.25,0.123456791]}]})");
 }
 
+// Every JSON the server writes is valid JSON whatever bytes it carries:
+// names from the training schema, ids and model names from the client.
+TEST(InferRequest, JsonOutputIsEscapedAndValid) {
+  CsvSchema s;
+  s.label = "y";
+  s.numeric = {"a\"b\\c\n"};
+  s.categorical = {"bad\xff\xfeutf8"};
+  RowEncoder enc(DataSpec::Csv(s));
+  std::string meta;
+  ASSERT_NO_THROW(meta = serve::ModelMetadataJson("m\"\x01", "1", enc));
+  nlohmann::json j = nlohmann::json::parse(meta);
+  EXPECT_EQ(j["name"], "m\"\x01");
+  EXPECT_EQ(j["inputs"][0]["name"], "a\"b\\c\n");
+  EXPECT_EQ(j["inputs"][1]["name"], "bad\xEF\xBF\xBD\xEF\xBF\xBDutf8");  // U+FFFD for each bad byte
+  const float p[] = {0.5f};
+  j = nlohmann::json::parse(serve::InferResponseJson("m\xff", "1", "id\"\n\xff", p, 1));
+  EXPECT_EQ(j["id"], "id\"\n\xEF\xBF\xBD");
+  j = nlohmann::json::parse(serve::ErrorJson("unknown model '\xc3' \"x\""));
+  EXPECT_EQ(j["error"], "unknown model '\xEF\xBF\xBD' \"x\"");
+}
+
 }  // namespace
 }  // namespace embark
 
 namespace embark::serve {
 namespace {
 
-// A failed bind says why, in the system's words: httplib alone reports
-// only that it failed.
+// A failed bind says why, in the system's words.
 TEST(Server, BindFailureSaysWhy) {
   ServerOptions o;
   o.model_dir = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2/fm";

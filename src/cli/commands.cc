@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -249,15 +250,30 @@ void RegisterServe(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(0, 10000000));
   cmd->add_option("--workers", o->workers, "Scoring threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
-  cmd->add_option("--http-threads", o->http_threads, "Connections served at once")
+  cmd->add_option("--http-threads", o->http_threads,
+                  "Requests handled at once (POSTs; GETs are answered by the connection thread, and a connection "
+                  "holds no thread while it is idle or still sending)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--max-body-mb", *max_body_mb, "Largest request body accepted (MiB); larger gets 413")
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections open at once; one more is answered 503 and closed (capped by the open-file limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--max-body-mb", *max_body_mb,
+                  "Largest request body accepted (MiB), however it is framed (Content-Length or chunked); larger "
+                  "gets 413")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1e6));
-  cmd->add_option("--timeout", o->timeout_s, "Seconds before a slow or idle connection is closed")
+  cmd->add_option("--timeout", o->timeout_s,
+                  "Seconds a connection may stay silent (idle between requests, stalled within one, or not reading "
+                  "its answer) before it is closed")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  cmd->add_option("--request-timeout", o->request_timeout_s,
+                  "Seconds from a request's first byte to its last; a request not complete by then gets 408 and its "
+                  "connection is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option("--poll", o->poll_s, "Seconds between checks of the model directory (0: reload only on SIGHUP or "
                                        "POST /v2/repository/models/NAME/load)")
       ->capture_default_str()
@@ -279,6 +295,11 @@ void RegisterServe(CLI::App* app) {
     }
     Logger log(*quiet ? LogLevel::kWarn : LogLevel::kInfo);
     InitBlas();
+    // Each connection holds a file descriptor: allow as many as the hard limit does.
+    if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      (void)::setrlimit(RLIMIT_NOFILE, &rl);
+    }
     // Signal handlers only write the signal number to a pipe (any thread,
     // BLAS's included, may receive it); one thread acts on it: SIGHUP
     // reloads, SIGTERM/SIGINT drain and stop.

@@ -76,6 +76,11 @@ std::string ServerMetrics::Render() const {
   out += "# HELP embark_model_reloads_total Model reload attempts by result.\n# TYPE embark_model_reloads_total counter\n";
   out += "embark_model_reloads_total{result=\"success\"} " + std::to_string(reloads_ok_.load()) + "\n";
   out += "embark_model_reloads_total{result=\"failure\"} " + std::to_string(reloads_failed_.load()) + "\n";
+  out += "# HELP embark_http_connections Connections open.\n# TYPE embark_http_connections gauge\n";
+  out += "embark_http_connections " + std::to_string(connections_.load()) + "\n";
+  out += "# HELP embark_http_connections_refused_total Connections refused for being over --max-connections.\n";
+  out += "# TYPE embark_http_connections_refused_total counter\n";
+  out += "embark_http_connections_refused_total " + std::to_string(connections_refused_.load()) + "\n";
   return out;
 }
 

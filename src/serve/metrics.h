@@ -35,6 +35,8 @@ class ServerMetrics {
   void ObserveBatch(size_t rows);
   void SetModelVersion(int64_t v) { version_ = v; }
   void CountReload(bool ok) { (ok ? reloads_ok_ : reloads_failed_)++; }
+  void SetOpenConnections(size_t n) { connections_ = static_cast<int64_t>(n); }
+  void CountRefusedConnection() { ++connections_refused_; }
   std::string Render() const;
 
  private:
@@ -42,7 +44,8 @@ class ServerMetrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   Histogram latency_, batch_rows_;
   std::atomic<uint64_t> rows_{0}, batches_{0}, reloads_ok_{0}, reloads_failed_{0};
-  std::atomic<int64_t> version_{0};
+  std::atomic<int64_t> version_{0}, connections_{0};
+  std::atomic<uint64_t> connections_refused_{0};
 };
 
 }  // namespace embark::serve

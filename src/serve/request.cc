@@ -63,7 +63,9 @@ std::string ModelMetadataJson(const std::string& name, const std::string& versio
   for (const InputField& in : enc.inputs()) inputs.push_back({{"name", in.name}, {"datatype", DatatypeOf(in)}, {"shape", {-1}}});
   j["inputs"] = inputs;
   j["outputs"] = json::array({{{"name", "probability"}, {"datatype", "FP32"}, {"shape", {-1}}}});
-  return j.dump();
+  // Input names come from the training data's schema: bytes that are not
+  // UTF-8 are replaced, never thrown on.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, InferRequest* req, Batch* out) {
@@ -202,7 +204,7 @@ std::string InferResponseJson(const std::string& model, const std::string& versi
   s += "{\"model_name\":";
   s += json(model).dump(-1, ' ', false, json::error_handler_t::replace);
   s += ",\"model_version\":";
-  s += json(version).dump();
+  s += json(version).dump(-1, ' ', false, json::error_handler_t::replace);
   if (!id.empty()) {
     s += ",\"id\":";
     s += json(id).dump(-1, ' ', false, json::error_handler_t::replace);

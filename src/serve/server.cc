@@ -1,7 +1,6 @@
 #include "serve/server.h"
 
 #include <dirent.h>
-#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,9 +13,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
-// Connections waiting to be accepted: httplib's default of 5 refuses real
-// clients' bursts.
-#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <mutex>
@@ -24,6 +20,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "serve/batcher.h"
+#include "serve/http_front.h"
 #include "serve/request.h"
 #include "util/fs.h"
 
@@ -36,35 +33,6 @@ bool TokenMatches(const std::string& given, const std::string& expected) {
   for (size_t i = 0; i < expected.size(); ++i) diff |= static_cast<unsigned char>(expected[i]) ^
                                                      static_cast<unsigned char>(i < given.size() ? given[i] : 0);
   return diff == 0;
-}
-
-// Why host:port cannot be bound, in the system's words (httplib says only
-// that it failed): the name does not resolve, or bind(2)'s error, tried as
-// httplib does (SO_REUSEADDR, each address of the name).
-std::string BindFailure(const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found);
-  if (rc != 0) return std::string("the name does not resolve (") + ::gai_strerror(rc) + ")";
-  std::string why = "no address to listen on";
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) {
-      why = std::strerror(errno);
-      continue;
-    }
-    const int one = 1;
-    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    const bool bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
-    why = bound ? "it was taken, and is free again now" : std::strerror(errno);
-    ::close(fd);
-    if (bound) break;
-  }
-  ::freeaddrinfo(found);
-  return why;
 }
 
 }  // namespace
@@ -98,6 +66,53 @@ std::string DirSignature(const std::string& dir) {
   return sig;
 }
 
+// httplib's request parser, router and response writer, used on complete
+// requests in memory: the front end (http_front.h) owns the sockets.
+class Router : public httplib::Server {
+ public:
+  using httplib::Server::process_request;
+};
+
+// One complete request to read (its head, then its body) and the answer
+// written to memory.
+class MemoryStream : public httplib::Stream {
+ public:
+  explicit MemoryStream(const FrontRequest& r) : r_(r), head_(r.http.Head()) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    size_t n = 0;
+    if (pos_ < head_.size()) {
+      n = head_.copy(ptr, size, pos_);
+    } else {
+      n = r_.http.body.copy(ptr, size, pos_ - head_.size());
+    }
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = r_.remote_ip;
+    port = r_.remote_port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = r_.local_ip;
+    port = r_.local_port;
+  }
+  // No descriptor: httplib has nothing to poll or check against FD_SETSIZE.
+  socket_t socket() const override { return INVALID_SOCKET; }
+
+  std::string out;
+
+ private:
+  const FrontRequest& r_;
+  const std::string head_;
+  size_t pos_ = 0;
+};
+
 std::string BaseName(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   size_t s = dir.rfind('/');
@@ -122,7 +137,8 @@ struct Server::Impl {
   const Logger& log;
   ServerMetrics metrics;
   std::unique_ptr<Batcher> batcher;
-  httplib::Server http;
+  Router http;
+  std::unique_ptr<HttpFront> front;  // created by Run under stop_mu
 
   std::mutex model_mu;  // guards `current`
   std::shared_ptr<const ServedModel> current;
@@ -132,7 +148,7 @@ struct Server::Impl {
 
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
-  std::mutex stop_mu;
+  std::mutex stop_mu;  // guards `stopping` and the creation of `front`
   std::condition_variable stop_cv;
   bool stopping = false;
 
@@ -179,6 +195,14 @@ struct Server::Impl {
     metrics.SetModelVersion(version);
     log.Log(LogLevel::kInfo, "serving %s version %lld", opt.model_dir.c_str(), static_cast<long long>(version));
     return Status::OK();
+  }
+
+  // One complete request through httplib's router, answered in memory.
+  FrontResponse Handle(const FrontRequest& r) {
+    MemoryStream strm(r);
+    bool closed = false;
+    const bool ok = http.process_request(strm, r.close, closed, nullptr);
+    return {std::move(strm.out), r.close || closed || !ok};
   }
 
   void Reply(httplib::Response& res, int status, const std::string& body, const char* endpoint,
@@ -235,7 +259,7 @@ struct Server::Impl {
       if (!st.ok())
         return Reply(res, 500, ErrorJson("reload refused, still serving the previous version: " + Redact(st.message())),
                      "load");
-      Reply(res, 200, "{\"version\":\"" + Current()->version_str + "\"}", "load");
+      Reply(res, 200, nlohmann::json{{"version", Current()->version_str}}.dump(), "load");
     });
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its JSON error
@@ -304,10 +328,10 @@ void Server::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(impl_->stop_mu);
     impl_->stopping = true;
+    impl_->ready = false;
+    if (impl_->front) impl_->front->Stop();
   }
-  impl_->ready = false;
   impl_->stop_cv.notify_all();
-  impl_->http.stop();
 }
 
 Status Server::Run() {
@@ -319,33 +343,36 @@ Status Server::Run() {
   bo.workers = s.opt.workers > 0 ? s.opt.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s.batcher = std::make_unique<Batcher>(bo, &s.metrics);
 
-  const int threads = std::max(1, s.opt.http_threads);
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  // The front end enforces the body limit and the idle timeout; httplib
+  // checks the body again and writes the timeout into its Keep-Alive
+  // header. No request count closes a connection.
   s.http.set_payload_max_length(s.opt.max_body_bytes);
-  s.http.set_read_timeout(s.opt.timeout_s, 0);
-  s.http.set_write_timeout(s.opt.timeout_s, 0);
   s.http.set_keep_alive_timeout(s.opt.timeout_s);
   s.http.set_keep_alive_max_count(1000000);
-  s.http.set_tcp_nodelay(true);  // small answers go out at once, not after a delayed ACK
   s.Routes();
 
-  int port = s.opt.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(s.opt.host);
-    if (port < 0) return Status::IOError("cannot bind to " + s.opt.host + ": " + BindFailure(s.opt.host, 0));
-  } else if (!s.http.bind_to_port(s.opt.host, port)) {
-    return Status::IOError("cannot bind to " + s.opt.host + ":" + std::to_string(port) + ": " +
-                           BindFailure(s.opt.host, port));
+  FrontOptions fo;
+  fo.host = s.opt.host;
+  fo.port = s.opt.port;
+  fo.handler_threads = std::max(1, s.opt.http_threads);
+  fo.max_connections = s.opt.max_connections;
+  fo.idle_timeout_s = s.opt.timeout_s;
+  fo.request_timeout_s = s.opt.request_timeout_s;
+  fo.limits.max_body_bytes = s.opt.max_body_bytes;
+  {
+    std::lock_guard<std::mutex> lock(s.stop_mu);
+    s.front = std::make_unique<HttpFront>(fo, [&s](const FrontRequest& r) { return s.Handle(r); }, &s.metrics, s.log);
+    if (s.stopping) s.front->Stop();
   }
+  EMBARK_RETURN_IF_ERROR(s.front->Bind());
+  const int port = s.front->port();
   s.bound_port = port;
   s.ready = true;
   s.log.Log(LogLevel::kInfo, "serving model '%s' at http://%s:%d/v2/models/%s", s.opt.name.c_str(),
             s.opt.host.c_str(), port, s.opt.name.c_str());
 
-  // Watches the checkpoint directory while serving; once stopping, makes
-  // sure the listener stops even if Shutdown came before it started.
-  std::atomic<bool> listen_done{false};
-  std::thread watcher([&s, &listen_done] {
+  // Watches the checkpoint directory while serving.
+  std::thread watcher([&s] {
     std::unique_lock<std::mutex> lock(s.stop_mu);
     while (!s.stopping) {
       if (s.opt.poll_s > 0) {
@@ -358,26 +385,19 @@ Status Server::Run() {
       (void)s.Reload(false);  // failures are logged and counted
       lock.lock();
     }
-    lock.unlock();
-    while (!listen_done) {
-      s.http.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
   });
-  const bool ok = s.http.listen_after_bind();
-  listen_done = true;
-  // Stopped: connections are drained; score what is still queued.
-  bool was_stopping;
+  // Returns once stopped with every begun request answered; then score
+  // what is still queued.
+  const Status served = s.front->Serve();
   {
     std::lock_guard<std::mutex> lock(s.stop_mu);
-    was_stopping = s.stopping;
     s.stopping = true;
+    s.ready = false;
   }
   s.stop_cv.notify_all();
   watcher.join();
   s.batcher->Stop();
-  if (!ok && !was_stopping) return Status::IOError("the HTTP server stopped unexpectedly");
-  return Status::OK();
+  return served;
 }
 
 }  // namespace embark::serve

@@ -20,9 +20,13 @@ struct ServerOptions {
   size_t max_batch_rows = 256;
   int max_delay_us = 200;
   int workers = 0;               // scoring threads; 0: one per core
-  int http_threads = 128;        // connections served at once
-  size_t max_body_bytes = 64 << 20;
-  int timeout_s = 5;             // read/write/keep-alive timeout per connection
+  int http_threads = 128;        // requests handled at once (GETs are answered by the connection thread)
+  size_t max_connections = 4096;  // open at once; one more is answered 503 and closed
+  size_t max_body_bytes = 64 << 20;  // after chunked decoding; larger gets 413
+  // A connection silent this long between requests, stalled within one, or
+  // not taking its answer is closed (a request cut short gets 408).
+  int timeout_s = 5;
+  double request_timeout_s = 10;  // a request's first byte to its last; later: 408
   double poll_s = 2;             // model directory check interval; 0: only on SIGHUP or the load endpoint
   // The repository load endpoint answers only requests carrying
   // "Authorization: Bearer <admin_token>"; empty: the endpoint is disabled.

@@ -214,6 +214,124 @@ check("unknown path is 404 with a JSON error", s == 404 and "error" in json.load
 s, t = c.call("POST", "/v2/models/ctr/infer", good)
 check("still answering correctly after the bad requests", s == 200 and formatted(t) == want[:2], t)
 
+# ---- request bodies are bounded however they are framed -------------------
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def read_response(sock, timeout=10):
+    """One HTTP response off a raw socket: (status, headers text, body), or
+    (None, '', '') if the connection closed or timed out first."""
+    sock.settimeout(timeout)
+    buf = getattr(sock, "_pending", b"")
+    try:
+        while b"\r\n\r\n" not in buf:
+            d = sock.recv(65536)
+            if not d:
+                return None, "", ""
+            buf += d
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            d = sock.recv(65536)
+            if not d:
+                return None, "", ""
+            rest += d
+    except (socket.timeout, ConnectionError):
+        return None, "", ""
+    sock._pending = rest[n:]
+    return int(head.split(b" ")[1]), head.decode(), rest[:n].decode()
+
+
+class RawSocket(socket.socket):
+    pass
+
+
+def raw_connect(port):
+    s = RawSocket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def stream_then_read(sock, chunks):
+    """Sends the chunks until the server answers (it may answer before the
+    body ends, as it should for a body over the limit), then reads it."""
+    sock.setblocking(False)
+    import select
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            r, w, _ = select.select([sock], [sock], [], 10)
+            if r:
+                sock.setblocking(True)
+                return read_response(sock)
+            if not w:
+                return None, "", ""
+            try:
+                view = view[sock.send(view):]
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                sock.setblocking(True)
+                return read_response(sock)
+    sock.setblocking(True)
+    return read_response(sock)
+
+
+rss0 = rss_mb(p.pid)
+big = b"40000\r\n" + b" " * 0x40000 + b"\r\n"  # 256 KiB chunks: 256 of them are 64 MiB
+sock = raw_connect(port)
+sock.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+st, hd, tx = stream_then_read(sock, [big] * 256 + [b"0\r\n\r\n"])
+check("a chunked body over --max-body-mb is 413 with a JSON error",
+      st == 413 and "larger than the limit" in json.loads(tx or "{}").get("error", ""), (st, tx[:200]))
+check("... and its connection is closed", "connection: close" in hd.lower() and read_response(sock, 5)[0] is None, hd)
+sock.close()
+sock = raw_connect(port)  # chunked within the limit is read and decoded
+body = json.dumps(infer_body(ROWS[:2])).encode()
+sock.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000]) for i in range(0, len(body), 1000)) +
+             b"0\r\n\r\n")
+st, hd, tx = read_response(sock)
+check("a chunked body within the limit is answered", st == 200 and formatted(tx) == want[:2], (st, tx[:200]))
+sock.close()
+# A body without Content-Length or chunked framing is no body (RFC 9112):
+# its bytes are read as the next request, refused, and never buffered.
+sock = raw_connect(port)
+st, hd, tx = stream_then_read(sock, [b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\n\r\n"] +
+                              [b"{" + b" " * 0x100000] * 64)
+check("an unframed body is not read as a body (400, empty body)", st == 400 and "not valid JSON" in tx, (st, tx[:200]))
+st2, hd2, tx2 = read_response(sock)
+check("... and its bytes are refused as a request (400 or 431), connection closed",
+      st2 in (400, 431) and "connection: close" in hd2.lower(), (st2, tx2[:200]))
+sock.close()
+rss1 = rss_mb(p.pid)
+check("RSS stays bounded after 128 MiB of refused bodies (%.0f -> %.0f MB)" % (rss0, rss1), rss1 - rss0 < 32,
+      (rss0, rss1))
+s, t = c.call("POST", "/v2/models/ctr/infer", good)
+check("still answering after the refused bodies", s == 200 and formatted(t) == want[:2], t)
+
+# ---- pipelining: requests written back to back, answered in order ----------
+sock = raw_connect(port)
+body = json.dumps(infer_body(ROWS[:3])).encode()
+sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n" +
+             b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n\r\n%s" % (len(body), body) +
+             b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+answers = [read_response(sock) for _ in range(3)]
+check("3 pipelined requests get 3 answers in order on one connection",
+      [a[0] for a in answers] == [200, 200, 200] and json.loads(answers[0][2]) == {"ready": True} and
+      formatted(answers[1][2]) == want[:3] and json.loads(answers[2][2]) == {"live": True},
+      [(a[0], a[2][:80]) for a in answers])
+sock.sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+st, hd, tx = read_response(sock)
+check("... and the connection stays open after them", st == 200 and json.loads(tx)["name"] == "embark", (st, tx))
+sock.close()
+
 # A slow client is cut off after --timeout; others are not affected.
 sock = socket.create_connection(("127.0.0.1", port))
 sock.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
@@ -334,6 +452,80 @@ th.join()
 rc = p.wait(timeout=20)
 check("SIGTERM: exit 0", rc == 0, rc)
 check("the request in flight at SIGTERM was answered", inflight.get("status") == 200, inflight)
+
+# ---- a slowloris: readiness keeps answering, drips are cut at the deadline -
+class Drips:
+    """`n` connections that each send a request head one header line every
+    `every` seconds and never finish it; one the server answers or closes is
+    opened again, as an attacker would. Runs on one thread."""
+
+    def __init__(self, port, n, every):
+        self.port, self.n, self.every = port, n, every
+        self.stop = threading.Event()
+        self.answers = {}  # status -> count of drip connections the server answered
+        self.thread = threading.Thread(target=self.run)
+
+    def open(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\n")
+        return s
+
+    def cut(self, s):
+        try:
+            s.setblocking(False)
+            head = s.recv(64)
+        except OSError:
+            head = b""
+        status = head.split(b" ")[1].decode() if head.startswith(b"HTTP/1.1 ") else "closed"
+        self.answers[status] = self.answers.get(status, 0) + 1
+        s.close()
+
+    def run(self):
+        import select
+        socks = [self.open() for _ in range(self.n)]
+        k = 0
+        while not self.stop.wait(self.every):
+            k += 1
+            readable, _, _ = select.select(socks, [], [], 0)
+            for s in readable:
+                self.cut(s)
+                socks[socks.index(s)] = self.open()
+            for i, s in enumerate(socks):
+                try:
+                    s.sendall(b"X-Drip-%d: %d\r\n" % (i, k))
+                except OSError:
+                    self.cut(s)
+                    socks[i] = self.open()
+        for s in socks:
+            s.close()
+
+
+p, port = start("--timeout", "5", "--request-timeout", "2", "--http-threads", "4")
+drips = Drips(port, 140, 1.0)
+drips.thread.start()
+time.sleep(0.5)
+probes, answered, t_end = 0, 0, time.time() + 6
+while time.time() < t_end:
+    probes += 1
+    try:
+        cl = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        cl.request("GET", "/v2/health/ready")
+        r = cl.getresponse()
+        answered += r.status == 200 and json.loads(r.read()) == {"ready": True}
+        cl.close()
+    except (OSError, http.client.HTTPException, ValueError):
+        pass
+    time.sleep(0.1)
+drips.stop.set()
+drips.thread.join()
+check("140 dripping connections: %d of %d readiness probes answered (at least 80%%)" % (answered, probes),
+      probes > 10 and answered >= 0.8 * probes, (answered, probes))
+check("dripping connections are answered 408 at --request-timeout (%s)" % drips.answers,
+      drips.answers.get("408", 0) >= 100, drips.answers)
+s, t = Client(port).call("POST", "/v2/models/ctr/infer", good)
+check("infer answers after the drips", s == 200 and formatted(t) == expected(3)[:2], (s, t[:200]))
+os.kill(p.pid, signal.SIGTERM)
+check("SIGTERM after the drips: exit 0", p.wait(timeout=20) == 0)
 
 if FAILS:
     print(f"{len(FAILS)} check(s) failed", flush=True)
