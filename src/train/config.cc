@@ -228,7 +228,8 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
     return Status::ParseError(path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
   std::set<std::string> set_here;  // by current name: a former name and its new one may not both be set
-  for (auto& [k, v] : t) {
+  for (auto& [k, node] : t) {
+    const toml::node& v = node;  // a plain reference: lambdas below may capture it
     std::string key(k.str());
     const ParamDef* p = FindParam(key);
     if (p == nullptr) return Status::InvalidArgument(path + ": unknown parameter '" + key + "'");
