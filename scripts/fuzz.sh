@@ -4,7 +4,8 @@
 # infer_request (serve's request body), http_request (serve's HTTP request
 # framing: head, Content-Length and chunked bodies, limits), data_lines (every data-line format),
 # config (the training config and the CSV schema), checkpoint (table files
-# and the data spec). Each starts from its corpus in fuzz/corpus/<target>;
+# and the data spec), dist_messages (the distributed sparse, dense and
+# validation messages). Each starts from its corpus in fuzz/corpus/<target>;
 # new inputs that widen coverage go to build-fuzz/corpus/<target> (copy the
 # useful ones into the repo's corpus). A crash leaves its input in
 # build-fuzz/ and fails the script.
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(infer_request http_request data_lines config checkpoint)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(infer_request http_request data_lines config checkpoint dist_messages)
 EXTRA_PKGS="clang libclang-rt-14-dev" ./scripts/deps.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBARK_SANITIZE=ON -DEMBARK_FUZZ=ON \
   -DEMBARK_TESTS=OFF -DEMBARK_BENCH=OFF >/dev/null

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -196,6 +197,114 @@ TEST(Api, PredictToFileIsAllOrNothing) {
   int kept = 0;
   for (std::string l; std::getline(again, l);) ++kept;
   EXPECT_EQ(kept, 500);
+
+  // Nor is an output ever a file of the checkpoint being read: the model
+  // stays as it was and loads again.
+  std::ifstream dense_in(dir + "/model/dense.bin", std::ios::binary);
+  const std::string dense((std::istreambuf_iterator<char>(dense_in)), std::istreambuf_iterator<char>());
+  auto into_model = (*p)->PredictToFile({train}, 0, dir + "/model/dense.bin");
+  ASSERT_FALSE(into_model.ok());
+  EXPECT_NE(into_model.status().message().find("inside the checkpoint"), std::string::npos)
+      << into_model.status().message();
+  EXPECT_FALSE((*p)->PredictToFile({train}, 0, dir + "/model/pred.txt").ok());
+  std::ifstream dense_again(dir + "/model/dense.bin", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(dense_again)), std::istreambuf_iterator<char>()), dense);
+  EXPECT_TRUE(Predictor::Open(dir + "/model", {1}).ok());
+}
+
+// Output line k belongs to input line k: a blank or skipped bad line gets an
+// empty line (at the start, in the middle, in a run, at the end, and across
+// files), and each other line the probability of its own sample.
+TEST(Api, PredictToFileLinesUpWithInput) {
+  const std::string dir = TempDir();
+  const std::string train = WriteData(dir, "train.tsv", 15000, 7);
+  auto t = Trainer::Open(SmallFm(train, dir + "/model"));
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->Fit().ok());
+  auto p = Predictor::Open(dir + "/model", {2});
+  ASSERT_TRUE(p.ok());
+  auto clean = (*p)->PredictToFile({train}, 0, dir + "/clean.txt");
+  ASSERT_TRUE(clean.ok()) << clean.status().message();
+  std::vector<std::string> good, expected;
+  {
+    std::ifstream in(train), pred(dir + "/clean.txt");
+    for (std::string l, q; std::getline(in, l) && std::getline(pred, q);) {
+      good.push_back(l);
+      expected.push_back(q);
+    }
+  }
+  ASSERT_EQ(good.size(), 15000u);
+  // Mixed input over two files, bad lines every so often (more than one
+  // parse chunk, so positions cross block boundaries).
+  std::vector<std::string> want;
+  std::ofstream a(dir + "/a.tsv"), b(dir + "/b.tsv");
+  auto put = [&](std::ofstream& f, const std::string& line, const std::string& pred) {
+    f << line << "\n";
+    want.push_back(pred);
+  };
+  put(a, "", "");
+  put(a, "junk", "");
+  int bad = 1;
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::ofstream& f = i < 4000 ? a : b;
+    put(f, good[i], expected[i]);
+    if (i % 997 == 3) put(f, "", "");
+    if (i % 1409 == 5 || i == 3999) {
+      put(f, "1\tbad", "");
+      ++bad;
+    }
+  }
+  put(b, "", "");
+  put(b, "also junk", "");
+  ++bad;
+  a.close();
+  b.close();
+  auto mixed = (*p)->PredictToFile({dir + "/a.tsv", dir + "/b.tsv"}, 100, dir + "/mixed.txt");
+  ASSERT_TRUE(mixed.ok()) << mixed.status().message();
+  EXPECT_EQ(mixed->samples, 15000);
+  EXPECT_EQ(mixed->bad_lines, bad);
+  std::ifstream in(dir + "/mixed.txt");
+  std::vector<std::string> got;
+  for (std::string l; std::getline(in, l);) got.push_back(l);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << "output line " << k + 1;
+}
+
+// checkpoint_every: a run that fails part way leaves in out_dir the
+// checkpoint of its last multiple of N steps, which verifies and resumes.
+TEST(Api, PeriodicCheckpointOutlivesAFailedRun) {
+  const std::string dir = TempDir();
+  const std::string good = WriteData(dir, "good.tsv", 2560, 5);  // 20 steps of 128
+  std::ofstream(dir + "/bad.tsv") << "1\tnot a criteo line\n";
+  TrainOptions o = SmallFm(good, dir + "/model");
+  o.train_files.push_back(dir + "/bad.tsv");
+  ASSERT_TRUE(o.Set("shuffle_window", "0").ok());
+  ASSERT_TRUE(o.Set("checkpoint_every", "6").ok());
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto failed = (*t)->Fit();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("bad.tsv:1"), std::string::npos) << failed.status().message();
+  auto info = VerifyCheckpoint(dir + "/model");
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->step, 18);
+  EXPECT_EQ(info->samples, 18u * 128);
+  EXPECT_EQ(info->epochs_done, 0);
+
+  // Resuming from it restarts the epoch, on the good data alone.
+  TrainOptions r = SmallFm(good, dir + "/model");
+  r.resume_from = dir + "/model";
+  auto resumed = Trainer::Open(r);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().message();
+  auto rep = (*resumed)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->steps, 38);
+
+  // It cannot be combined with early stopping: both would write out_dir.
+  ASSERT_TRUE(o.Set("early_stop_patience", "2").ok());
+  auto both = Trainer::Open(o);
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("--early-stop-patience"), std::string::npos) << both.status().message();
 }
 
 TEST(Api, CallerBuiltBatchesAreCheckedAndTrainWithoutFiles) {

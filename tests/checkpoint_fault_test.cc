@@ -139,6 +139,38 @@ TEST(CheckpointFaults, EveryFailedOperationLeavesThePreviousCheckpoint) {
   EXPECT_LE(committed, 2);  // the last operation, under EIO and ENOSPC
 }
 
+// A read error at any point of a load (opening a file, reading it whole, any
+// block of a table file) fails the load with the path and the system's
+// reason, returns no model, and leaves the checkpoint as it was: the next
+// load gives the same scores.
+TEST(CheckpointFaults, EveryFailedReadFailsTheLoadCleanly) {
+  auto model = TinyModel(3);
+  const std::vector<float> scores = Scores(*model);
+  const std::string dir = testing::TempDir() + "/read_faults/ck";
+  sfs::remove_all(dir);
+  ASSERT_TRUE(SaveCheckpoint(dir, *model, {}, {1, 1, 1, 0}).ok());
+  FaultEnv env(Env::Posix());
+  env.FailRead(0);
+  ASSERT_TRUE(LoadCheckpoint(dir, 0, 1, &env).ok());
+  const uint64_t reads = env.read_ops();
+  ASSERT_GE(reads, 6u);  // manifest, config, spec, dense, trainer state, tables
+  std::set<std::string> paths;
+  for (uint64_t k = 1; k <= reads; ++k) {
+    env.FailRead(k);
+    auto loaded = LoadCheckpoint(dir, 0, 1, &env);
+    ASSERT_FALSE(loaded.ok()) << "read " << k;
+    const std::string& msg = loaded.status().message();
+    EXPECT_NE(msg.find("Input/output error (injected)"), std::string::npos) << "read " << k << ": " << msg;
+    EXPECT_NE(msg.find(dir + "/"), std::string::npos) << "read " << k << ": " << msg;
+    paths.insert(env.reads().back());
+  }
+  EXPECT_GE(paths.size(), 5u);
+  env.FailRead(0);
+  auto again = LoadCheckpoint(dir, 0, 1, &env);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(Scores(*again->model), scores);
+}
+
 // A save killed midway leaves DIR.tmp-<pid>; the next save into the same
 // parent removes it once that process is gone, and keeps a live process's.
 // A pid that names no live process.

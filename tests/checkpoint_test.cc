@@ -168,6 +168,14 @@ TEST(Checkpoint, TruncatedFileIsRefused) {
   std::string dir = Saved("ck_trunc");
   sfs::resize_file(dir + "/dense.bin", 20);
   ExpectRefused(dir, "dense.bin: size 20 bytes");
+  ExpectRefused(dir, "(truncated?)");
+  std::string grown = Saved("ck_grown");
+  std::ofstream(grown + "/config.toml", std::ios::app) << "seed = 2\n";
+  ExpectRefused(grown, "config.toml: size ");
+  ExpectRefused(grown, "(appended to?)");
+  std::string lacks = Saved("ck_lacks");
+  sfs::remove(lacks + "/embeddings.bin");
+  ExpectRefused(lacks, "checkpoint lacks embeddings.bin, which its MANIFEST.json lists");
 }
 
 TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
@@ -184,6 +192,35 @@ TEST(Checkpoint, MissingOrForeignManifestIsRefused) {
   std::string dir3 = Saved("ck_garbage");
   ASSERT_TRUE(fs::WriteFileAtomic(dir3 + "/MANIFEST.json", "\x01\x02garbage").ok());
   ExpectRefused(dir3, "MANIFEST.json: unreadable");
+  // A file size that is not an integer is refused, not converted.
+  std::string dir4 = Saved("ck_float_size");
+  auto m = nlohmann::json::parse(fs::ReadFile(dir4 + "/MANIFEST.json").value());
+  m["files"]["dense.bin"]["bytes"] = 1e300;
+  ASSERT_TRUE(fs::WriteFileAtomic(dir4 + "/MANIFEST.json", m.dump(2)).ok());
+  ExpectRefused(dir4, "'bytes' must be an integer");
+}
+
+// The manifest is not checksummed: its numbers are read exactly, never
+// truncated (2.5 as 2), wrapped (-1 as 2^64-1) or converted from a float
+// out of range (undefined).
+TEST(Checkpoint, ManifestNumbersAreExactIntegers) {
+  auto edited = [](const std::string& name, const std::string& from, const std::string& to) {
+    std::string dir = Saved(name);
+    auto text = fs::ReadFile(dir + "/MANIFEST.json").value();
+    EXPECT_NE(text.find(from), std::string::npos) << text;
+    text.replace(text.find(from), from.size(), to);
+    EXPECT_TRUE(fs::WriteFileAtomic(dir + "/MANIFEST.json", text).ok());
+    return dir;
+  };
+  const std::string v = "\"version\": " + std::to_string(kCheckpointVersion);
+  ExpectRefused(edited("ck_v_float", v, "\"version\": 2.5"), "'version' must be an integer");
+  ExpectRefused(edited("ck_v_string", v, "\"version\": \"2\""), "'version' must be an integer");
+  ExpectRefused(edited("ck_v_wide", v, "\"version\": 4294967298"), "'version' must be an integer in [");
+  ExpectRefused(edited("ck_shards", v, v + ", \"shards\": 0"), "'shards' must be an integer in [1, 1048576], not 0");
+  const std::string dense = "\"dense.bin\": {\n      \"bytes\": ";
+  ExpectRefused(edited("ck_bytes_neg", dense, dense + "-"), "'bytes' must be an integer in [0,");
+  ExpectRefused(edited("ck_bytes_huge", dense, dense + "1000000000000000000000"), "'bytes' must be an integer");
+  ExpectRefused(edited("ck_bytes_float", dense, dense + "0."), "'bytes' must be an integer");
 }
 
 // Rewrites `name` in checkpoint `dir` and its manifest entry, so that the

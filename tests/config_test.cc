@@ -41,6 +41,45 @@ TEST(Config, ErrorsNameFileAndKey) {
   }
 }
 
+// A value of another TOML type than the parameter's is refused, naming
+// both: nothing is converted (1e3 epochs, 1 for true, "0.1" for 0.1).
+TEST(Config, TomlValuesHaveTheParametersType) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"epochs = 1e3\n", "'epochs': expected an integer, found a floating-point number: 1000.0"},
+      {"threads = 2.0\n", "'threads': expected an integer, found a floating-point number: 2.0"},
+      {"embedding_dim = \"16\"\n", "'embedding_dim': expected an integer, found a string: \"16\""},
+      {"deterministic = 1\n", "'deterministic': expected true or false, found an integer: 1"},
+      {"dense_lr = \"0.1\"\n", "'dense_lr': expected a number, found a string: \"0.1\""},
+      {"model = 3\n", "'model': expected a string, found an integer: 3"},
+      {"mlp = 8\n", "'mlp': expected a list of integers, found an integer: 8"},
+      {"[model]\nname = \"fm\"\n", "'model': expected a string, found a table"},
+      {"batch_size = 2025-01-01\n", "'batch_size': expected an integer, found a date or time"},
+  };
+  for (const auto& [text, want] : cases) {
+    TrainConfig c;
+    Status s = LoadConfigToml(testing::WriteTemp("ty.toml", text), &c);
+    EXPECT_NE(s.message().find(std::string("ty.toml: ") + want), std::string::npos) << text << s.message();
+  }
+  // A float parameter takes an integer: config.toml writes 120 for 120.0.
+  TrainConfig c;
+  ASSERT_TRUE(LoadConfigToml(testing::WriteTemp("ok.toml", "comm_timeout = 120\ndense_lr = 1e-05\n"), &c).ok());
+  EXPECT_FLOAT_EQ(c.comm_timeout, 120.0f);
+}
+
+// An int list is read whole: an empty item is a typo to report, not to skip.
+TEST(Config, IntListsRefuseEmptyItems) {
+  const ParamDef* mlp = FindParam("mlp");
+  TrainConfig c;
+  for (const char* ok : {"64,32", "[64, 32]", " 8 ", "", "[]"}) EXPECT_TRUE(mlp->set(&c, ok).ok()) << ok;
+  EXPECT_TRUE(mlp->set(&c, "[64, 32]").ok());
+  EXPECT_EQ(c.mlp, (std::vector<int>{64, 32}));
+  for (const char* bad : {"8,,8", ",", "8,", ",8", "[8,]"}) {
+    Status s = mlp->set(&c, bad);
+    EXPECT_NE(s.message().find(std::string("'") + bad + "' has an empty item"), std::string::npos) << s.message();
+  }
+  EXPECT_NE(mlp->set(&c, "8 8").message().find("'8 8' is not an integer"), std::string::npos);
+}
+
 TEST(Config, TomlRoundTrip) {
   TrainConfig a;
   a.model = "dcnv2";

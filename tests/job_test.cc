@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
+#include "data/spec.h"
 #include "test_util.h"
 #include "util/fs.h"
 
@@ -40,13 +43,28 @@ TEST(TrainConfigLayers, ErrorsNameTheFlagOrTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("--dense-compression: 'zip' is not one of: none, fp16, onebit"), std::string::npos)
       << r.status().message();
+  // A former name and the new one both given: refused naming both, in
+  // either order; one name repeated is a later value.
+  for (auto values : {std::vector<std::pair<std::string, std::string>>{{"wide_lr", "0.1"}, {"first_order_lr", "0.2"}},
+                      std::vector<std::pair<std::string, std::string>>{{"first_order_lr", "0.2"}, {"wide_lr", "0.1"}}}) {
+    src.values = values;
+    EXPECT_NE(ResolveTrainConfig(src).status().message().find(
+                  "--wide-lr sets 'first_order_lr' again (--wide-lr is the former name of --first-order-lr, also "
+                  "given): keep --first-order-lr"),
+              std::string::npos)
+        << ResolveTrainConfig(src).status().message();
+  }
+  src.values = {{"wide_lr", "0.1"}, {"wide_lr", "0.2"}};
+  EXPECT_FLOAT_EQ(ResolveTrainConfig(src).value().first_order_lr, 0.2f);
   src.values = {{"no_such", "1"}};
   EXPECT_NE(ResolveTrainConfig(src).status().message().find("unknown parameter 'no_such'"), std::string::npos);
   src.values = {{"deterministic", "true"}, {"threads", "4"}};
-  EXPECT_NE(ResolveTrainConfig(src).status().message().find("--deterministic runs on one thread"), std::string::npos);
+  EXPECT_NE(ResolveTrainConfig(src).status().message().find("deterministic runs on one thread, but threads is 4"),
+            std::string::npos);
   src.values.clear();
   src.config_file = testing::WriteTemp("bad.toml", "embedding_dim = \"sixteen\"\n");
-  EXPECT_NE(ResolveTrainConfig(src).status().message().find("bad.toml: 'embedding_dim': 'sixteen' is not an integer"),
+  EXPECT_NE(ResolveTrainConfig(src).status().message().find(
+                "bad.toml: 'embedding_dim': expected an integer, found a string: \"sixteen\""),
             std::string::npos);
 }
 
@@ -141,6 +159,56 @@ TEST(MakeTrainJob, ResolvesConfigSpecAndDistOptions) {
   EXPECT_NE(csv.status().message().find("--format csv needs --schema"), std::string::npos);
   req.train_files.clear();
   EXPECT_FALSE(MakeTrainJob(req).ok());
+}
+
+// On --resume the checkpoint fixes the data spec: a --schema given again
+// must be the one it was trained with, not be silently ignored.
+TEST(MakeTrainJob, ResumeTakesOnlyTheCheckpointsSchema) {
+  const std::string schema_text = "label = \"y\"\ncategorical = [\"a\"]\n";
+  const std::string same = testing::WriteTemp("same.schema.toml", schema_text);
+  const std::string other = testing::WriteTemp("other.schema.toml", schema_text + "numeric = [\"x\"]\n");
+  TrainConfig cfg;
+  cfg.model = "fm";
+  const std::string csv_ck = FakeCheckpoint("csv_ck", cfg);
+  ASSERT_TRUE(fs::WriteFileAtomic(csv_ck + "/data_spec.json", DataSpec::Csv(LoadCsvSchema(same).value()).ToJson()).ok());
+  const std::string criteo_ck = FakeCheckpoint("criteo_ck", cfg);
+  ASSERT_TRUE(fs::WriteFileAtomic(criteo_ck + "/data_spec.json", DataSpec::Criteo().ToJson()).ok());
+
+  TrainRequest req;
+  req.train_files = {testing::WriteTemp("r.csv", "y,a,x\n1,u,2\n")};
+  req.out_dir = "out";
+  req.params.resume_dir = csv_ck;
+  req.schema_file = same;
+  EXPECT_TRUE(MakeTrainJob(req).ok()) << MakeTrainJob(req).status().message();
+  req.schema_file = other;
+  auto differs = MakeTrainJob(req);
+  ASSERT_FALSE(differs.ok());
+  EXPECT_NE(differs.status().message().find("cannot change the data spec when resuming: it differs"),
+            std::string::npos)
+      << differs.status().message();
+  req.params.resume_dir = criteo_ck;
+  auto not_csv = MakeTrainJob(req);
+  ASSERT_FALSE(not_csv.ok());
+  EXPECT_NE(not_csv.status().message().find("the checkpoint reads criteo, not CSV"), std::string::npos)
+      << not_csv.status().message();
+}
+
+// A pipe can be read once: listed twice, the second read would wait forever
+// for a writer. Refused before anything opens it.
+TEST(MakeTrainJob, APipeGivenTwiceIsRefused) {
+  const std::string dir = testing::TempDir(), pipe = dir + "/pipe";
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  TrainRequest req;
+  req.train_files = {pipe, dir + "/./pipe"};
+  req.out_dir = "out";
+  req.params.values = {{"format", "criteo"}};
+  auto job = MakeTrainJob(req);
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("--data '" + dir + "/./pipe' is given twice; a pipe or device can be read once"),
+            std::string::npos)
+      << job.status().message();
+  req.train_files = {pipe};
+  EXPECT_TRUE(MakeTrainJob(req).ok());
 }
 
 }  // namespace

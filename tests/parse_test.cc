@@ -72,6 +72,8 @@ TEST(Criteo, BadLinesNameFieldAndReason) {
   ExpectBad(spec, CriteoLine("1", "abc"), "field I3: 'abc' is not an integer");
   ExpectBad(spec, CriteoLine("1", "99999999999999999999999"), "field I3: '99999999999999999999999' is out of range");
   ExpectBad(spec, CriteoLine("1", "7", "zz-not-hex"), "field C5: 'zz-not-hex' is not a hexadecimal id");
+  ExpectBad(spec, CriteoLine("1", "7", "0123456789abcdef0"),
+            "field C5: '0123456789abcdef0' is not a hexadecimal id of at most 16 digits");
   ExpectBad(spec, CriteoLine("1", "7", std::string("ab\x01\x02", 4)), "field C5: 'ab\\x01\\x02'");
   ExpectBad(spec, std::string("1\t\0\t3\n", 6), "binary data (NUL byte)");
 }
@@ -191,6 +193,18 @@ TEST(Spec, JsonRoundTrip) {
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(b->ToJson(), a.ToJson());
   EXPECT_FALSE(DataSpec::FromJson("{\"format\": 3}").ok());
+  // Counts must be integers in range: a float (found by the checkpoint
+  // fuzzer: 2.9e128 as num_fields) or a negative count is refused by name.
+  for (const char* bad : {"2.88889e+128", "3.0", "-1", "4097"}) {
+    std::string text = a.ToJson();
+    const std::string key = "\"num_fields\": " + std::to_string(a.num_fields);
+    ASSERT_NE(text.find(key), std::string::npos) << text;
+    text.replace(text.find(key), key.size(), std::string("\"num_fields\": ") + bad);
+    auto r = DataSpec::FromJson(text);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("'num_fields' must be an integer in [1, 4096]"), std::string::npos)
+        << r.status().message();
+  }
 }
 
 }  // namespace
@@ -212,6 +226,28 @@ TEST(Sniff, GuessesFormatsFromTheFirstLine) {
   EXPECT_NE(bin.status().message().find("binary data"), std::string::npos);
   EXPECT_FALSE(SniffFormat(testing::WriteTemp("e.txt", "")).ok());
   EXPECT_FALSE(SniffFormat(testing::WriteTemp("sp.txt", " 1:1\n")).ok());
+}
+
+// Blank lines carry no sample: the guess reads the first line that is not
+// blank, and an error names that line.
+TEST(Sniff, SkipsBlankLinesAsTheParserDoes) {
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("b.tsv", "\n\r\n" + CriteoLine())).value(), Format::kCriteo);
+  EXPECT_EQ(SniffFormat(testing::WriteTemp("b.svm", "\n1 3:1\n")).value(), Format::kLibsvm);
+  auto prose = SniffFormat(testing::WriteTemp("bp.txt", "\n\nhello world\n"));
+  ASSERT_FALSE(prose.ok());
+  EXPECT_NE(prose.status().message().find("bp.txt: cannot tell the format from line 3"), std::string::npos)
+      << prose.status().message();
+  auto blank = SniffFormat(testing::WriteTemp("bb.txt", "\n\r\n\n"));
+  ASSERT_FALSE(blank.ok());
+  EXPECT_NE(blank.status().message().find("bb.txt: has only blank lines"), std::string::npos)
+      << blank.status().message();
+}
+
+// A file's last line counts without its newline; a line cut by the 4 MiB
+// read does not.
+TEST(Sniff, FfmFieldsCountTheLastLineWithoutANewline) {
+  EXPECT_EQ(SniffFfmFields(testing::WriteTemp("one.ffm", "1 0:1:1 2:2:1")).value(), 3);
+  EXPECT_EQ(SniffFfmFields(testing::WriteTemp("two.ffm", "1 0:1:1\n0 5:2:1")).value(), 6);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 
 #include "data/parse.h"
 #include "serve/request.h"
+#include "serve/server.h"
+#include "util/log.h"
 
 namespace embark {
 namespace {
@@ -122,3 +124,23 @@ TEST(InferRequest, JsonOutputIsEscapedAndValid) {
 
 }  // namespace
 }  // namespace embark
+
+namespace embark::serve {
+namespace {
+
+// A failed bind says why, in the system's words.
+TEST(Server, BindFailureSaysWhy) {
+  ServerOptions o;
+  o.model_dir = std::string(EMBARK_SOURCE_DIR) + "/tests/fixtures/checkpoint_v2/fm";
+  o.port = 0;
+  o.host = "192.0.2.1";  // TEST-NET-1: an address of no machine here
+  Logger log(LogLevel::kWarn);
+  Server server(o, log);
+  Status st = server.Run();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot bind to 192.0.2.1: Cannot assign requested address"), std::string::npos)
+      << st.message();
+}
+
+}  // namespace
+}  // namespace embark::serve

@@ -51,9 +51,11 @@ class Predictor {
   Result<FileScores> PredictFiles(const std::vector<std::string>& files, int64_t max_bad_lines,
                                   const std::function<void(const float*, const float*, size_t)>& fn) const;
 
-  // Writes one probability per scored line ("%.9g\n") to `out_path`,
-  // atomically (a temporary beside it, fsynced, renamed): a failure leaves
-  // no partial file and any earlier file at that path intact.
+  // Writes one line per input line to `out_path`: the probability ("%.9g")
+  // of each scored line, and an empty line for each blank or skipped bad
+  // line, so output line k belongs to input line k (a CSV header, which is
+  // not data, gets none). Atomic (a temporary beside it, fsynced, renamed):
+  // a failure leaves no partial file and any earlier file at that path intact.
   Result<FileScores> PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
                                    const std::string& out_path) const;
 
@@ -61,6 +63,12 @@ class Predictor {
   Result<Metrics> Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines = 0) const;
 
  private:
+  // PredictFiles; with `skips`, fn also receives the positions of the blank
+  // and skipped lines known so far (DataReader::TakeSkippedLines).
+  using ScoreFn = std::function<void(const float*, const float*, size_t, std::vector<uint64_t>* skips)>;
+  Result<FileScores> ScoreFiles(const std::vector<std::string>& files, int64_t max_bad_lines, bool skips,
+                                const ScoreFn& fn) const;
+
   struct Rep;
   explicit Predictor(std::unique_ptr<Rep> rep);
   std::unique_ptr<Rep> rep_;

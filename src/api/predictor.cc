@@ -51,19 +51,33 @@ Status Predictor::Predict(const Batch& batch, float* out) const {
 Result<Predictor::FileScores> Predictor::PredictFiles(
     const std::vector<std::string>& files, int64_t max_bad_lines,
     const std::function<void(const float*, const float*, size_t)>& fn) const {
+  return ScoreFiles(files, max_bad_lines, false,
+                    [&](const float* p, const float* y, size_t n, std::vector<uint64_t>*) { fn(p, y, n); });
+}
+
+Result<Predictor::FileScores> Predictor::ScoreFiles(const std::vector<std::string>& files, int64_t max_bad_lines,
+                                                    bool skips, const ScoreFn& fn) const {
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(files, "--data"));
   ReadOptions ro;
   ro.max_bad_lines = max_bad_lines;
+  ro.record_skips = skips;
   StreamOptions so;
   so.batch_size = 4096;
   auto stream = OpenStream(files, rep_->ck.model->spec(), ro, so);
   std::lock_guard<std::mutex> lock(rep_->mu);
   FileScores fs;
+  std::vector<uint64_t> known;
   EMBARK_RETURN_IF_ERROR(Score(*rep_->ck.model, stream.get(), rep_->pool.get(),
                                [&](const float* p, const float* y, size_t n) {
-                                 fn(p, y, n);
+                                 if (skips) stream->TakeSkippedLines(&known);
+                                 fn(p, y, n, skips ? &known : nullptr);
                                  fs.samples += static_cast<int64_t>(n);
                                }));
+  if (skips) {  // the lines after the last sample
+    stream->TakeSkippedLines(&known);
+    fn(nullptr, nullptr, 0, &known);
+  }
   const BadLineReport bad = stream->bad_lines();
   fs.bad_lines = bad.count;
   fs.bad_line_examples = bad.examples;
@@ -72,10 +86,14 @@ Result<Predictor::FileScores> Predictor::PredictFiles(
 
 Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
                                                        const std::string& out_path) const {
-  // The output replaces whatever is at out_path: never an input, never a directory.
+  // The output replaces whatever is at out_path: never an input, never a
+  // directory, never a file of the checkpoint being read.
   std::error_code ec;
   if (std::filesystem::is_directory(out_path, ec))
     return Status::InvalidArgument("--out: '" + out_path + "' is a directory; predictions go to a file");
+  if (std::filesystem::equivalent(fs::ParentDir(out_path), rep_->info.dir, ec))
+    return Status::InvalidArgument("--out: '" + out_path + "' is inside the checkpoint --model '" + rep_->info.dir +
+                                   "'; writing there would damage it: choose a path outside it");
   for (const std::string& f : files)
     if (std::filesystem::equivalent(f, out_path, ec))
       return Status::InvalidArgument("--out: '" + out_path + "' is also an input (--data '" + f +
@@ -83,11 +101,24 @@ Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::st
   EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(out_path));
   Status wrote;
   std::string lines;
-  auto scores = PredictFiles(files, max_bad_lines, [&](const float* p, const float*, size_t n) {
+  uint64_t sample = 0;  // samples written
+  size_t next_skip = 0;
+  auto scores = ScoreFiles(files, max_bad_lines, true,
+                           [&](const float* p, const float*, size_t n, std::vector<uint64_t>* skips) {
     if (!wrote.ok()) return;
     lines.clear();
     char buf[32];
-    for (size_t i = 0; i < n; ++i) lines.append(buf, std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]));
+    // An empty line for each blank or skipped line before sample `sample`.
+    auto gaps = [&] {
+      for (; next_skip < skips->size() && (*skips)[next_skip] <= sample; ++next_skip) lines += '\n';
+    };
+    for (size_t i = 0; i < n; ++i, ++sample) {
+      gaps();
+      lines.append(buf, std::snprintf(buf, sizeof(buf), "%.9g\n", p[i]));
+    }
+    if (n == 0) gaps();  // the end: lines after the last sample
+    skips->erase(skips->begin(), skips->begin() + static_cast<std::ptrdiff_t>(next_skip));
+    next_skip = 0;
     wrote = out->Append(lines);
   });
   Status st = scores.ok() ? wrote : scores.status();
@@ -101,6 +132,7 @@ Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::st
 
 Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines) const {
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(files, "--data"));
   std::lock_guard<std::mutex> lock(rep_->mu);
   return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
 }

@@ -10,6 +10,7 @@
 #include "checkpoint/table_file.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace embark {
 namespace {
@@ -233,13 +234,17 @@ struct FileEntry {
   std::string xxh64;
 };
 
+// A file whose size is not its manifest entry's.
+Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed) {
+  return Status::Corruption(path + ": size " + std::to_string(size) + " bytes, manifest says " +
+                            std::to_string(listed) + (size < listed ? " (truncated?)" : " (appended to?)"));
+}
+
 // Reads a small file whole and checks it against its manifest entry; the
 // caller parses exactly these bytes.
 Result<std::string> ReadVerified(Env* env, const std::string& path, const FileEntry& e) {
   EMBARK_ASSIGN_OR_RETURN(std::string bytes, env->ReadFileToString(path));
-  if (bytes.size() != e.bytes)
-    return Status::Corruption(path + ": size " + std::to_string(bytes.size()) + " bytes, manifest says " +
-                              std::to_string(e.bytes) + " (truncated?)");
+  if (bytes.size() != e.bytes) return SizeMismatch(path, bytes.size(), e.bytes);
   if (Hex(Checksum(bytes.data(), bytes.size())) != e.xxh64)
     return Status::Corruption(path + ": checksum mismatch (file is corrupted)");
   return bytes;
@@ -338,29 +343,31 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   if (!mtext.ok()) return Status::NotFound("'" + dir + "' is not a checkpoint (no MANIFEST.json): " + mtext.status().message());
   int version = 0, shards = 1;
   std::map<std::string, FileEntry> files;
+  const std::string mpath = dir + "/MANIFEST.json";
   try {
     nlohmann::json manifest = nlohmann::json::parse(mtext.value());
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
-      return Status::Corruption(dir + "/MANIFEST.json: not an embark checkpoint");
-    version = manifest.at("version").get<int>();
+      return Status::Corruption(mpath + ": not an embark checkpoint");
+    version = IntAt<int>(manifest, "version");
     if (version != 1 && version != kCheckpointVersion)
       return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
                                 " is not supported (this build reads versions 1 to " +
                                 std::to_string(kCheckpointVersion) + ")");
-    if (manifest.contains("shards")) shards = manifest["shards"].is_number_integer() ? manifest["shards"].get<int>() : -1;
+    if (manifest.contains("shards")) shards = IntAt<int>(manifest, "shards", 1, 1 << 20);
     for (auto& [name, meta] : manifest.at("files").items())
-      files[name] = {meta.at("bytes").get<uint64_t>(), meta.at("xxh64").get<std::string>()};
+      files[name] = {IntAt<uint64_t>(meta, "bytes"), meta.at("xxh64").get<std::string>()};
   } catch (const std::exception& e) {
-    return Status::Corruption(dir + "/MANIFEST.json: unreadable (" + e.what() + ")");
+    return Status::Corruption(mpath + ": unreadable (" + e.what() + ")");
   }
   // Every listed file must be there with its size before anything is parsed.
   for (const auto& [name, e] : files) {
     if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
       return Status::Corruption(dir + "/MANIFEST.json: bad file name '" + name + "'");
-    EMBARK_ASSIGN_OR_RETURN(uint64_t size, env->GetFileSize(dir + "/" + name));
-    if (size != e.bytes)
-      return Status::Corruption(dir + "/" + name + ": size " + std::to_string(size) + " bytes, manifest says " +
-                                std::to_string(e.bytes) + " (truncated?)");
+    auto size = env->GetFileSize(dir + "/" + name);
+    if (!size.ok())
+      return Status::Corruption(dir + ": checkpoint lacks " + name + ", which its MANIFEST.json lists (" +
+                                size.status().message() + ")");
+    if (size.value() != e.bytes) return SizeMismatch(dir + "/" + name, size.value(), e.bytes);
   }
   std::map<std::string, std::string> small;
   for (const char* required : {"config.toml", "data_spec.json", "dense.bin", "trainer.json"}) {
@@ -380,9 +387,9 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
-    out.state.epochs_done = st.at("epochs_done").get<int>();
-    out.state.step = st.at("step").get<int64_t>();
-    out.state.samples = st.at("samples").get<uint64_t>();
+    out.state.epochs_done = IntAt<int>(st, "epochs_done", 0);
+    out.state.step = IntAt<int64_t>(st, "step", 0);
+    out.state.samples = IntAt<uint64_t>(st, "samples");
     out.state.best_auc = st.at("best_auc").get<double>();
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");

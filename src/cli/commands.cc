@@ -50,10 +50,14 @@ void RegisterGen(CLI::App* app) {
   auto* cmd = app->add_subcommand("gen", "Write Criteo-format data drawn from a planted model; print its optimal AUC/logloss");
   auto opt = std::make_shared<GenOptions>();
   auto json = std::make_shared<bool>(false);
-  cmd->add_option("--rows", opt->rows, "Training rows to write")->required();
+  // Range-checked before conversion: a negative count is refused, not wrapped.
+  cmd->add_option("--rows", opt->rows, "Training rows to write")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, kMaxGenRows));
   cmd->add_option("--seed", opt->seed, "Seed: same seed, same bytes")->capture_default_str();
   cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV)")->required();
-  cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)");
+  cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)")
+      ->check(CLI::Range(uint64_t{0}, kMaxGenRows));
   cmd->add_option("--valid-out", opt->valid_out, "Validation file to write");
   cmd->add_option("--vocab", opt->max_vocab, "Ids in the largest categorical fields")->capture_default_str();
   cmd->add_option("--zipf", opt->zipf, "Zipf exponent of id frequencies")->capture_default_str();
@@ -97,23 +101,27 @@ void RegisterTrain(CLI::App* app) {
   cmd->add_flag("--json", a->json, "Print one JSON object with the run's figures");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   // Every training parameter becomes a flag, from its one declaration.
+  // A former name is a flag of its own, recorded under that name, so that
+  // giving both names is refused naming both (ResolveTrainConfig).
   for (const ParamInfo& p : ListParams()) {
     std::string flag = p.flag, help = p.help;
     if (p.name == "batch_size") flag += ",--batch";
-    for (const std::string& old : p.former_names) {
-      flag += "," + FlagName(old);
-      help += " (" + FlagName(old) + ": its former name, deprecated)";
-    }
+    for (const std::string& old : p.former_names) help += " (" + FlagName(old) + ": its former name, deprecated)";
     const char* group = p.fixed_on_resume ? "Parameters (fixed by the checkpoint on --resume)"
                                           : "Parameters (may change on --resume)";
-    auto set = [a, name = p.name](const std::string& v) { a->values.emplace_back(name, v); };
-    if (p.type == "bool") {
-      cmd->add_flag_callback(flag, [set] { set("true"); }, help)->group(group);
-    } else {
-      cmd->add_option_function<std::string>(flag, set, help + " [" + p.default_value + "]")
-          ->type_name(p.type)
-          ->group(group);
-    }
+    auto add = [&](const std::string& flags, const std::string& name, const std::string& text, const char* grp) {
+      auto set = [a, name](const std::string& v) { a->values.emplace_back(name, v); };
+      if (p.type == "bool") {
+        cmd->add_flag_callback(flags, [set] { set("true"); }, text)->group(grp);
+      } else {
+        cmd->add_option_function<std::string>(flags, set, text + " [" + p.default_value + "]")
+            ->type_name(p.type)
+            ->group(grp);
+      }
+    };
+    add(flag, p.name, help, group);
+    for (const std::string& old : p.former_names)
+      add(FlagName(old), old, "Former name of " + p.flag + " (deprecated)", "Former names (deprecated)");
   }
   cmd->footer(
       "On --resume: the run starts from the checkpoint's config, not the defaults. Values given explicitly\n"
@@ -204,7 +212,10 @@ void RegisterEval(CLI::App* app) {
 }
 
 void RegisterPredict(CLI::App* app) {
-  auto* cmd = app->add_subcommand("predict", "Write one click probability per input line");
+  auto* cmd = app->add_subcommand(
+      "predict",
+      "Write one click probability per input line (an empty line for a blank or skipped bad line, so output line k "
+      "is input line k; a CSV header gets none)");
   auto a = std::make_shared<ScoreArgs>();
   AddScoreOptions(cmd, a.get());
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
@@ -212,7 +223,7 @@ void RegisterPredict(CLI::App* app) {
     auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
     auto scores = Unwrap(predictor->PredictToFile(a->data, a->max_bad_lines, a->out));
     if (scores.bad_lines > 0)
-      std::fprintf(stderr, "embark: skipped %lld bad line(s) (no prediction written for them); first: %s\n",
+      std::fprintf(stderr, "embark: skipped %lld bad line(s) (an empty output line for each); first: %s\n",
                    static_cast<long long>(scores.bad_lines), scores.bad_line_examples.front().c_str());
   });
 }
@@ -299,7 +310,7 @@ void RegisterServe(CLI::App* app) {
     // Signal handlers only write the signal number to a pipe (any thread,
     // BLAS's included, may receive it); one thread acts on it: SIGHUP
     // reloads, SIGTERM/SIGINT drain and stop.
-    if (::pipe(g_signal_pipe) != 0) Fail("cannot create a pipe for signals");
+    if (::pipe(g_signal_pipe) != 0) Fail(std::string("cannot create a pipe for signals: ") + std::strerror(errno));
     struct sigaction sa {};
     sa.sa_handler = [](int sig) {
       const int saved = errno;
@@ -352,6 +363,41 @@ void RegisterParams(CLI::App* app) {
 
 }  // namespace
 
+void RegisterVerify(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "verify", "Check a checkpoint byte for byte against its manifest and print what it holds; exit 1 naming the "
+                "file if anything is missing, truncated or corrupt");
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("dir", *dir, "Checkpoint directory")->required();
+  cmd->add_flag("--json", *json, "Print one JSON object");
+  cmd->callback([dir, json] {
+    const CheckpointInfo info = Unwrap(VerifyCheckpoint(*dir));
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& t : info.tables) tables.push_back({{"name", t.name}, {"dim", t.dim}, {"rows", t.rows}});
+    if (*json) {
+      std::printf("%s\n", nlohmann::json{{"dir", info.dir},
+                                         {"model", info.model},
+                                         {"format", info.data_format},
+                                         {"epochs_done", info.epochs_done},
+                                         {"step", info.step},
+                                         {"samples", info.samples},
+                                         {"dense_params", info.dense_params},
+                                         {"tables", tables}}
+                               .dump()
+                               .c_str());
+      return;
+    }
+    std::printf("%s: ok: %s model on %s data, %d epoch(s) done, step %lld, %llu samples, %llu dense parameters\n",
+                info.dir.c_str(), info.model.c_str(), info.data_format.c_str(), info.epochs_done,
+                static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
+                static_cast<unsigned long long>(info.dense_params));
+    for (const auto& t : info.tables)
+      std::printf("  table %s: %llu rows of %d floats\n", t.name.c_str(), static_cast<unsigned long long>(t.rows),
+                  t.dim);
+  });
+}
+
 void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
@@ -359,6 +405,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterPredict(app);
   RegisterServe(app);
   RegisterParams(app);
+  RegisterVerify(app);
 }
 
 }  // namespace embark::cli

@@ -7,7 +7,7 @@
 
 namespace embark::cli {
 
-// Registers gen, train, eval, predict and params on `app`.
+// Registers gen, train, eval, predict, serve, params and verify on `app`.
 void RegisterCommands(CLI::App* app);
 
 }  // namespace embark::cli

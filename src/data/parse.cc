@@ -74,6 +74,9 @@ float Transform(DenseTransform t, double x) {
   return static_cast<float>(std::log1p(std::max(x, 0.0)));
 }
 
+// Why IsHex refused a token: "0123456789abcdef0" is hexadecimal, but long.
+constexpr const char* kNotHexId = " is not a hexadecimal id of at most 16 digits";
+
 bool IsHex(std::string_view s) {
   if (s.empty() || s.size() > 16) return false;
   for (char c : s)
@@ -155,7 +158,7 @@ std::string ParseCriteo(std::string_view line, const DataSpec& spec, SampleWrite
   for (int f = 0; f < 26; ++f) {
     std::string_view tok = cols[14 + f];
     if (tok.empty()) continue;
-    if (!IsHex(tok)) return ctx.Where(spec.field_names[f]) + Excerpt(tok) + " is not a hexadecimal id";
+    if (!IsHex(tok)) return ctx.Where(spec.field_names[f]) + Excerpt(tok) + kNotHexId;
     w->Add(f, FeatureKey(f, tok, spec.hash_salt), 1.0f);
   }
   w->Commit(label);
@@ -383,7 +386,7 @@ Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& heade
 }
 
 void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan, size_t skip_lines, Batch* out,
-                std::vector<BadLine>* bad) {
+                std::vector<BadLine>* bad, std::vector<uint32_t>* skipped) {
   SampleWriter w(out, spec);
   std::vector<std::string> cols;
   std::string_view text = chunk.text;
@@ -400,7 +403,10 @@ void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan
       continue;
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;  // blank lines carry no sample
+    if (line.empty()) {  // blank lines carry no sample
+      if (skipped != nullptr) skipped->push_back(static_cast<uint32_t>(out->size()));
+      continue;
+    }
     LineContext ctx{chunk.file, this_line};
     std::string err;
     if (std::memchr(line.data(), '\0', line.size()) != nullptr) {
@@ -421,7 +427,10 @@ void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan
       }
       if (!err.empty()) w.Rollback();
     }
-    if (!err.empty()) bad->push_back({this_line, std::move(err)});
+    if (!err.empty()) {
+      bad->push_back({this_line, std::move(err)});
+      if (skipped != nullptr) skipped->push_back(static_cast<uint32_t>(out->size()));
+    }
   }
 }
 
@@ -482,7 +491,7 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
           text = number_text;
         }
         if (criteo && !IsHex(text)) {
-          err = where() + Excerpt(text) + " is not a hexadecimal id";
+          err = where() + Excerpt(text) + kNotHexId;
           break;
         }
         w.Add(in.slot, FeatureKey(in.slot, text, spec_.hash_salt), 1.0f);

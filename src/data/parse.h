@@ -32,9 +32,11 @@ struct ColumnPlan {
 Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& header_line, const std::string& file);
 
 // Parses every line of `chunk` (skipping `skip_lines` leading lines, e.g. a
-// CSV header). `plan` is required for CSV and ignored otherwise.
+// CSV header). `plan` is required for CSV and ignored otherwise. With
+// `skipped`, adds for every blank or bad line the number of samples in `out`
+// before it, so a caller can line its output up with the input's lines.
 void ParseChunk(const Chunk& chunk, const DataSpec& spec, const ColumnPlan* plan, size_t skip_lines, Batch* out,
-                std::vector<BadLine>* bad);
+                std::vector<BadLine>* bad, std::vector<uint32_t>* skipped = nullptr);
 
 // One input of a model as a caller supplies it when rows arrive one by one
 // (embark serve): the spec's numeric columns and sparse fields by name.

@@ -96,7 +96,7 @@ void DataReader::ParseLoop() {
     }
     Done d;
     d.batch.Reset(spec_.num_dense, spec_.num_fields);
-    ParseChunk(w.chunk, spec_, w.plan.get(), w.skip, &d.batch, &d.bad);
+    ParseChunk(w.chunk, spec_, w.plan.get(), w.skip, &d.batch, &d.bad, opt_.record_skips ? &d.skipped : nullptr);
     Publish(w.seq, std::move(d));
   }
 }
@@ -139,12 +139,19 @@ Result<bool> DataReader::Next(Batch* block) {
         }
         return false;
       }
+      for (uint32_t k : d.skipped) skips_.push_back(samples_ + k);
       samples_ += d.batch.size();
     }
     if (d.batch.size() == 0) continue;
     *block = std::move(d.batch);
     return true;
   }
+}
+
+void DataReader::TakeSkippedLines(std::vector<uint64_t>* out) {
+  std::lock_guard<std::mutex> lk(mu_);
+  out->insert(out->end(), skips_.begin(), skips_.end());
+  skips_.clear();
 }
 
 BadLineReport DataReader::bad_lines() const {

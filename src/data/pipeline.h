@@ -31,6 +31,9 @@ struct ReadOptions {
   // to shard_count readers and this one parses those numbered shard_index.
   int shard_count = 1;
   int shard_index = 0;
+  // Keep, for every blank or skipped bad line, how many samples precede it
+  // (TakeSkippedLines): output written one line per input line stays aligned.
+  bool record_skips = false;
 };
 
 struct BadLineReport {
@@ -48,6 +51,11 @@ class DataReader {
   // The next block of parsed samples, in input order; false at the end.
   Result<bool> Next(Batch* block);
   BadLineReport bad_lines() const;
+  // Appends to `out` the positions recorded so far (ReadOptions::record_skips)
+  // and forgets them: position k means a blank or skipped line came after the
+  // first k samples returned by Next (counted over all blocks and files).
+  // Every position up to the number of samples returned so far is known.
+  void TakeSkippedLines(std::vector<uint64_t>* out);
   uint64_t bytes_read() const;
   // Size of the input on disk, or 0 when unknown (compressed input).
   uint64_t bytes_total() const;
@@ -62,6 +70,7 @@ class DataReader {
   struct Done {
     Batch batch;
     std::vector<BadLine> bad;
+    std::vector<uint32_t> skipped;
     Status status;
     bool end = false;
   };
@@ -84,6 +93,7 @@ class DataReader {
   bool finished_ = false;
   size_t samples_ = 0;
   BadLineReport bad_;
+  std::vector<uint64_t> skips_;
   std::thread reader_;
   std::vector<std::thread> parsers_;
 };
@@ -102,6 +112,9 @@ class BatchStream {
   ~BatchStream();
   Result<bool> Next(Batch* batch);
   BadLineReport bad_lines() const { return reader_->bad_lines(); }
+  // As DataReader::TakeSkippedLines; positions count the samples in the
+  // order this stream returns them, so only with shuffle_window <= 1.
+  void TakeSkippedLines(std::vector<uint64_t>* out) { reader_->TakeSkippedLines(out); }
   uint64_t bytes_read() const { return reader_->bytes_read(); }
   uint64_t bytes_total() const { return reader_->bytes_total(); }
   // Seconds the consumer spent waiting for input.

@@ -1,5 +1,7 @@
 #include "data/spec.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -13,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "data/source.h"
+#include "util/json.h"
 
 namespace embark {
 
@@ -188,11 +191,11 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
     auto j = nlohmann::json::parse(text);
     DataSpec s;
     EMBARK_ASSIGN_OR_RETURN(s.format, ParseFormat(j.at("format").get<std::string>()));
-    s.num_dense = j.at("num_dense").get<int>();
-    s.num_fields = j.at("num_fields").get<int>();
+    s.num_dense = IntAt<int>(j, "num_dense", 0, 1 << 20);
+    s.num_fields = IntAt<int>(j, "num_fields", 1, kMaxFields);
     s.dense_names = j.at("dense_names").get<std::vector<std::string>>();
     s.field_names = j.at("field_names").get<std::vector<std::string>>();
-    s.hash_salt = j.at("hash_salt").get<uint64_t>();
+    s.hash_salt = IntAt<uint64_t>(j, "hash_salt");
     s.transform = j.at("transform").get<std::string>() == "none" ? DenseTransform::kNone : DenseTransform::kLog1p;
     const auto& c = j.at("csv");
     s.csv.separator = c.at("separator").get<std::string>().at(0);
@@ -222,6 +225,21 @@ bool IsReReadable(const std::string& path) {
   return ec || st.type() == std::filesystem::file_type::regular;  // missing: the open says so
 }
 
+Status CheckReadOnce(const std::vector<std::string>& files, const std::string& flag) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (IsReReadable(files[i])) continue;
+    struct stat a {};
+    if (::stat(files[i].c_str(), &a) != 0) continue;  // missing: the open says so
+    for (size_t j = 0; j < i; ++j) {
+      // By device and inode (std::filesystem::equivalent refuses FIFOs).
+      struct stat b {};
+      if (::stat(files[j].c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return Status::InvalidArgument(flag + " '" + files[i] + "' is given twice; a pipe or device can be read once");
+    }
+  }
+  return Status::OK();
+}
+
 namespace {
 Result<std::string> FirstLines(const std::string& path, size_t bytes, const char* what) {
   // Reading a pipe's head would consume it: the training read could not
@@ -244,13 +262,29 @@ Result<std::string> FirstLines(const std::string& path, size_t bytes, const char
 }  // namespace
 
 Result<Format> SniffFormat(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 1 << 16, "the format"));
+  constexpr size_t kHead = 1 << 16;
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, kHead, "the format"));
   if (text.empty()) return Status::ParseError(path + ": file is empty");
-  std::string line = text.substr(0, text.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  // The first line that is not blank: blank lines carry no sample, here as
+  // in the parser.
+  std::string line;
+  uint64_t line_no = 1;
+  for (size_t pos = 0;; ++line_no) {
+    const size_t nl = text.find('\n', pos);
+    line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) break;
+    if (nl == std::string::npos) {
+      if (text.size() < kHead) return Status::InvalidArgument(path + ": has only blank lines");
+      return Status::InvalidArgument(path + ": its first " + std::to_string(kHead >> 10) +
+                                     " KiB are blank lines, so the format cannot be told: pass --format");
+    }
+    pos = nl + 1;
+  }
+  const std::string where = path + ": cannot tell the format from line " + std::to_string(line_no);
   for (char c : line)
     if (static_cast<unsigned char>(c) < 0x09)
-      return Status::InvalidArgument(path + ": line 1 is binary data, not text");
+      return Status::InvalidArgument(path + ": line " + std::to_string(line_no) + " is binary data, not text");
   if (std::count(line.begin(), line.end(), '\t') == 39) return Format::kCriteo;
   const size_t sp = line.find(' ');
   bool numeric_label = false;
@@ -266,16 +300,20 @@ Result<Format> SniffFormat(const std::string& path) {
     if (colons == 2) return Format::kLibffm;
     if (colons == 1) return Format::kLibsvm;
   }
-  return Status::InvalidArgument(path + ": cannot tell the format from line 1; pass --format (and --schema for CSV)");
+  return Status::InvalidArgument(where + "; pass --format (and --schema for CSV)");
 }
 
 Result<int> SniffFfmFields(const std::string& path) {
-  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, 4 << 20, "the number of fields"));
+  constexpr size_t kHead = 4 << 20;
+  EMBARK_ASSIGN_OR_RETURN(std::string text, FirstLines(path, kHead, "the number of fields"));
   int64_t max_field = -1;
   size_t pos = 0;
   for (uint64_t line_no = 1; pos < text.size(); ++line_no) {
     size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) break;  // ignore a partial last line
+    if (nl == std::string::npos) {
+      if (text.size() >= kHead) break;  // a line cut by the read: ignored
+      nl = text.size();                 // the file's last line, without a newline
+    }
     std::string_view line(text.data() + pos, nl - pos);
     pos = nl + 1;
     size_t i = line.find(' ');

@@ -68,6 +68,10 @@ struct DataSpec {
 // does not exist): false for a pipe, FIFO, socket or device.
 bool IsReReadable(const std::string& path);
 
+// A pipe or device listed twice in `files` (given as `flag`) is an error:
+// its second read would wait for a writer that never comes.
+Status CheckReadOnce(const std::vector<std::string>& files, const std::string& flag);
+
 // Guesses the format from the first line of a file: 40 tab-separated fields
 // is Criteo, `label f:i:v` is libffm, `label i:v` is libsvm.
 Result<Format> SniffFormat(const std::string& path);

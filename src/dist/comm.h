@@ -73,7 +73,7 @@ class BytesReader {
   explicit BytesReader(const Bytes& b) : p_(b.data()), end_(b.data() + b.size()) {}
   template <typename T>
   bool Read(T* out, size_t n) {
-    if (static_cast<size_t>(end_ - p_) < n * sizeof(T)) return false;
+    if (n > left() / sizeof(T)) return false;  // n * sizeof(T) could wrap
     std::copy(p_, p_ + n * sizeof(T), reinterpret_cast<char*>(out));
     p_ += n * sizeof(T);
     return true;
@@ -83,6 +83,9 @@ class BytesReader {
     return Read(out, 1);
   }
   size_t left() const { return static_cast<size_t>(end_ - p_); }
+  // Whether exactly n items of `item_bytes` bytes are left (no overflow for
+  // any n a message claims).
+  bool LeftIs(uint64_t n, size_t item_bytes) const { return n <= left() / item_bytes && n * item_bytes == left(); }
 
  private:
   const char* p_;

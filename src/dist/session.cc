@@ -198,12 +198,16 @@ Status DistSession::ScoreSlices(const std::function<Result<bool>(Batch*)>& next,
   Append(&msg, my_labels.data(), my_labels.size());
   std::vector<Bytes> send(comm_->size(), msg), recv;
   EMBARK_RETURN_IF_ERROR(Wait(queue_.Submit([&]() { return comm_->Exchange(send, &recv); })));
+  return ReadScores(recv, probs, labels);
+}
+
+Status ReadScores(const std::vector<Bytes>& recv, std::vector<double>* probs, std::vector<float>* labels) {
   probs->clear();
   labels->clear();
-  for (int p = 0; p < comm_->size(); ++p) {
+  for (size_t p = 0; p < recv.size(); ++p) {
     BytesReader in(recv[p]);
     uint64_t n = 0;
-    if (!in.ReadOne(&n) || in.left() != n * (sizeof(double) + sizeof(float)))
+    if (!in.ReadOne(&n) || !in.LeftIs(n, sizeof(double) + sizeof(float)))
       return Status::Corruption("validation: malformed scores from rank " + std::to_string(p));
     const size_t at = probs->size();
     probs->resize(at + n);

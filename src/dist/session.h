@@ -122,4 +122,9 @@ class DistSession {
   CommQueue queue_;  // last: destroyed (joined) first
 };
 
+// The validation exchange's messages (one per rank: n, n probabilities as
+// doubles, n labels) into probs and labels, in rank order; a message that
+// does not have that shape is Corruption naming the rank.
+Status ReadScores(const std::vector<Bytes>& recv, std::vector<double>* probs, std::vector<float>* labels);
+
 }  // namespace embark

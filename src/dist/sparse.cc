@@ -83,7 +83,7 @@ Status SparseExchange::Fetch(std::vector<uint64_t> keys, bool has_batch, bool cr
     BytesReader in(recv_[q]);
     uint8_t has = 0;
     uint64_t n = 0;
-    if (!in.ReadOne(&has) || !in.ReadOne(&n) || in.left() != n * sizeof(uint64_t))
+    if (!in.ReadOne(&has) || !in.ReadOne(&n) || !in.LeftIs(n, sizeof(uint64_t)))
       return Status::Corruption("sparse fetch: malformed request from rank " + std::to_string(q));
     any |= has != 0;
     count[q] = n;
@@ -157,7 +157,7 @@ Status SparseExchange::Push(const StepRows& step) {
   for (int q = 0; q < N; ++q) {
     BytesReader in(recv_[q]);
     uint64_t n = 0;
-    if (!in.ReadOne(&n) || in.left() != n * (sizeof(uint64_t) + sizeof(float) * W))
+    if (!in.ReadOne(&n) || !in.LeftIs(n, sizeof(uint64_t) + sizeof(float) * W))
       return Status::Corruption("sparse push: malformed gradients from rank " + std::to_string(q));
     const size_t at = keys.size();
     keys.resize(at + n);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "metrics/metrics.h"
@@ -180,9 +181,31 @@ Result<GenFigures> WriteRows(const Planted& p, uint64_t rows, uint64_t stream, c
 }  // namespace
 
 Result<GenReport> Generate(const GenOptions& opt) {
-  if (opt.rows == 0) return Status::InvalidArgument("--rows must be at least 1");
+  const std::string most = std::to_string(kMaxGenRows);
+  if (opt.rows == 0 || opt.rows > kMaxGenRows)
+    return Status::InvalidArgument("--rows: " + std::to_string(opt.rows) + " is out of range [1, " + most + "]");
+  if (opt.valid_rows > kMaxGenRows)
+    return Status::InvalidArgument("--valid-rows: " + std::to_string(opt.valid_rows) + " is out of range [0, " +
+                                   most + "]");
   if (opt.out.empty()) return Status::InvalidArgument("--out is required");
   if (opt.valid_rows > 0 && opt.valid_out.empty()) return Status::InvalidArgument("--valid-rows needs --valid-out");
+  if (opt.valid_rows == 0 && !opt.valid_out.empty())
+    return Status::InvalidArgument("--valid-out needs --valid-rows (how many validation rows to write)");
+  for (const std::string* path : {&opt.out, &opt.valid_out}) {
+    std::error_code ec;
+    if (!path->empty() && std::filesystem::is_directory(*path, ec))
+      return Status::InvalidArgument(std::string(path == &opt.out ? "--out" : "--valid-out") + " '" + *path +
+                                     "' is a directory; gen writes a file there");
+  }
+  if (!opt.valid_out.empty()) {
+    // The second file would replace the first.
+    std::error_code ec;
+    const auto a = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.out, ec), ec);
+    const auto b = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.valid_out, ec), ec);
+    if (opt.out == opt.valid_out || (!a.empty() && a == b))
+      return Status::InvalidArgument("--valid-out '" + opt.valid_out + "' is the --out file '" + opt.out +
+                                     "'; the validation rows would replace the training rows: give two paths");
+  }
   if (opt.max_vocab < 2) return Status::InvalidArgument("--vocab must be at least 2");
   if (!(opt.zipf > 0 && opt.zipf < 10)) return Status::InvalidArgument("--zipf must be in (0, 10)");
   Planted p = MakePlanted(opt);

@@ -19,6 +19,10 @@
 
 namespace embark {
 
+// gen keeps every row's true probability in memory (20 bytes a row) to
+// report the optimal AUC: rows and valid_rows are at most this.
+constexpr uint64_t kMaxGenRows = 1000000000;
+
 struct GenOptions {
   uint64_t rows = 100000;
   uint64_t seed = 1;

@@ -188,24 +188,29 @@ struct HttpFront::Impl {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     addrinfo* res = nullptr;
-    const std::string where = opt.host + ":" + std::to_string(opt.port);
+    const std::string where = opt.port == 0 ? opt.host : opt.host + ":" + std::to_string(opt.port);
     if (int rc = ::getaddrinfo(opt.host.empty() ? nullptr : opt.host.c_str(), std::to_string(opt.port).c_str(), &hints, &res);
         rc != 0)
-      return Status::IOError("cannot bind to " + where + ": " + ::gai_strerror(rc));
+      return Status::IOError("cannot bind to " + where + ": the name does not resolve (" + ::gai_strerror(rc) + ")");
+    std::string why = "no address to listen on";
     for (addrinfo* ai = res; ai != nullptr && listen_fd < 0; ai = ai->ai_next) {
       const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-      if (fd < 0) continue;
+      if (fd < 0) {
+        why = std::strerror(errno);
+        continue;
+      }
       const int one = 1;
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
       // Connections waiting to be accepted: bursts of clients connect at once.
       if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) {
         listen_fd = fd;
       } else {
+        why = std::strerror(errno);
         ::close(fd);
       }
     }
     ::freeaddrinfo(res);
-    if (listen_fd < 0) return Status::IOError("cannot bind to " + where + " (in use?)");
+    if (listen_fd < 0) return Status::IOError("cannot bind to " + where + ": " + why);
     sockaddr_storage a{};
     socklen_t len = sizeof(a);
     ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);

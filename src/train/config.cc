@@ -31,20 +31,29 @@ Status ParseF(const std::string& s, double lo, double hi, float* out) {
   return Status::OK();
 }
 
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// An int list: "64,32" or "[64, 32]"; "" or "[]" is the empty list (no
+// hidden layer). An empty item ("8,,8", "8,") is an error, not skipped.
 Status ParseList(const std::string& s, std::vector<int>* out) {
   out->clear();
-  std::string t = s;
-  for (char& c : t)
-    if (c == '[' || c == ']' || c == ' ') c = ',';
-  std::stringstream ss(t);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
+  std::string_view t = TrimSpaces(s);
+  if (t.size() >= 2 && t.front() == '[' && t.back() == ']') t = TrimSpaces(t.substr(1, t.size() - 2));
+  if (t.empty()) return Status::OK();
+  for (size_t start = 0;;) {
+    const size_t comma = t.find(',', start);
+    const std::string item(TrimSpaces(t.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    if (item.empty()) return Status::InvalidArgument("'" + s + "' has an empty item");
     int64_t v = 0;
     EMBARK_RETURN_IF_ERROR(ParseInt64(item, 1, 65536, &v));
     out->push_back(static_cast<int>(v));
+    if (comma == std::string_view::npos) return Status::OK();
+    start = comma + 1;
   }
-  return Status::OK();
 }
 
 std::string ListStr(const std::vector<int>& v) {
@@ -122,18 +131,18 @@ const std::vector<ParamDef> kParams = {
             "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
     P_CHOICE(sparse_optimizer, "optimizer", FIXED, "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad",
              "adam", "ftrl"),
-    P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 100, "Learning rate of embedding rows (alpha for FTRL)."),
+    P_FLOAT(sparse_lr, "optimizer", CHANGES, 0, 10, "Learning rate of embedding rows (alpha for FTRL)."),
     P_CHOICE(first_order_optimizer, "optimizer", FIXED,
              "Optimizer of the first-order weights (one per feature; lr, fm, deepfm, wdl).", "sgd", "adagrad",
              "rowwise_adagrad", "adam", "ftrl"),
-    P_FLOAT(first_order_lr, "optimizer", CHANGES, 0, 100,
+    P_FLOAT(first_order_lr, "optimizer", CHANGES, 0, 10,
             "Learning rate of the first-order weights (alpha for FTRL)."),
     P_FLOAT(sparse_l2, "optimizer", CHANGES, 0, 100, "L2 penalty on embedding and first-order rows."),
     P_FLOAT(ftrl_l1, "optimizer", CHANGES, 0, 100, "L1 penalty of FTRL-Proximal."),
     P_FLOAT(adagrad_init, "optimizer", CHANGES, 0, 100,
             "Initial Adagrad accumulator of embedding and first-order rows: damps the first steps of rare ids."),
     P_CHOICE(dense_optimizer, "optimizer", FIXED, "Optimizer of dense layers.", "sgd", "adam", "adagrad"),
-    P_FLOAT(dense_lr, "optimizer", CHANGES, 0, 100, "Learning rate of dense layers."),
+    P_FLOAT(dense_lr, "optimizer", CHANGES, 0, 10, "Learning rate of dense layers."),
     P_FLOAT(weight_decay, "optimizer", CHANGES, 0, 100, "L2 weight decay of dense layers."),
     P_INT(warmup_steps, "optimizer", CHANGES, 0, int64_t{1} << 40, "Steps of linear learning-rate warm-up (dense)."),
     P_CHOICE(lr_decay, "optimizer", CHANGES, "Dense learning-rate decay after warm-up.", "none", "linear", "cosine"),
@@ -148,6 +157,9 @@ const std::vector<ParamDef> kParams = {
     P_INT(eval_every, "training", CHANGES, 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
     P_INT(early_stop_patience, "training", CHANGES, 0, 1000000,
           "Stop after N validations without a better AUC (0: never)."),
+    P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
+          "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
+          "atomically, and a resume from one restarts its epoch."),
     P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
              "libffm", "csv"),
     P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),
@@ -190,6 +202,21 @@ std::string FlagName(const std::string& param) {
   return flag;
 }
 
+// What a TOML value is, for errors: "a string: \"sixteen\"", "a table".
+static std::string TomlTypeName(const toml::node& v) {
+  std::ostringstream o;
+  switch (v.type()) {
+    case toml::node_type::string: o << "a string: \"" << v.as_string()->get() << '"'; break;
+    case toml::node_type::integer: o << "an integer: " << v.as_integer()->get(); break;
+    case toml::node_type::floating_point: o << "a floating-point number: " << *v.as_floating_point(); break;
+    case toml::node_type::boolean: o << "a boolean: " << (v.as_boolean()->get() ? "true" : "false"); break;
+    case toml::node_type::array: o << "a list"; break;
+    case toml::node_type::table: o << "a table"; break;
+    default: o << "a date or time"; break;
+  }
+  return o.str();
+}
+
 // The TOML text (or, when text is null, the file at path) into cfg; with
 // `names`, adds the name of every parameter it sets.
 static Status ReadConfigToml(const std::string_view* text, const std::string& path, TrainConfig* cfg,
@@ -208,28 +235,42 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
     if (!set_here.insert(p->name).second)
       return Status::InvalidArgument(path + ": '" + key + "' sets '" + p->name +
                                      "' again (one is the other's former name): keep '" + p->name + "'");
+    // The value must have the parameter's TOML type: `epochs = 1e3` or
+    // `deterministic = 1` is a mistake to report, not to convert.
+    const std::string_view type = p->type;
+    auto wrong = [&](const char* expected) {
+      return Status::InvalidArgument(path + ": '" + key + "': expected " + expected + ", found " + TomlTypeName(v));
+    };
     std::string s;
-    if (auto* str = v.as_string()) {
-      s = str->get();
-    } else if (auto* i = v.as_integer()) {
-      s = std::to_string(i->get());
-    } else if (auto* f = v.as_floating_point()) {
-      std::ostringstream o;
-      o.precision(17);
-      o << f->get();
-      s = o.str();
-    } else if (auto* b = v.as_boolean()) {
-      s = b->get() ? "true" : "false";
-    } else if (auto* a = v.as_array()) {
-      for (auto& e : *a) {
+    if (type == "string") {
+      if (!v.is_string()) return wrong("a string");
+      s = v.as_string()->get();
+    } else if (type == "int") {
+      if (!v.is_integer()) return wrong("an integer");
+      s = std::to_string(v.as_integer()->get());
+    } else if (type == "float") {
+      if (auto* i = v.as_integer()) {
+        s = std::to_string(i->get());
+      } else if (auto* f = v.as_floating_point()) {
+        std::ostringstream o;
+        o.precision(17);
+        o << f->get();
+        s = o.str();
+      } else {
+        return wrong("a number");
+      }
+    } else if (type == "bool") {
+      if (!v.is_boolean()) return wrong("true or false");
+      s = v.as_boolean()->get() ? "true" : "false";
+    } else {  // "int list"
+      if (!v.is_array()) return wrong("a list of integers");
+      for (auto& e : *v.as_array()) {
         // as_integer, not value<int64_t>: the latter converts a float such as
         // 6e22 to an integer, which is undefined when it does not fit.
         const auto* iv = e.as_integer();
         if (iv == nullptr) return Status::InvalidArgument(path + ": '" + key + "': expected a list of integers");
         s += (s.empty() ? "" : ",") + std::to_string(iv->get());
       }
-    } else {
-      return Status::InvalidArgument(path + ": '" + key + "': unsupported value type");
     }
     Status st = p->set(cfg, s);
     if (!st.ok()) return Status::InvalidArgument(path + ": '" + key + "': " + st.message());
@@ -261,8 +302,12 @@ std::string ConfigToToml(const TrainConfig& cfg) {
 Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
+  if (cfg.checkpoint_every > 0 && cfg.early_stop_patience > 0)
+    return Status::InvalidArgument(
+        "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");
   if (cfg.deterministic && cfg.threads > 1)
-    return Status::InvalidArgument("--deterministic runs on one thread; drop --threads or set it to 1");
+    return Status::InvalidArgument("deterministic runs on one thread, but threads is " + std::to_string(cfg.threads) +
+                                   ": set threads to 1 or leave it out (flag or --config)");
   return Status::OK();
 }
 
@@ -302,7 +347,9 @@ std::string ParamsMarkdown() {
       "# Training parameters\n\n"
       "Generated by `embark params --markdown` from the one declaration in `src/train/config.cc`.\n"
       "Each can be given in a TOML file (`--config FILE`, `name = value`) or on the command line\n"
-      "(`--name value`, with `_` written as `-`); the command line wins.\n\n"
+      "(`--name value`, with `_` written as `-`); the command line wins. In TOML a value has the\n"
+      "parameter's type: an int is an integer, a float an integer or a float, a bool `true` or\n"
+      "`false`, a string quoted, an int list `[a, b]`; another type (`epochs = 1e3`) is refused.\n\n"
       "## On `--resume`\n\n"
       "A resumed run starts from the checkpoint's config (its `config.toml`), not from the defaults.\n"
       "Values given explicitly, as a flag or in `--config`, then apply by the column *on resume*:\n\n"
@@ -331,8 +378,8 @@ std::string ParamsMarkdown() {
       "\n## Former names\n\n"
       "Deprecated names still accepted, as the parameter of the new name: in TOML files (`--config`,\n"
       "and the `config.toml` of checkpoints written before the rename, which load and resume as\n"
-      "before) and as flags. A file that sets both names of one parameter is refused. Checkpoints\n"
-      "record the new names.\n\n"
+      "before) and as flags. Both names of one parameter in one file, or both as flags, are refused.\n"
+      "Checkpoints record the new names.\n\n"
       "| former name | flag | now |\n|---|---|---|\n";
   for (const auto& a : kAliases)
     out += std::string("| `") + a.old_name + "` | `" + FlagName(a.old_name) + "` | `" + a.name + "` |\n";

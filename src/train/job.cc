@@ -1,5 +1,6 @@
 #include "train/job.h"
 
+#include <map>
 #include <set>
 
 #include "checkpoint/checkpoint.h"
@@ -13,9 +14,19 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
   TrainConfig requested;
   std::set<std::string> explicitly_set;
   if (!src.config_file.empty()) EMBARK_RETURN_IF_ERROR(LoadConfigToml(src.config_file, &requested, &explicitly_set));
+  std::map<std::string, std::string> given_as;  // parameter -> the name it was given under
   for (const auto& [name, value] : src.values) {
     const ParamDef* p = FindParam(name);
     if (p == nullptr) return Status::InvalidArgument("unknown parameter '" + name + "'");
+    // The same name again replaces the value; a former name and the new one
+    // both given is ambiguous.
+    auto [it, first] = given_as.emplace(p->name, name);
+    if (!first && it->second != name) {
+      const std::string& former = name == p->name ? it->second : name;
+      return Status::InvalidArgument(FlagName(former) + " sets '" + p->name + "' again (" + FlagName(former) +
+                                     " is the former name of " + FlagName(p->name) + ", also given): keep " +
+                                     FlagName(p->name));
+    }
     Status s = p->set(&requested, value);
     if (!s.ok()) return Status::InvalidArgument(FlagName(name) + ": " + s.message());
     explicitly_set.insert(p->name);  // a former name counts as the parameter's current one
@@ -38,6 +49,24 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
   return cfg;
 }
 
+namespace {
+Status CheckResumeSchema(const std::string& schema_file, const std::string& resume_dir) {
+  const std::string spec_path = resume_dir + "/data_spec.json";
+  EMBARK_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(spec_path));
+  auto saved = DataSpec::FromJson(text);
+  if (!saved.ok()) return Status::Corruption(spec_path + ": " + saved.status().message());
+  const std::string what = "--schema '" + schema_file + "': cannot change the data spec when resuming: ";
+  if (saved->format != Format::kCsv)
+    return Status::InvalidArgument(what + "the checkpoint reads " + FormatName(saved->format) +
+                                   ", not CSV with a schema; drop --schema");
+  EMBARK_ASSIGN_OR_RETURN(CsvSchema schema, LoadCsvSchema(schema_file));
+  if (DataSpec::Csv(schema).ToJson() != saved->ToJson())
+    return Status::InvalidArgument(what + "it differs from the checkpoint's (" + spec_path +
+                                   "); drop --schema, or give the one the checkpoint was trained with");
+  return Status::OK();
+}
+}  // namespace
+
 Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   TrainJob job;
   EMBARK_ASSIGN_OR_RETURN(job.cfg, ResolveTrainConfig(req.params));
@@ -52,6 +81,7 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));
   // A pipe can be read once: one epoch of it, and never as validation
   // data (read at every evaluation).
+  EMBARK_RETURN_IF_ERROR(CheckReadOnce(req.train_files, "--data"));
   for (const std::string& f : req.train_files)
     if (!IsReReadable(f) && job.cfg.epochs > 1)
       return Status::InvalidArgument("--data '" + f + "' is a pipe or device, which can be read once: --epochs must be "
@@ -69,6 +99,10 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
     EMBARK_ASSIGN_OR_RETURN(
         job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file,
                                   req.train_files.empty() ? std::string() : req.train_files.front()));
+  } else if (!req.schema_file.empty()) {
+    // The checkpoint fixes the data spec: a schema given again must be the
+    // one it was trained with, never silently ignored.
+    EMBARK_RETURN_IF_ERROR(CheckResumeSchema(req.schema_file, job.resume_dir));
   }
   return job;
 }

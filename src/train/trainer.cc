@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <thread>
@@ -368,6 +369,24 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
 
   ObjectiveSums epoch_sums;
   uint64_t loss_n = 0;
+  bool warned_loss = false;
+  // A mean loss many times that of always predicting the base rate is a run
+  // diverging, not learning (non-finite values stop it; this warns sooner).
+  auto check_loss = [&] {
+    if (warned_loss || loss_n < 4096) return;
+    const double mean = epoch_sums.loss / static_cast<double>(loss_n);
+    const double p = std::clamp(epoch_sums.labels / static_cast<double>(loss_n), 1e-6, 1 - 1e-6);
+    const double base = -(p * std::log(p) + (1 - p) * std::log(1 - p));
+    if (mean <= 10 * base + 1) return;
+    warned_loss = true;
+    progress.Clear();
+    log.Log(LogLevel::kWarn,
+            "at step %lld the mean training loss is %.4g, %.0f times that of always predicting the base rate "
+            "(%.4g): the run is diverging; try learning rates 10x lower (now --dense-lr %g, --sparse-lr %g, "
+            "--first-order-lr %g)",
+            static_cast<long long>(trainer->state().step), mean, mean / base, base, cfg.dense_lr, cfg.sparse_lr,
+            cfg.first_order_lr);
+  };
   Batch batch;
   for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
     ReadOptions ro;
@@ -412,6 +431,13 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       rep.train_seconds += Seconds(t0, Clock::now());
       progress.Update(rep.samples, rep.train_seconds, epoch_sums.loss / std::max<uint64_t>(1, loss_n),
                       stream->bytes_read(), stream->bytes_total());
+      if (trainer->state().step % 16 == 0) check_loss();
+      if (cfg.checkpoint_every > 0 && trainer->state().step % cfg.checkpoint_every == 0) {
+        progress.Clear();
+        EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
+        log.Log(LogLevel::kInfo, "checkpoint at step %lld written to %s", static_cast<long long>(trainer->state().step),
+                job.out_dir.c_str());
+      }
       if (cfg.eval_every > 0 && trainer->state().step % cfg.eval_every == 0) {
         EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
         if (stop) {
@@ -425,6 +451,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     for (auto& e : bad.examples)
       if (rep.bad_examples.size() < 5) rep.bad_examples.push_back(e);
     rep.input_wait_seconds += stream->wait_seconds();
+    check_loss();
     progress.Clear();
     if (rep.stopped_early) break;
     trainer->state().epochs_done = epoch + 1;

@@ -42,6 +42,20 @@ class FaultWritableFile : public WritableFile {
   bool closed_ = false;
 };
 
+class FaultSequentialFile : public SequentialFile {
+ public:
+  FaultSequentialFile(FaultEnv* env, std::unique_ptr<SequentialFile> base) : env_(env), base_(std::move(base)) {}
+  Result<size_t> Read(size_t n, char* buf) override {
+    if (env_->RecordRead()) return InjectedError(Fault::kIOError, "read", path());
+    return base_->Read(n, buf);
+  }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultEnv* env_;
+  std::unique_ptr<SequentialFile> base_;
+};
+
 }  // namespace
 
 const char* FaultName(Fault f) {
@@ -94,12 +108,33 @@ std::vector<std::string> FaultEnv::reads() const {
   return reads_;
 }
 
+void FaultEnv::FailRead(uint64_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  read_ops_ = 0;
+  fail_read_at_ = n;
+}
+
+uint64_t FaultEnv::read_ops() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return read_ops_;
+}
+
+bool FaultEnv::RecordRead() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++read_ops_;
+  if (fail_read_at_ == 0 || read_ops_ != fail_read_at_) return false;
+  injected_ = true;
+  return true;
+}
+
 Result<std::unique_ptr<SequentialFile>> FaultEnv::NewSequentialFile(const std::string& path) {
   {
     std::lock_guard<std::mutex> l(mu_);
     reads_.push_back(path);
   }
-  return target()->NewSequentialFile(path);
+  if (RecordRead()) return InjectedError(Fault::kIOError, "open", path);
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> base, target()->NewSequentialFile(path));
+  return std::unique_ptr<SequentialFile>(new FaultSequentialFile(this, std::move(base)));
 }
 
 Result<std::string> FaultEnv::ReadFileToString(const std::string& path) {
@@ -107,6 +142,7 @@ Result<std::string> FaultEnv::ReadFileToString(const std::string& path) {
     std::lock_guard<std::mutex> l(mu_);
     reads_.push_back(path);
   }
+  if (RecordRead()) return InjectedError(Fault::kIOError, "read", path);
   return target()->ReadFileToString(path);
 }
 

@@ -49,6 +49,13 @@ class FaultEnv : public EnvWrapper {
   bool injected() const;
   // Paths opened for reading since the last FailOp, in order.
   std::vector<std::string> reads() const;
+  // Fails the n-th read operation counted from now (1-based: opening a file
+  // for reading, reading a whole file, or one Read of an open file) with
+  // EIO; 0 injects nothing. read_ops() counts them since this call.
+  void FailRead(uint64_t n);
+  uint64_t read_ops() const;
+  // For the files this Env hands out: counts a read; true if it must fail.
+  bool RecordRead();
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override;
@@ -69,6 +76,7 @@ class FaultEnv : public EnvWrapper {
   std::vector<Op> ops_;
   std::vector<std::string> reads_;
   uint64_t fail_at_ = 0;
+  uint64_t read_ops_ = 0, fail_read_at_ = 0;
   Fault fault_ = Fault::kNone;
   bool injected_ = false;
 };
