@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -145,11 +146,19 @@ struct HttpFront::Impl {
   Clock::time_point listener_resume;
   std::vector<char> read_buf = std::vector<char>(kReadBytes);
 
-  // Handler threads: requests in, answers out.
+  // Handler threads: requests in, answers out. An idle thread waits on its
+  // own condition variable and the one idle the shortest takes the next
+  // request, so the few threads a load needs stay warm (caches, the request
+  // parser's buffers) instead of all of them taking turns.
+  struct Worker {
+    std::condition_variable cv;
+    std::optional<Job> job;
+  };
   std::vector<std::thread> workers;
-  std::mutex jobs_mu;
-  std::condition_variable jobs_cv;
-  std::deque<Job> jobs;
+  std::vector<std::unique_ptr<Worker>> worker_state;
+  std::mutex jobs_mu;           // guards jobs, idle, workers_stop and each Worker's job
+  std::deque<Job> jobs;         // waiting for a thread
+  std::vector<Worker*> idle;    // the most recently idle last
   bool workers_stop = false;
   std::mutex done_mu;
   std::vector<Done> done;
@@ -234,7 +243,10 @@ struct HttpFront::Impl {
       std::lock_guard<std::mutex> lock(jobs_mu);
       workers_stop = false;
     }
-    for (int i = 0; i < std::max(1, opt.handler_threads); ++i) workers.emplace_back([this] { Work(); });
+    for (int i = 0; i < std::max(1, opt.handler_threads); ++i) {
+      worker_state.push_back(std::make_unique<Worker>());
+      workers.emplace_back([this, w = worker_state.back().get()] { Work(w); });
+    }
 
     Status result = Status::OK();
     std::vector<epoll_event> events(256);
@@ -282,9 +294,11 @@ struct HttpFront::Impl {
       std::lock_guard<std::mutex> lock(jobs_mu);
       workers_stop = true;
     }
-    jobs_cv.notify_all();
+    for (auto& w : worker_state) w->cv.notify_all();
     for (auto& t : workers) t.join();
     workers.clear();
+    worker_state.clear();
+    idle.clear();
   }
 
   // ---- handler threads ------------------------------------------------------
@@ -298,35 +312,64 @@ struct HttpFront::Impl {
     }
   }
 
-  void Work() {
+  void Submit(Job job) {
+    Worker* w = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu);
+      if (idle.empty()) {
+        jobs.push_back(std::move(job));
+        return;
+      }
+      w = idle.back();
+      idle.pop_back();
+      w->job = std::move(job);
+    }
+    w->cv.notify_one();
+  }
+
+  void Work(Worker* w) {
+    std::unique_lock<std::mutex> lock(jobs_mu);
     for (;;) {
-      Job job;
-      {
-        std::unique_lock<std::mutex> lock(jobs_mu);
-        jobs_cv.wait(lock, [&] { return workers_stop || !jobs.empty(); });
-        if (jobs.empty()) return;
+      std::optional<Job> job;
+      if (!jobs.empty()) {
         job = std::move(jobs.front());
         jobs.pop_front();
-      }
-      FrontResponse r = Call(job.request);
-      // The answer goes out from here when it can, without waiting for the
-      // connection thread; what does not fit the socket now, it writes.
-      size_t written = 0;
-      while (job.fd >= 0 && written < r.bytes.size()) {
-        const ssize_t n =
-            ::send(job.fd, r.bytes.data() + written, r.bytes.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-          written += static_cast<size_t>(n);
-        } else if (!(n < 0 && errno == EINTR)) {
-          break;  // full, or failed: the connection thread tries again and sees which
+      } else {
+        if (workers_stop) return;
+        idle.push_back(w);
+        w->cv.wait(lock, [&] { return w->job.has_value() || workers_stop; });
+        if (!w->job) {  // stopping; Submit did not take it off the idle list
+          idle.erase(std::find(idle.begin(), idle.end(), w));
+          return;
         }
+        job.swap(w->job);
       }
-      {
-        std::lock_guard<std::mutex> lock(done_mu);
-        done.push_back({job.key, std::move(r), written});
-      }
-      Wake();
+      lock.unlock();
+      Run(*job);
+      lock.lock();
     }
+  }
+
+  // Answers one request on this handler thread.
+  void Run(Job& job) {
+    FrontResponse r = Call(job.request);
+    // The answer goes out from here when it can, without waiting for the
+    // connection thread; what does not fit the socket now, it writes.
+    size_t written = 0;
+    while (job.fd >= 0 && written < r.bytes.size()) {
+      const ssize_t n =
+          ::send(job.fd, r.bytes.data() + written, r.bytes.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        written += static_cast<size_t>(n);
+      } else if (!(n < 0 && errno == EINTR)) {
+        break;  // full, or failed: the connection thread tries again and sees which
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(done_mu);
+      done.push_back({job.key, std::move(r), written});
+    }
+    Wake();
   }
 
   // ---- the connection thread ------------------------------------------------
@@ -337,10 +380,10 @@ struct HttpFront::Impl {
       ::close(listen_fd);
       listen_fd = -1;
     }
-    std::vector<uint64_t> idle;
+    std::vector<uint64_t> quiet;
     for (auto& [key, c] : conns)
-      if (!c->busy && !c->reader.started() && !c->pending_out() && c->in.empty()) idle.push_back(key);
-    for (uint64_t key : idle) Close(*conns.at(key));
+      if (!c->busy && !c->reader.started() && !c->pending_out() && c->in.empty()) quiet.push_back(key);
+    for (uint64_t key : quiet) Close(*conns.at(key));
   }
 
   void PauseListener(Clock::time_point now) {
@@ -467,11 +510,7 @@ struct HttpFront::Impl {
     if (r.http.method == "GET" || r.http.method == "HEAD") return Answer(c, Call(r));
     c.busy = true;
     c.direct = !c.pending_out();
-    {
-      std::lock_guard<std::mutex> lock(jobs_mu);
-      jobs.push_back({c.key, c.direct ? c.fd : -1, std::move(r)});
-    }
-    jobs_cv.notify_one();
+    Submit({c.key, c.direct ? c.fd : -1, std::move(r)});
   }
 
   // `written`: bytes of it its handler already wrote (only when `direct`).
