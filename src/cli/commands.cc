@@ -302,6 +302,9 @@ void RegisterServe(CLI::App* app) {
     // serve later ones from its heaps, whose freed holes stay resident:
     // a soak with 4 MiB bodies grew by 10 MB a minute that way.)
     ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    // Few heaps for many handler threads: memory one thread frees is reused
+    // by the next instead of staying resident in a heap of its own.
+    ::mallopt(M_ARENA_MAX, 2);
     // Each connection holds a file descriptor: allow as many as the hard limit does.
     if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
       rl.rlim_cur = rl.rlim_max;

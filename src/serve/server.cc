@@ -1,6 +1,7 @@
 #include "serve/server.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -193,6 +194,9 @@ struct Server::Impl {
     ++next_version;
     metrics.CountReload(true);
     metrics.SetModelVersion(version);
+    // The previous model's memory (freed above, or by the last request that
+    // held it, before the next reload) goes back to the system.
+    ::malloc_trim(0);
     log.Log(LogLevel::kInfo, "serving %s version %lld", opt.model_dir.c_str(), static_cast<long long>(version));
     return Status::OK();
   }
