@@ -91,28 +91,6 @@ def valid_client(port, cases, expected, stats, stop, seed):
             conn = None
 
 
-def send_until_answered(sock, chunks):
-    """Sends until the server answers (it may answer before the body ends),
-    then reads the answer."""
-    sock.setblocking(False)
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            r, w, _ = select.select([sock], [sock], [], 10)
-            if r or not w:
-                sock.setblocking(True)
-                return su.read_response(sock)
-            try:
-                view = view[sock.send(view):]
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                sock.setblocking(True)
-                return su.read_response(sock)
-    sock.setblocking(True)
-    return su.read_response(sock)
-
-
 def bad_client(port, good_body, stats, stop, seed):
     rng = random.Random(seed)
     infer = b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -138,7 +116,7 @@ def bad_client(port, good_body, stats, stop, seed):
         kind = rng.choice(names)
         try:
             sock = su.connect(port)
-            status, _, _ = send_until_answered(sock, kinds[kind]())
+            status, _, _ = su.send_until_answered(sock, kinds[kind]())
             sock.close()
         except OSError:
             status = None

@@ -4,6 +4,7 @@ infer bodies, raw HTTP reads, RSS and the CPU model. Standard library only."""
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,28 @@ def read_response(sock, timeout=30):
         return None, "", b""
     sock._pending = rest[n:]
     return int(head.split(b" ")[1]), head.decode("latin-1"), rest[:n]
+
+
+def send_until_answered(sock, chunks):
+    """Sends until the server answers (it may answer before the body ends),
+    then reads the answer."""
+    sock.setblocking(False)
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            r, w, _ = select.select([sock], [sock], [], 10)
+            if r or not w:
+                sock.setblocking(True)
+                return read_response(sock)
+            try:
+                view = view[sock.send(view):]
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                sock.setblocking(True)
+                return read_response(sock)
+    sock.setblocking(True)
+    return read_response(sock)
 
 
 class Sock(socket.socket):

@@ -11,10 +11,13 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
+
+# The serving benchmarks' helpers: starting a server, raw HTTP reads, RSS.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+import serve_util as su  # noqa: E402
 
 EMBARK, WORK = sys.argv[1], sys.argv[2]
 FAILS = []
@@ -27,26 +30,7 @@ def check(what, ok, detail=""):
 
 
 def start(*extra):
-    log = open(os.path.join(WORK, "serve.log"), "a")
-    p = subprocess.Popen([EMBARK, "serve", "--model", os.path.join(WORK, "ctr"), "--port", "0", *extra],
-                         stdout=log, stderr=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = p.stderr.readline()
-        if not line:
-            break
-        log.write(line)
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            port = int(m.group(1))
-            break
-    if port is None:
-        p.kill()
-        raise SystemExit("embark serve did not start")
-    # Keep draining stderr into the log.
-    threading.Thread(target=lambda: [log.write(l) for l in p.stderr], daemon=True).start()
-    return p, port
+    return su.start_server(EMBARK, os.path.join(WORK, "ctr"), extra, os.path.join(WORK, "serve.log"))
 
 
 class Client:
@@ -215,83 +199,29 @@ s, t = c.call("POST", "/v2/models/ctr/infer", good)
 check("still answering correctly after the bad requests", s == 200 and formatted(t) == want[:2], t)
 
 # ---- request bodies are bounded however they are framed -------------------
-def rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def read_response(sock, timeout=10):
-    """One HTTP response off a raw socket: (status, headers text, body), or
-    (None, '', '') if the connection closed or timed out first."""
-    sock.settimeout(timeout)
-    buf = getattr(sock, "_pending", b"")
-    try:
-        while b"\r\n\r\n" not in buf:
-            d = sock.recv(65536)
-            if not d:
-                return None, "", ""
-            buf += d
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-        n = int(m.group(1)) if m else 0
-        while len(rest) < n:
-            d = sock.recv(65536)
-            if not d:
-                return None, "", ""
-            rest += d
-    except (socket.timeout, ConnectionError):
-        return None, "", ""
-    sock._pending = rest[n:]
-    return int(head.split(b" ")[1]), head.decode(), rest[:n].decode()
-
-
-class RawSocket(socket.socket):
-    pass
-
-
-def raw_connect(port):
-    s = RawSocket(socket.AF_INET, socket.SOCK_STREAM)
-    s.connect(("127.0.0.1", port))
-    return s
+    """su.read_response with the body as text."""
+    st, hd, body = su.read_response(sock, timeout)
+    return st, hd, body.decode()
 
 
 def stream_then_read(sock, chunks):
     """Sends the chunks until the server answers (it may answer before the
     body ends, as it should for a body over the limit), then reads it."""
-    sock.setblocking(False)
-    import select
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            r, w, _ = select.select([sock], [sock], [], 10)
-            if r:
-                sock.setblocking(True)
-                return read_response(sock)
-            if not w:
-                return None, "", ""
-            try:
-                view = view[sock.send(view):]
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                sock.setblocking(True)
-                return read_response(sock)
-    sock.setblocking(True)
-    return read_response(sock)
+    st, hd, body = su.send_until_answered(sock, chunks)
+    return st, hd, body.decode()
 
 
-rss0 = rss_mb(p.pid)
+rss0 = su.rss_mb(p.pid)
 big = b"40000\r\n" + b" " * 0x40000 + b"\r\n"  # 256 KiB chunks: 256 of them are 64 MiB
-sock = raw_connect(port)
+sock = su.connect(port)
 sock.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 st, hd, tx = stream_then_read(sock, [big] * 256 + [b"0\r\n\r\n"])
 check("a chunked body over --max-body-mb is 413 with a JSON error",
       st == 413 and "larger than the limit" in json.loads(tx or "{}").get("error", ""), (st, tx[:200]))
 check("... and its connection is closed", "connection: close" in hd.lower() and read_response(sock, 5)[0] is None, hd)
 sock.close()
-sock = raw_connect(port)  # chunked within the limit is read and decoded
+sock = su.connect(port)  # chunked within the limit is read and decoded
 body = json.dumps(infer_body(ROWS[:2])).encode()
 sock.sendall(b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
              b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000]) for i in range(0, len(body), 1000)) +
@@ -301,7 +231,7 @@ check("a chunked body within the limit is answered", st == 200 and formatted(tx)
 sock.close()
 # A body without Content-Length or chunked framing is no body (RFC 9112):
 # its bytes are read as the next request, refused, and never buffered.
-sock = raw_connect(port)
+sock = su.connect(port)
 st, hd, tx = stream_then_read(sock, [b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\n\r\n"] +
                               [b"{" + b" " * 0x100000] * 64)
 check("an unframed body is not read as a body (400, empty body)", st == 400 and "not valid JSON" in tx, (st, tx[:200]))
@@ -309,14 +239,14 @@ st2, hd2, tx2 = read_response(sock)
 check("... and its bytes are refused as a request (400 or 431), connection closed",
       st2 in (400, 431) and "connection: close" in hd2.lower(), (st2, tx2[:200]))
 sock.close()
-rss1 = rss_mb(p.pid)
+rss1 = su.rss_mb(p.pid)
 check("RSS stays bounded after 128 MiB of refused bodies (%.0f -> %.0f MB)" % (rss0, rss1), rss1 - rss0 < 32,
       (rss0, rss1))
 s, t = c.call("POST", "/v2/models/ctr/infer", good)
 check("still answering after the refused bodies", s == 200 and formatted(t) == want[:2], t)
 
 # ---- pipelining: requests written back to back, answered in order ----------
-sock = raw_connect(port)
+sock = su.connect(port)
 body = json.dumps(infer_body(ROWS[:3])).encode()
 sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n" +
              b"POST /v2/models/ctr/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
