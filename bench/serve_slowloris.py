@@ -90,7 +90,9 @@ def main():
     ap.add_argument("--drip-every", type=float, default=2.0)
     ap.add_argument("--probe-every", type=float, default=0.2)
     ap.add_argument("--probe-timeout", type=float, default=2.0)
-    ap.add_argument("--work", default=None)
+    ap.add_argument("--work", default=None,
+                    help="scratch directory (default: a new temporary one); the script writes train.tsv, valid.tsv, "
+                         "serve.log and the model directory ctr there")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="extra flag for embark serve, e.g. --serve-arg=--request-timeout=5")
     a = ap.parse_args()

@@ -183,7 +183,9 @@ def main():
     ap.add_argument("--slow-clients", type=int, default=2)
     ap.add_argument("--reload-every", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=20, help="seconds before the starting RSS is taken")
-    ap.add_argument("--work", default=None)
+    ap.add_argument("--work", default=None,
+                    help="scratch directory (default: a new temporary one); the script writes train.tsv, valid.tsv, "
+                         "serve.log and the model directories ctr*, v1, v2 there")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="extra flag for embark serve, e.g. --serve-arg=--http-threads=16")
     a = ap.parse_args()

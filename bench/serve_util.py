@@ -5,7 +5,6 @@ import json
 import os
 import re
 import select
-import shutil
 import socket
 import subprocess
 import threading
@@ -142,9 +141,3 @@ def connect(port, timeout=30):
     s.settimeout(timeout)
     s.connect(("127.0.0.1", port))
     return s
-
-
-def fresh_dir(path):
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
-    return path
