@@ -109,8 +109,9 @@ double Model::TrainFlopsPerSample() const {
 
 namespace {
 
-// Maps each feature key to a dense index of unique keys (per call).
-void Dedup(const uint64_t* keys, size_t n, Workspace* ws) {
+// Unique keys in a workspace's open-addressing table (dedup_*): Begin
+// readies it for up to n keys, Insert returns a key's index in ws->ukeys.
+void DedupBegin(size_t n, Workspace* ws) {
   size_t cap = 16;
   while (cap < 2 * n) cap <<= 1;
   if (ws->dedup_keys.size() < cap) {
@@ -119,25 +120,31 @@ void Dedup(const uint64_t* keys, size_t n, Workspace* ws) {
     ws->dedup_stamp.assign(cap, 0);
     ws->stamp = 0;
   }
-  const size_t mask = ws->dedup_keys.size() - 1;
   if (++ws->stamp == 0) {
     std::fill(ws->dedup_stamp.begin(), ws->dedup_stamp.end(), 0);
     ws->stamp = 1;
   }
   ws->ukeys.clear();
-  ws->fidx.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    uint64_t k = keys[i];
-    size_t h = Mix64(k) & mask;
-    while (ws->dedup_stamp[h] == ws->stamp && ws->dedup_keys[h] != k) h = (h + 1) & mask;
-    if (ws->dedup_stamp[h] != ws->stamp) {
-      ws->dedup_stamp[h] = ws->stamp;
-      ws->dedup_keys[h] = k;
-      ws->dedup_val[h] = static_cast<uint32_t>(ws->ukeys.size());
-      ws->ukeys.push_back(k);
-    }
-    ws->fidx[i] = ws->dedup_val[h];
+}
+
+inline uint32_t DedupInsert(uint64_t k, uint64_t h, Workspace* ws) {
+  const size_t mask = ws->dedup_keys.size() - 1;
+  h &= mask;
+  while (ws->dedup_stamp[h] == ws->stamp && ws->dedup_keys[h] != k) h = (h + 1) & mask;
+  if (ws->dedup_stamp[h] != ws->stamp) {
+    ws->dedup_stamp[h] = ws->stamp;
+    ws->dedup_keys[h] = k;
+    ws->dedup_val[h] = static_cast<uint32_t>(ws->ukeys.size());
+    ws->ukeys.push_back(k);
   }
+  return ws->dedup_val[h];
+}
+
+// Maps each feature key to a dense index of unique keys (per call).
+void Dedup(const uint64_t* keys, size_t n, Workspace* ws) {
+  DedupBegin(n, ws);
+  ws->fidx.resize(n);
+  for (size_t i = 0; i < n; ++i) ws->fidx[i] = DedupInsert(keys[i], Mix64(keys[i]), ws);
 }
 
 // Samples [begin, end) of a batch as the parts read them (fidx once the
@@ -264,6 +271,54 @@ Status Model::ApplySparse(Workspace* ws, float scale, RowAccess* rows) const {
     if (scale != 1.0f)
       for (auto& g : grads) g *= scale;
     EMBARK_RETURN_IF_ERROR(rows->Scatter(t, ws->ukeys.data(), U, grads.data()));
+  }
+  return Status::OK();
+}
+
+Status Model::ApplySparseMerged(const std::vector<const Workspace*>& ws, size_t part, size_t parts, float scale,
+                                RowAccess* rows, Workspace* merge) const {
+  PhaseTimer timer(&merge->seconds.update);
+  size_t total = 0;
+  for (const Workspace* w : ws) {
+    bool ready = w->tables.size() == tables_.size();
+    for (int t = 0; ready && t < num_tables(); ++t)
+      ready = w->tables[t].grads.size() == w->ukeys.size() * tables_[t]->dim();
+    if (!ready)
+      return Status::InvalidArgument("Model::ApplySparseMerged: a workspace holds no Backward of its last Forward");
+    total += w->ukeys.size();
+  }
+  // This part's keys: those whose hash (the row stores shard by its low
+  // bits too) is part modulo parts.
+  DedupBegin(total, merge);
+  if (merge->tables.size() != tables_.size()) merge->tables.resize(tables_.size());
+  for (int t = 0; t < num_tables(); ++t) merge->tables[t].grads.clear();
+  for (const Workspace* w : ws) {
+    const size_t U = w->ukeys.size();
+    for (size_t u = 0; u < U; ++u) {
+      const uint64_t k = w->ukeys[u], h = Mix64(k);
+      if ((h & 63) % parts != part) continue;
+      const size_t before = merge->ukeys.size();
+      const uint32_t j = DedupInsert(k, h, merge);
+      for (int t = 0; t < num_tables(); ++t) {
+        const size_t D = static_cast<size_t>(tables_[t]->dim());
+        std::vector<float>& g = merge->tables[t].grads;
+        const float* src = w->tables[t].grads.data() + u * D;
+        if (merge->ukeys.size() != before) {
+          g.insert(g.end(), src, src + D);
+        } else {
+          float* dst = g.data() + j * D;
+          for (size_t d = 0; d < D; ++d) dst[d] += src[d];
+        }
+      }
+    }
+  }
+  const size_t M = merge->ukeys.size();
+  if (M == 0) return Status::OK();
+  for (int t = 0; t < num_tables(); ++t) {
+    std::vector<float>& grads = merge->tables[t].grads;
+    if (scale != 1.0f)
+      for (auto& g : grads) g *= scale;
+    EMBARK_RETURN_IF_ERROR(rows->Scatter(t, merge->ukeys.data(), M, grads.data()));
   }
   return Status::OK();
 }

@@ -104,6 +104,16 @@ class Model {
   // An error when the workspace holds no Backward of its last Forward.
   Status ApplySparse(Workspace* ws, float scale, RowAccess* rows) const;
 
+  // The same for a step whose batch was split over several workspaces (one
+  // per thread's share, each after its Backward): sums their gradients by
+  // key and sends each key's sum once, so a row gets one optimizer update
+  // per step however the batch was split, as it does across ranks. Called
+  // from `parts` threads at once with part = 0 .. parts-1, each sending the
+  // keys that hash to it (rows of disjoint store shards) and using its own
+  // `merge` workspace as scratch; `ws` is only read.
+  Status ApplySparseMerged(const std::vector<const Workspace*>& ws, size_t part, size_t parts, float scale,
+                           RowAccess* rows, Workspace* merge) const;
+
   // The sparse gradients of the last Backward (for tests): the unique keys
   // of its sub-batch and, for table `table`, their gradient rows (the
   // table's dim floats per key, in the order of the keys).

@@ -111,6 +111,7 @@ Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>
 
 struct TrainerImpl::ThreadState {
   std::unique_ptr<Workspace> ws;
+  Workspace merge;  // this thread's share of the step's sparse gradients, summed by key
   std::vector<float> grad, out, dout;
   ObjectiveSums sums;
 };
@@ -199,9 +200,10 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
     if (!status_[i].ok() || !separable) return;
     objective_->Compute(t.out.data(), batch.labels.data() + b, m, K, inv_n, t.dout.data(), &t.sums);
     model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
-    status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
+    if (parts == 1) status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
   });
   for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+  if (separable) EMBARK_RETURN_IF_ERROR(ApplySparseMerged(parts, n, rows));
   if (!separable && parts > 0) {
     // The objective couples the batch's samples: it sees every output at
     // once (here gathered in thread order), then each thread runs backward.
@@ -214,9 +216,10 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
       ThreadState& t = th_[i];
       auto [b, e] = Range(n, parts, i);
       model_->Backward(batch, b, e, batch_dout_.data() + b * K, t.ws.get(), t.grad.data());
-      status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
+      if (parts == 1) status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
     });
     for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+    EMBARK_RETURN_IF_ERROR(ApplySparseMerged(parts, n, rows));
   }
   // Synchronous dense step on the gradient summed over threads (and ranks).
   const auto t_step = Clock::now();
@@ -251,6 +254,20 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   ++state_.step;
   state_.samples += static_cast<uint64_t>(st.global_samples);  // over all ranks
   return st;
+}
+
+Status TrainerImpl::ApplySparseMerged(size_t parts, size_t n, RowAccess* rows) {
+  // One thread applied its own share already; several sum theirs by key
+  // first, so that how a batch is split does not change how many updates a
+  // row gets (each thread then applies the keys of its own store shards).
+  if (parts <= 1) return Status::OK();
+  merge_ws_.resize(parts);
+  for (size_t i = 0; i < parts; ++i) merge_ws_[i] = th_[i].ws.get();
+  pool_.ParallelFor(parts, [&](size_t i) {
+    status_[i] = model_->ApplySparseMerged(merge_ws_, i, parts, static_cast<float>(n), rows, &th_[i].merge);
+  });
+  for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+  return Status::OK();
 }
 
 Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
@@ -291,7 +308,7 @@ PhaseSeconds TrainerImpl::phase_seconds() const {
     p.lookup += t.ws->seconds.lookup / T;
     p.forward += t.ws->seconds.forward / T;
     p.backward += t.ws->seconds.backward / T;
-    p.update += t.ws->seconds.update / T;
+    p.update += (t.ws->seconds.update + t.merge.seconds.update) / T;
   }
   p.dense_step = dense_step_seconds_;
   return p;

@@ -80,9 +80,11 @@ class TrainerImpl {
   Result<bool> Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch);
 
   // One step on `batch` (distributed: the batch Next returned): each
-  // thread's share runs forward, objective, backward and sparse update;
-  // then one dense optimizer step on the gradient combined over threads
-  // and ranks. Allocates nothing in steady state (same batch sizes). A
+  // thread's share runs forward, objective and backward; the sparse
+  // gradients are summed by key over the threads (and, distributed, over
+  // the ranks) and each row updated once, after every thread has read its
+  // rows; then one dense optimizer step on the gradient combined over
+  // threads and ranks. So the split changes only the order of float sums. Allocates nothing in steady state (same batch sizes). A
   // loss or dense gradient that is not finite ends training with an error
   // naming the step, before the dense weights take it.
   Result<StepStats> Step(const Batch& batch);
@@ -113,6 +115,9 @@ class TrainerImpl {
  private:
   TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
   Status Diverged(int64_t step, double loss, float grad_sum) const;
+  // After every thread's Backward of a batch of n split in `parts`: the
+  // sparse gradients summed by key and applied once (Model::ApplySparseMerged).
+  Status ApplySparseMerged(size_t parts, size_t n, RowAccess* rows);
   struct ThreadState;
 
   TrainConfig cfg_;
@@ -125,6 +130,7 @@ class TrainerImpl {
   std::vector<float> grad_sum_;
   std::vector<float> batch_out_, batch_dout_;  // a non-separable objective's whole batch
   std::vector<Status> status_;  // per thread, reused every step
+  std::vector<const Workspace*> merge_ws_;  // every thread's workspace, for ApplySparseMerged
   std::vector<std::unique_ptr<Workspace>> score_ws_;
   std::unique_ptr<DistSession> session_;
   double dense_step_seconds_ = 0;
