@@ -12,14 +12,28 @@ embark's do (PyTorch's default initialisation cost DLRM 0.015 AUC here).
   concatenated embeddings and numeric values.
 Embeddings and first-order weights: Adagrad (sparse); dense layers: Adam.
 
-Usage: torch_ctr.py MODEL TRAIN.tsv VALID.tsv THREADS [--dense-lr 0.003 --sparse-lr 0.05 --batch 2048]
-Prints one JSON line: samples_per_sec (training loop only, data already in
-memory), auc and logloss on VALID.
+Usage: torch_ctr.py MODEL TRAIN.tsv VALID.tsv THREADS [--autocast bf16]
+                    [--dense-lr 0.003 --sparse-lr 0.05 --batch 2048]
+--autocast bf16 runs forward and loss, in training and in evaluation, under
+torch.autocast("cpu", dtype=torch.bfloat16) (weights and optimizer state stay
+fp32; linear layers and bmm compute in bf16).
+Prints one JSON line: precision (fp32 or bf16), threads (as asked) and
+torch_threads (torch.get_num_threads() after setting it), samples_per_sec and
+train_seconds (training loop only, data already in memory), cpu_seconds
+(time.process_time() over the same loop: every thread of the process, user
+and system), auc, logloss and calibration (mean predicted probability / mean
+label) on VALID; cpu_capability (ATen's kernels) and, with --autocast,
+bf16_isa and bf16_matmul (oneDNN's ISA and the implementation it picked for
+a bf16 linear layer).
 """
 import argparse
+import contextlib
 import json
 import math
+import os
+import re
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -36,10 +50,45 @@ p.add_argument("--sparse-lr", type=float, default=0.05)
 p.add_argument("--batch", type=int, default=2048)
 p.add_argument("--dim", type=int, default=16)
 p.add_argument("--seed", type=int, default=1)
+p.add_argument("--autocast", choices=["none", "bf16"], default="none")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.set_num_interop_threads(1)
 torch.manual_seed(a.seed)
+
+
+def autocast():
+    if a.autocast == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def cpu_capability():
+    m = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
+    return m.group(1) if m else None
+
+
+def bf16_probe():
+    """oneDNN's ISA and its implementation of a bf16 linear layer, from its
+    verbose lines (written to fd 1, so caught in a temporary file)."""
+    lin, x = nn.Linear(64, 64), torch.randn(64, 64)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as f:
+        os.dup2(f.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON), autocast():
+                lin(x)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        f.seek(0)
+        text = f.read()
+    isa = re.search(r"onednn_verbose,info,cpu,isa:(.*)", text)
+    impl = re.search(r"onednn_verbose,exec,cpu,(?:matmul|inner_product),([^,]+),", text)
+    return {"bf16_isa": isa.group(1).strip() if isa else None, "bf16_matmul": impl.group(1) if impl else None}
+
 
 F, ND, D = 26, 13, a.dim
 vocab = [dict() for _ in range(F)]  # token -> index (0 is "missing")
@@ -145,25 +194,37 @@ opt_dense = torch.optim.Adam(dense, lr=a.dense_lr)
 loss_fn = nn.BCEWithLogitsLoss()
 
 n = len(ytr)
-t0 = time.time()
+t0, c0 = time.time(), time.process_time()
 model.train()
 for s in range(0, n, a.batch):
     e = min(n, s + a.batch)
-    logits = model(xtr[s:e], ctr[s:e])
-    loss = loss_fn(logits, ytr[s:e])
+    with autocast():
+        logits = model(xtr[s:e], ctr[s:e])
+        loss = loss_fn(logits, ytr[s:e])
     opt_sparse.zero_grad()
     opt_dense.zero_grad()
     loss.backward()
     opt_sparse.step()
     opt_dense.step()
-train_s = time.time() - t0
+train_s, cpu_s = time.time() - t0, time.process_time() - c0
 
 model.eval()
-with torch.no_grad():
-    probs = torch.cat([torch.sigmoid(model(xva[s:s + 8192], cva[s:s + 8192])) for s in range(0, len(yva), 8192)])
+with torch.no_grad(), autocast():
+    probs = torch.cat([torch.sigmoid(model(xva[s:s + 8192], cva[s:s + 8192]).float())
+                       for s in range(0, len(yva), 8192)])
 y = yva.numpy()
 pr = probs.numpy().astype(np.float64)
 from sklearn.metrics import roc_auc_score, log_loss  # noqa: E402
-print(json.dumps({"framework": "pytorch " + torch.__version__, "model": a.model, "threads": a.threads,
-                  "samples": n, "samples_per_sec": n / train_s, "train_seconds": train_s, "load_seconds": load_s,
-                  "auc": roc_auc_score(y, pr), "logloss": log_loss(y, np.clip(pr, 1e-15, 1 - 1e-15))}))
+
+platform = {"cpu_capability": cpu_capability()}
+if a.autocast == "bf16":
+    try:
+        platform.update(bf16_probe())
+    except Exception as e:  # the probe is informative only
+        platform.update(bf16_isa=None, bf16_matmul=None, bf16_probe_error=str(e))
+print(json.dumps({"framework": "pytorch " + torch.__version__, "model": a.model,
+                  "precision": "bf16" if a.autocast == "bf16" else "fp32", "threads": a.threads,
+                  "torch_threads": torch.get_num_threads(), "samples": n, "samples_per_sec": n / train_s,
+                  "train_seconds": train_s, "cpu_seconds": cpu_s, "load_seconds": load_s,
+                  "auc": roc_auc_score(y, pr), "logloss": log_loss(y, np.clip(pr, 1e-15, 1 - 1e-15)),
+                  "calibration": float(pr.mean() / y.mean()) if y.mean() > 0 else None, **platform}))

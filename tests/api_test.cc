@@ -131,6 +131,7 @@ TEST(Api, FitWritesACheckpointThatVerifies) {
   EXPECT_EQ(rep->samples, 2000u);
   EXPECT_EQ(rep->epochs_done, 1);
   EXPECT_TRUE(rep->has_valid);
+  EXPECT_GT(rep->cpu_seconds, 0);  // the training loop's CPU time
   auto info = VerifyCheckpoint(dir + "/model");
   ASSERT_TRUE(info.ok()) << info.status().message();
   EXPECT_EQ(info->model, "fm");

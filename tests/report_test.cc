@@ -37,6 +37,7 @@ TEST(ReportJson, TrainReportWithValidationAndRanks) {
   r.threads = 2;
   r.train_seconds = 2;
   r.samples_per_sec = 500;
+  r.cpu_seconds = 3;
   r.forward_seconds = 0.25;
   r.stopped_early = true;
   nlohmann::json one = ToJson(r, "deepfm");
@@ -44,6 +45,8 @@ TEST(ReportJson, TrainReportWithValidationAndRanks) {
   EXPECT_EQ(one["samples"].get<uint64_t>(), 1000u);
   EXPECT_EQ(one["epochs"].get<int>(), 2);
   EXPECT_DOUBLE_EQ(one["phase_seconds"]["forward"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(one["cpu_seconds"].get<double>(), 3);
+  EXPECT_DOUBLE_EQ(one["cpu_seconds_per_million_samples"].get<double>(), 3000);
   EXPECT_TRUE(one["stopped_early"].get<bool>());
   EXPECT_FALSE(one.contains("auc"));    // no validation
   EXPECT_FALSE(one.contains("ranks"));  // one process

@@ -36,6 +36,9 @@ struct TrainReport {
   int epochs_done = 0;
   double train_seconds = 0;    // time in the step loop
   double samples_per_sec = 0;  // training loop only (input overlapped)
+  // Process CPU time (user + system, every thread: trainers and parsers)
+  // over the training loop, less what validation and checkpoint saves used.
+  double cpu_seconds = 0;
   double input_wait_seconds = 0;
   double final_loss = 0;         // mean training loss over the last epoch
   double train_calibration = 0;  // mean prediction / CTR over the last epoch, before each update

@@ -32,6 +32,8 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model) {
   j["threads"] = r.threads;
   j["train_seconds"] = r.train_seconds;
   j["samples_per_sec"] = r.samples_per_sec;
+  j["cpu_seconds"] = r.cpu_seconds;
+  j["cpu_seconds_per_million_samples"] = r.samples ? r.cpu_seconds * 1e6 / static_cast<double>(r.samples) : 0;
   j["input_wait_seconds"] = r.input_wait_seconds;
   j["train_loss"] = r.final_loss;
   j["train_calibration"] = r.train_calibration;

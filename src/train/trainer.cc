@@ -33,6 +33,18 @@ uint64_t PeakRssBytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
 }
 
+namespace {
+
+// User + system CPU seconds of the whole process (all threads).
+double ProcessCpuSeconds() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+}  // namespace
+
 int DefaultThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 namespace {
@@ -363,10 +375,16 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   bool saved_best = false;
   Progress progress(job.progress, log);
 
+  // CPU time of validation passes and checkpoint saves, taken out of
+  // rep.cpu_seconds.
+  double aside_cpu = 0;
   // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
     if (job.valid_files.empty()) return false;
-    EMBARK_ASSIGN_OR_RETURN(Metrics vm, trainer->Evaluate(job.valid_files));
+    const double cpu0 = ProcessCpuSeconds();
+    auto evaluated = trainer->Evaluate(job.valid_files);
+    aside_cpu += ProcessCpuSeconds() - cpu0;
+    EMBARK_ASSIGN_OR_RETURN(Metrics vm, std::move(evaluated));
     progress.Clear();
     log.Log(LogLevel::kInfo, "validation after step %lld: auc %.6f logloss %.6f ne %.4f calibration %.4f",
             static_cast<long long>(trainer->state().step), vm.auc, vm.logloss, vm.ne, vm.calibration);
@@ -377,7 +395,10 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       best_auc = vm.auc;
       best_metrics = vm;
       bad_evals = 0;
-      EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
+      const double cpu0 = ProcessCpuSeconds();
+      const Status saved = trainer->Save(job.out_dir, best_auc);
+      aside_cpu += ProcessCpuSeconds() - cpu0;
+      EMBARK_RETURN_IF_ERROR(saved);
       saved_best = true;
       return false;
     }
@@ -405,6 +426,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
             cfg.first_order_lr);
   };
   Batch batch;
+  const double loop_cpu0 = ProcessCpuSeconds();
   for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
     ReadOptions ro;
     ro.max_bad_lines = cfg.max_bad_lines;
@@ -451,7 +473,10 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       if (trainer->state().step % 16 == 0) check_loss();
       if (cfg.checkpoint_every > 0 && trainer->state().step % cfg.checkpoint_every == 0) {
         progress.Clear();
-        EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
+        const double cpu0 = ProcessCpuSeconds();
+        const Status saved = trainer->Save(job.out_dir, best_auc);
+        aside_cpu += ProcessCpuSeconds() - cpu0;
+        EMBARK_RETURN_IF_ERROR(saved);
         log.Log(LogLevel::kInfo, "checkpoint at step %lld written to %s", static_cast<long long>(trainer->state().step),
                 job.out_dir.c_str());
       }
@@ -477,6 +502,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
     if (stop) rep.stopped_early = true;
   }
+  rep.cpu_seconds = std::max(0.0, ProcessCpuSeconds() - loop_cpu0 - aside_cpu);
   rep.final_loss = loss_n ? epoch_sums.loss / loss_n : 0.0;
   rep.train_calibration = epoch_sums.labels > 0 ? epoch_sums.pred / epoch_sums.labels : 0.0;
   if (saved_best && (rep.stopped_early || rep.valid.auc <= best_auc)) {
