@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unordered_set>
 
 #include "test_util.h"
+#include "util/hash.h"
 
 namespace embark {
 namespace {
@@ -205,6 +207,55 @@ TEST(Spec, JsonRoundTrip) {
     EXPECT_NE(r.status().message().find("'num_fields' must be an integer in [1, 4096]"), std::string::npos)
         << r.status().message();
   }
+}
+
+// Keys of the same token in different fields never collide in the shared
+// table. Version 1 seeded the token's hash with the field, which for ids of
+// 4 to 8 bytes XORs a near-constant into a bijection of the bytes: these two
+// pairs, found among embark gen's ids, collided.
+TEST(FeatureKey, HexIdsThatDifferInAFewBitsDoNotCollideAcrossFields) {
+  EXPECT_EQ(FeatureKey(10, "98e21bb0", 0, 1), FeatureKey(13, "98e72bb0", 0, 1));
+  EXPECT_EQ(FeatureKey(13, "c675f581", 0, 1), FeatureKey(17, "c679b581", 0, 1));
+  EXPECT_NE(FeatureKey(10, "98e21bb0"), FeatureKey(13, "98e72bb0"));
+  EXPECT_NE(FeatureKey(13, "c675f581"), FeatureKey(17, "c679b581"));
+  // Every 8-digit id that varies in its middle digits, in each of 26 fields.
+  std::unordered_set<uint64_t> keys;
+  size_t n = 0;
+  const char* hex = "0123456789abcdef";
+  for (int f = 0; f < 26; ++f)
+    for (int a = 0; a < 16; ++a)
+      for (int b = 0; b < 16; ++b)
+        for (int c = 0; c < 16; ++c) {
+          const std::string id = std::string("98e") + hex[a] + hex[b] + hex[c] + "b0";
+          keys.insert(FeatureKey(f, id));
+          ++n;
+        }
+  EXPECT_EQ(keys.size(), n);
+}
+
+// A data spec without key_hash (a checkpoint written before version 2)
+// keeps version 1, so its rows are found under the keys they were trained
+// with; a new spec is version 2 and says so.
+TEST(Spec, KeyHashVersionTravelsWithTheSpec) {
+  DataSpec a = DataSpec::Criteo();
+  EXPECT_EQ(a.key_hash, 2);
+  auto b = DataSpec::FromJson(a.ToJson());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->key_hash, 2);
+  std::string old = a.ToJson();
+  const std::string key = "\"key_hash\": 2,";
+  ASSERT_NE(old.find(key), std::string::npos) << old;
+  old.erase(old.find(key), key.size());
+  auto c = DataSpec::FromJson(old);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->key_hash, 1);
+  for (const DataSpec* spec : {&a, &c.value()}) {
+    const Parsed p = Parse(*spec, CriteoLine("1", "7", "98e72bb0"));
+    ASSERT_TRUE(p.bad.empty());
+    ASSERT_EQ(p.batch.keys.size(), 25u);  // field 9 is empty
+    EXPECT_EQ(p.batch.keys[4], FeatureKey(4, "98e72bb0", 0, spec->key_hash));
+  }
+  EXPECT_NE(FeatureKey(0, "98e72bb0", 0, 1), FeatureKey(0, "98e72bb0", 0, 2));
 }
 
 }  // namespace

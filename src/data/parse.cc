@@ -159,7 +159,7 @@ std::string ParseCriteo(std::string_view line, const DataSpec& spec, SampleWrite
     std::string_view tok = cols[14 + f];
     if (tok.empty()) continue;
     if (!IsHex(tok)) return ctx.Where(spec.field_names[f]) + Excerpt(tok) + kNotHexId;
-    w->Add(f, FeatureKey(f, tok, spec.hash_salt), 1.0f);
+    w->Add(f, FeatureKey(f, tok, spec.hash_salt, spec.key_hash), 1.0f);
   }
   w->Commit(label);
   return {};
@@ -227,7 +227,7 @@ std::string ParseSvmLike(std::string_view line, const DataSpec& spec, SampleWrit
       err = ctx.Where(where) + "value " + e;
       return false;
     }
-    feats.push_back({field, FeatureKey(field, rest.substr(0, c), spec.hash_salt), static_cast<float>(v)});
+    feats.push_back({field, FeatureKey(field, rest.substr(0, c), spec.hash_salt, spec.key_hash), static_cast<float>(v)});
     return true;
   });
   if (!err.empty()) return err;
@@ -313,7 +313,7 @@ std::string ParseCsvLine(std::string_view line, const DataSpec& spec, const Colu
         break;
       }
       case ColumnPlan::kCategorical:
-        if (!v.empty()) feats.push_back({plan.slot[c], FeatureKey(plan.slot[c], v, spec.hash_salt)});
+        if (!v.empty()) feats.push_back({plan.slot[c], FeatureKey(plan.slot[c], v, spec.hash_salt, spec.key_hash)});
         break;
       case ColumnPlan::kMulti: {
         size_t i = 0;
@@ -322,7 +322,7 @@ std::string ParseCsvLine(std::string_view line, const DataSpec& spec, const Colu
           if (j == std::string_view::npos) j = v.size();
           std::string_view t = v.substr(i, j - i);
           if (s.trim) t = Trim(t);
-          if (!t.empty()) feats.push_back({plan.slot[c], FeatureKey(plan.slot[c], t, spec.hash_salt)});
+          if (!t.empty()) feats.push_back({plan.slot[c], FeatureKey(plan.slot[c], t, spec.hash_salt, spec.key_hash)});
           i = j + 1;
         }
         break;
@@ -494,7 +494,7 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
           err = where() + Excerpt(text) + kNotHexId;
           break;
         }
-        w.Add(in.slot, FeatureKey(in.slot, text, spec_.hash_salt), 1.0f);
+        w.Add(in.slot, FeatureKey(in.slot, text, spec_.hash_salt, spec_.key_hash), 1.0f);
         break;
       case InputField::kTokens:
         if (v.kind != RawValue::kString) {
@@ -515,7 +515,7 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
               err = where() + "#" + std::to_string(pos) + ": value " + e;
               return false;
             }
-            w.Add(in.slot, FeatureKey(in.slot, tok.substr(0, c), spec_.hash_salt), static_cast<float>(x));
+            w.Add(in.slot, FeatureKey(in.slot, tok.substr(0, c), spec_.hash_salt, spec_.key_hash), static_cast<float>(x));
             return true;
           });
         } else {  // CSV multi-valued column
@@ -525,7 +525,7 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
             if (b == std::string_view::npos) b = text.size();
             std::string_view t = text.substr(a, b - a);
             if (trim) t = Trim(t);
-            if (!t.empty()) w.Add(in.slot, FeatureKey(in.slot, t, spec_.hash_salt), 1.0f);
+            if (!t.empty()) w.Add(in.slot, FeatureKey(in.slot, t, spec_.hash_salt, spec_.key_hash), 1.0f);
             a = b + 1;
           }
         }

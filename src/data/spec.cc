@@ -178,6 +178,7 @@ std::string DataSpec::ToJson() const {
   j["dense_names"] = dense_names;
   j["field_names"] = field_names;
   j["hash_salt"] = hash_salt;
+  j["key_hash"] = key_hash;
   j["transform"] = transform == DenseTransform::kLog1p ? "log1p" : "none";
   j["csv"] = {{"separator", std::string(1, csv.separator)}, {"header", csv.header}, {"trim", csv.trim},
               {"columns", csv.columns}, {"label", csv.label}, {"label_threshold", csv.label_threshold},
@@ -196,6 +197,7 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
     s.dense_names = j.at("dense_names").get<std::vector<std::string>>();
     s.field_names = j.at("field_names").get<std::vector<std::string>>();
     s.hash_salt = IntAt<uint64_t>(j, "hash_salt");
+    s.key_hash = j.contains("key_hash") ? IntAt<int>(j, "key_hash", 1, 2) : 1;
     s.transform = j.at("transform").get<std::string>() == "none" ? DenseTransform::kNone : DenseTransform::kLog1p;
     const auto& c = j.at("csv");
     s.csv.separator = c.at("separator").get<std::string>().at(0);

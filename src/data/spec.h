@@ -52,6 +52,9 @@ struct DataSpec {
   std::vector<std::string> dense_names;
   std::vector<std::string> field_names;
   uint64_t hash_salt = 0;
+  // FeatureKey's version: 2 for new models, 1 for a checkpoint whose data
+  // spec does not say (written before version 2), so its keys stay its own.
+  int key_hash = 2;
   DenseTransform transform = DenseTransform::kLog1p;
   CsvSchema csv;
 

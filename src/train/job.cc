@@ -60,7 +60,9 @@ Status CheckResumeSchema(const std::string& schema_file, const std::string& resu
     return Status::InvalidArgument(what + "the checkpoint reads " + FormatName(saved->format) +
                                    ", not CSV with a schema; drop --schema");
   EMBARK_ASSIGN_OR_RETURN(CsvSchema schema, LoadCsvSchema(schema_file));
-  if (DataSpec::Csv(schema).ToJson() != saved->ToJson())
+  DataSpec given = DataSpec::Csv(schema);
+  given.key_hash = saved->key_hash;  // not the schema's to say
+  if (given.ToJson() != saved->ToJson())
     return Status::InvalidArgument(what + "it differs from the checkpoint's (" + spec_path +
                                    "); drop --schema, or give the one the checkpoint was trained with");
   return Status::OK();
