@@ -5,7 +5,8 @@
 # embedding dim 16, batch 2048, embeddings Adagrad, dense layers Adam, one
 # epoch in file order. embark at 1 and 2 threads; PyTorch (bench/torch_ctr.py,
 # Debian's python3-torch, installed here if missing) at 1 and 2 threads in
-# fp32 and under bf16 autocast. Every run reports samples/s, CPU-seconds of
+# fp32 and under bf16 autocast, starting from embark's initial weights
+# (build/bench/export_rows --init). Every run reports samples/s, CPU-seconds of
 # its training loop, validation AUC and calibration.
 #   bench/compare_torch.sh          (env: ROWS=500000 VALID_ROWS=100000 WORK=dir)
 # Prints lscpu's model name and a Markdown table per model (bench/torch_table.py:
@@ -44,9 +45,13 @@ for model in dlrm deepfm; do
     "$E" train "${common[@]}" "${extra[@]}" --model "$model" --threads "$t" --out "model_$model" |
       tag "{\"framework\": \"embark\", \"model\": \"$model\", \"threads\": $t, \"precision\": \"fp32\"}" \
       >> compare_torch.json
+    # PyTorch starts from the weights embark's run started from: the same
+    # model from the same start, so an AUC gap is the training's, not the
+    # luck of an initialisation (seeds alone move DLRM's AUC by 0.005).
+    [ -d "init_$model" ] || { mkdir "init_$model" && "$ROOT/build/bench/export_rows" --init "model_$model" train.tsv "init_$model"; }
     for autocast in none bf16; do
       "$PY" "$ROOT/bench/torch_ctr.py" "$model" train.tsv valid.tsv "$t" --autocast "$autocast" --sparse-lr 0.05 \
-        --dense-lr 0.003 --batch 2048 | tag >> compare_torch.json
+        --dense-lr 0.003 --batch 2048 --init-from "init_$model" | tag >> compare_torch.json
     done
   done
 done

@@ -51,6 +51,9 @@ p.add_argument("--batch", type=int, default=2048)
 p.add_argument("--dim", type=int, default=16)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--autocast", choices=["none", "bf16"], default="none")
+p.add_argument("--init-from", metavar="DIR",
+               help="start from the weights build/bench/export_rows wrote to DIR (embark's, e.g. those its run "
+                    "started from with --init) instead of this script's own random ones")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.set_num_interop_threads(1)
@@ -187,6 +190,38 @@ class DeepFm(nn.Module):
 
 
 model = Dlrm() if a.model == "dlrm" else DeepFm()
+
+
+def load_embark(model, d):
+    """Copies the weights export_rows wrote to d into model (same layout:
+    embark's "<part>.<i>.weight" is [out, in] like nn.Linear's)."""
+    P = np.fromfile(os.path.join(d, "dense.f32"), dtype=np.float32)
+    with torch.no_grad():
+        for e in json.load(open(os.path.join(d, "dense.json"))):
+            w = torch.from_numpy(P[e["offset"]:e["offset"] + e["size"]].copy())
+            name = e["name"].split(".")
+            if name[0] in ("bottom", "top", "deep"):  # Sequential with a ReLU after every Linear but the last
+                t = getattr(getattr(model, name[0])[2 * int(name[1])], name[2])
+            else:
+                t = {"first_order.bias": "bias", "first_order.dense": "wd", "fm.dense_factors": "vd"}[e["name"]]
+                t = getattr(model, t)
+            t.copy_(w.view_as(t))
+        for f in sorted(os.listdir(d)):
+            if not re.fullmatch(r"table_\d+\.json", f):
+                continue
+            meta = json.load(open(os.path.join(d, f)))
+            R = np.fromfile(os.path.join(d, f[:-5] + ".f32"), dtype=np.float32).reshape(-1, meta["dim"])
+            bags = {"embeddings": model.emb, "first_order": getattr(model, "w1", None)}[meta["name"]].bags
+            o = 0
+            for bag, n in zip(bags, meta["rows_per_field"]):
+                assert bag.weight.shape[0] == n + 1, "export_rows read another training file"
+                bag.weight[1:].copy_(torch.from_numpy(R[o:o + n]))
+                bag.weight[0].zero_()
+                o += n
+
+
+if a.init_from:
+    load_embark(model, a.init_from)
 sparse = [p for n, p in model.named_parameters() if ".bags." in n]
 dense = [p for n, p in model.named_parameters() if ".bags." not in n]
 opt_sparse = torch.optim.Adagrad(sparse, lr=a.sparse_lr)
