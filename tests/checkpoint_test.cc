@@ -234,6 +234,44 @@ void RewriteConsistently(const std::string& dir, const std::string& name, const 
   ASSERT_TRUE(fs::WriteFileAtomic(dir + "/MANIFEST.json", manifest.dump(2)).ok());
 }
 
+// A model's Platt scaling travels with it: saved exactly, applied by every
+// scorer after the load; a model without one saves no calibration file, and
+// a calibration file that is not a valid scaling is refused by name.
+TEST(Checkpoint, CalibrationTravelsWithTheModel) {
+  auto m = TrainedModel("deepfm");
+  const std::string plain = testing::TempDir() + "/ck_plain";
+  ASSERT_TRUE(SaveCheckpoint(plain, *m, SomeOptState(*m), TrainerState{}).ok());
+  EXPECT_FALSE(std::filesystem::exists(plain + "/calibration.json"));
+  PlattScaling c;
+  c.a = 0.8123456789012345;
+  c.b = -0.3141592653589793;
+  c.samples = 1000;
+  m->set_calibration(c);
+  const std::string dir = testing::TempDir() + "/ck_calibrated";
+  ASSERT_TRUE(SaveCheckpoint(dir, *m, SomeOptState(*m), TrainerState{}).ok());
+  ASSERT_TRUE(std::filesystem::exists(dir + "/calibration.json"));
+  auto loaded = LoadCheckpoint(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->model->calibration().a, c.a);
+  EXPECT_EQ(loaded->model->calibration().b, c.b);
+  EXPECT_EQ(loaded->model->calibration().samples, 1000u);
+  const float z = Predict(*loaded->model)[0];
+  EXPECT_EQ(loaded->model->Probability(z), Sigmoid(static_cast<float>(c.a * z + c.b)));
+  EXPECT_NE(loaded->model->Probability(z), Sigmoid(z));
+  auto uncalibrated = LoadCheckpoint(plain);
+  ASSERT_TRUE(uncalibrated.ok());
+  EXPECT_EQ(uncalibrated->model->Probability(z), Sigmoid(z));
+  // A negative scale, written with a matching manifest entry, is refused.
+  std::string text = fs::ReadFile(dir + "/calibration.json").value();
+  const std::string from = "\"a\": 0.8123456789012345";
+  ASSERT_NE(text.find(from), std::string::npos) << text;
+  text.replace(text.find(from), from.size(), "\"a\": -0.8123456789012345");
+  RewriteConsistently(dir, "calibration.json", text);
+  auto bad = LoadCheckpoint(dir);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("calibration.json"), std::string::npos) << bad.status().message();
+}
+
 TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
   // A manifest that matches its files but a table of another width: the
   // config asks for Adagrad rows (width 8) where the file holds Adam rows

@@ -111,7 +111,7 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     std::string v = std::string(p.type) == "bool" ? "true" : std::string(p.type) == "int list" ? "3,2" : "";
     if (std::string(p.type) == "int" || std::string(p.type) == "float") v = p.get(from) == "2" ? "3" : "2";
     if (std::string(p.type) == "string") {
-      for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16"})
+      for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16"})
         if (p.set(&from, cand).ok() && p.get(from) != p.get(TrainConfig())) v = cand;
       ASSERT_FALSE(v.empty()) << p.name;
     }

@@ -1,4 +1,5 @@
 #include "metrics/metrics.h"
+#include "metrics/platt.h"
 
 #include <gtest/gtest.h>
 
@@ -54,6 +55,53 @@ TEST(Metrics, NanScoresGiveNanAndTerminate) {
   EXPECT_EQ(m.count, s.size());
   EXPECT_TRUE(std::isnan(m.auc));
   EXPECT_TRUE(std::isnan(m.logloss));
+}
+
+}  // namespace
+}  // namespace embark
+
+namespace embark {
+namespace {
+
+// Labels drawn with click probability sigmoid(2 z - 1): Platt scaling of the
+// logits z recovers a = 2, b = -1, and the calibrated probabilities average
+// to the click rate.
+TEST(Platt, RecoversAPlantedScaleAndShift) {
+  std::vector<double> z;
+  std::vector<float> y;
+  uint64_t s = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    const double zi = ((s >> 11) * (1.0 / 9007199254740992.0)) * 6 - 3;
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    const double u = (s >> 11) * (1.0 / 9007199254740992.0);
+    z.push_back(zi);
+    y.push_back(u < 1 / (1 + std::exp(-(2 * zi - 1))) ? 1.0f : 0.0f);
+  }
+  auto c = FitPlatt(z, y);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_NEAR(c->a, 2.0, 0.05);
+  EXPECT_NEAR(c->b, -1.0, 0.05);
+  EXPECT_EQ(c->samples, z.size());
+  std::vector<double> p;
+  for (double zi : z) p.push_back(1 / (1 + std::exp(-(c->a * zi + c->b))));
+  EXPECT_NEAR(Evaluate(p, y).calibration, 1.0, 0.01);
+  // The uncalibrated sigmoid(z) is far off.
+  std::vector<double> raw;
+  for (double zi : z) raw.push_back(1 / (1 + std::exp(-zi)));
+  EXPECT_GT(std::fabs(Evaluate(raw, y).calibration - 1.0), 0.1);
+}
+
+// Data that cannot support a fit is an error that says why, not a scaling
+// that ruins the model.
+TEST(Platt, RefusesOneClassAndScoresThatRankBackwards) {
+  auto one = FitPlatt({0.1, 0.2, 0.3}, {1, 1, 1});
+  ASSERT_FALSE(one.ok());
+  EXPECT_NE(one.status().message().find("both classes"), std::string::npos) << one.status().message();
+  auto backwards = FitPlatt({-2, -1, 1, 2, -3, 3}, {1, 1, 0, 0, 1, 0});
+  ASSERT_FALSE(backwards.ok());
+  EXPECT_NE(backwards.status().message().find("not positive"), std::string::npos) << backwards.status().message();
+  EXPECT_FALSE(FitPlatt({}, {}).ok());
 }
 
 }  // namespace

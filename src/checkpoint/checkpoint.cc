@@ -132,6 +132,14 @@ Status WriteModelFiles(Env* env, const std::string& staging, const Model& model,
     EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/" + name, data, env));
     (*entries)[name] = Entry(data.size(), Checksum(data.data(), data.size()));
   }
+  if (model.calibration().fitted()) {
+    // Doubles as JSON numbers print with 17 significant digits: read back exactly.
+    const PlattScaling& c = model.calibration();
+    const std::string data =
+        nlohmann::json{{"method", "platt"}, {"a", c.a}, {"b", c.b}, {"samples", c.samples}}.dump(2);
+    EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/calibration.json", data, env));
+    (*entries)["calibration.json"] = Entry(data.size(), Checksum(data.data(), data.size()));
+  }
   return Status::OK();
 }
 
@@ -393,6 +401,24 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     out.state.best_auc = st.at("best_auc").get<double>();
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");
+  }
+  if (auto it = files.find("calibration.json"); it != files.end()) {
+    // Optional: a model trained with validation data carries its Platt scaling.
+    const std::string path = dir + "/calibration.json";
+    EMBARK_ASSIGN_OR_RETURN(std::string text, ReadVerified(env, path, it->second));
+    try {
+      auto c = nlohmann::json::parse(text);
+      PlattScaling p;
+      if (c.at("method").get<std::string>() != "platt") return Status::Corruption(path + ": unknown method");
+      p.a = c.at("a").get<double>();
+      p.b = c.at("b").get<double>();
+      p.samples = IntAt<uint64_t>(c, "samples", 1);
+      if (!std::isfinite(p.a) || !(p.a > 0) || !std::isfinite(p.b))
+        return Status::Corruption(path + ": the scale must be positive and both values finite");
+      out.model->set_calibration(p);
+    } catch (const std::exception& e) {
+      return Status::Corruption(path + ": unreadable (" + e.what() + ")");
+    }
   }
   small.clear();
 

@@ -20,6 +20,7 @@
 #include "data/batch.h"
 #include "data/spec.h"
 #include "embedding/row_store.h"
+#include "metrics/platt.h"
 #include "model/row_access.h"
 #include "model/workspace.h"
 #include "nn/layers.h"
@@ -55,6 +56,16 @@ class Model {
   // Outputs per sample (Forward writes n * outputs() values), as the family
   // declared it: one logit for every CTR model.
   int outputs() const { return outputs_; }
+
+  // The click probability of a logit: sigmoid(a * logit + b) with the
+  // model's Platt scaling (metrics/platt.h), fitted on validation data
+  // after training; plain sigmoid until then. Every path that turns logits
+  // into probabilities (evaluation, predict, serve) goes through it.
+  float Probability(float logit) const {
+    return calibration_.fitted() ? Sigmoid(static_cast<float>(calibration_.a * logit + calibration_.b)) : Sigmoid(logit);
+  }
+  const PlattScaling& calibration() const { return calibration_; }
+  void set_calibration(const PlattScaling& c) { calibration_ = c; }
 
   // Takes `cfg` as the model's config for a new run of it (resume): the
   // parameters the checkpoint fixes must be equal (CheckFixedParams, naming
@@ -137,6 +148,7 @@ class Model {
   int outputs_ = 1;
   size_t packed_size_ = 0;     // floats of every part's packed inference weights
   std::vector<float> frozen_;  // packed inference weights after FreezeForInference
+  PlattScaling calibration_;
 };
 
 

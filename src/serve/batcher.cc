@@ -88,7 +88,7 @@ void Batcher::Work() {
     for (Item* it : take) {
       const size_t m = it->batch->size();
       it->status = st;
-      for (size_t i = 0; i < m; ++i) it->probs[i] = Sigmoid(logits[at + i]);
+      for (size_t i = 0; i < m; ++i) it->probs[i] = model->model->Probability(logits[at + i]);
       at += m;
       it->done.set_value();
     }

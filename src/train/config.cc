@@ -157,6 +157,10 @@ const std::vector<ParamDef> kParams = {
     P_INT(eval_every, "training", CHANGES, 0, int64_t{1} << 40, "Validate every N steps (0: only at epoch end)."),
     P_INT(early_stop_patience, "training", CHANGES, 0, 1000000,
           "Stop after N validations without a better AUC (0: never)."),
+    P_CHOICE(calibrate, "training", CHANGES,
+             "Post-hoc calibration of the click probability, fitted on the validation data (--valid) at every "
+             "validation and stored with the model: platt (p = sigmoid(a * logit + b); AUC unchanged) or none.",
+             "platt", "none"),
     P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
           "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
           "atomically, and a resume from one restarts its epoch."),

@@ -45,6 +45,7 @@ struct TrainConfig {
   int64_t shuffle_window = 200000;
   int64_t eval_every = 0;
   int early_stop_patience = 0;
+  std::string calibrate = "platt";
   int64_t checkpoint_every = 0;
   // data
   std::string format = "auto";

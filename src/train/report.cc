@@ -55,6 +55,10 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model) {
     j["dense_bytes_per_sample"] = r.samples ? static_cast<double>(r.dense_bytes) / r.samples : 0;
   }
   if (r.has_valid) j.update(ToJson(r.valid));
+  if (r.calibrated) {
+    j["platt"] = {{"a", r.platt_a}, {"b", r.platt_b}};
+    j["uncalibrated"] = ToJson(r.valid_uncalibrated);
+  }
   return j;
 }
 

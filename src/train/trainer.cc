@@ -66,7 +66,7 @@ Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
   pool->ParallelFor(parts, [&](size_t i) {
     auto [b, e] = Range(n, parts, i);
     st[i] = model.Forward(batch, b, e, false, rows, ws[i].get(), probs + b);
-    for (size_t k = b; k < e; ++k) probs[k] = Sigmoid(probs[k]);
+    for (size_t k = b; k < e; ++k) probs[k] = model.Probability(probs[k]);
   });
   return FirstError(st);
 }
@@ -282,16 +282,42 @@ Status TrainerImpl::ApplySparseMerged(size_t parts, size_t n, RowAccess* rows) {
   return Status::OK();
 }
 
-Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
-  if (!session_) return EvaluateFiles(*model_, files, &pool_, cfg_.max_bad_lines, cfg_.parse_threads);
+Status TrainerImpl::ScoreFiles(const std::vector<std::string>& files, std::vector<double>* probs,
+                               std::vector<float>* labels) {
   auto stream = OpenValidation(files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
-  std::vector<double> probs;
-  std::vector<float> labels;
-  EMBARK_RETURN_IF_ERROR(session_->ScoreSlices(
+  if (!session_)
+    return Score(*model_, stream.get(), &pool_, [&](const float* p, const float* y, size_t n) {
+      probs->insert(probs->end(), p, p + n);
+      labels->insert(labels->end(), y, y + n);
+    });
+  return session_->ScoreSlices(
       [&](Batch* b) { return stream->Next(b); },
       [&](const Batch& b, float* out) { return ScoreBatch(*model_, b, &pool_, score_ws_, session_->rows(), out); },
-      &probs, &labels));
+      probs, labels);
+}
+
+Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
+  std::vector<double> probs;
+  std::vector<float> labels;
+  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, &probs, &labels));
   return embark::Evaluate(probs, labels);
+}
+
+Result<Metrics> TrainerImpl::Calibrate(const std::vector<std::string>& files) {
+  model_->set_calibration(PlattScaling{});  // raw logits
+  std::vector<double> probs;
+  std::vector<float> labels;
+  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, &probs, &labels));
+  const Metrics raw = embark::Evaluate(probs, labels);
+  // The logits back from the float probabilities (clamped where a float
+  // sigmoid saturates; those samples barely move a fit).
+  for (double& p : probs) {
+    const double q = std::clamp(p, 1e-7, 1 - 1e-7);
+    p = std::log(q / (1 - q));
+  }
+  EMBARK_ASSIGN_OR_RETURN(PlattScaling c, FitPlatt(probs, labels));
+  model_->set_calibration(c);
+  return raw;
 }
 
 Status TrainerImpl::Predict(const Batch& batch, float* probs) {
@@ -379,13 +405,45 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   // rep.cpu_seconds.
   double aside_cpu = 0;
   // Validation; returns true when training should stop early.
+  // What the report gives of each saved model's calibration: the scaling
+  // saved with it and its metrics before it.
+  struct Fitted {
+    bool on = false;
+    PlattScaling platt;
+    Metrics raw;
+  } fitted, best_fitted;
+  bool warned_calibration = false;
   auto validate = [&]() -> Result<bool> {
     if (job.valid_files.empty()) return false;
     const double cpu0 = ProcessCpuSeconds();
+    fitted = Fitted{};
+    if (cfg.calibrate == "platt") {
+      // Refit to the model as it is now; the checkpoint saved next carries it.
+      auto raw = trainer->Calibrate(job.valid_files);
+      if (raw.ok()) {
+        fitted.on = true;
+        fitted.platt = trainer->model().calibration();
+        fitted.raw = raw.value();
+      } else if (raw.status().code() == Status::Code::kInvalidArgument) {
+        trainer->model().set_calibration(PlattScaling{});
+        if (!warned_calibration) {
+          progress.Clear();
+          log.Log(LogLevel::kWarn, "no calibration: %s", raw.status().message().c_str());
+          warned_calibration = true;
+        }
+      } else {
+        return raw.status();
+      }
+    }
     auto evaluated = trainer->Evaluate(job.valid_files);
     aside_cpu += ProcessCpuSeconds() - cpu0;
     EMBARK_ASSIGN_OR_RETURN(Metrics vm, std::move(evaluated));
     progress.Clear();
+    if (fitted.on)
+      log.Log(LogLevel::kInfo,
+              "calibration fitted on the validation data: p = sigmoid(%.4f * logit %+.4f); before it, calibration "
+              "%.4f, logloss %.6f",
+              fitted.platt.a, fitted.platt.b, fitted.raw.calibration, fitted.raw.logloss);
     log.Log(LogLevel::kInfo, "validation after step %lld: auc %.6f logloss %.6f ne %.4f calibration %.4f",
             static_cast<long long>(trainer->state().step), vm.auc, vm.logloss, vm.ne, vm.calibration);
     rep.has_valid = true;
@@ -394,6 +452,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     if (vm.auc > best_auc + 1e-6) {
       best_auc = vm.auc;
       best_metrics = vm;
+      best_fitted = fitted;
       bad_evals = 0;
       const double cpu0 = ProcessCpuSeconds();
       const Status saved = trainer->Save(job.out_dir, best_auc);
@@ -512,10 +571,15 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       log.Log(LogLevel::kInfo, "early stop: keeping the best model (validation auc %.6f) in %s", best_auc,
               job.out_dir.c_str());
     rep.valid = best_metrics;
+    fitted = best_fitted;
   } else {
     EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, best_auc));
   }
   EMBARK_RETURN_IF_ERROR(trainer->Drain());
+  rep.calibrated = fitted.on;
+  rep.platt_a = fitted.platt.a;
+  rep.platt_b = fitted.platt.b;
+  rep.valid_uncalibrated = fitted.raw;
   rep.epochs_done = trainer->state().epochs_done;
   rep.steps = trainer->state().step;
   rep.best_auc = best_auc;

@@ -97,6 +97,12 @@ class TrainerImpl {
   // rows read-only, dense layers as in Evaluate.
   Status Predict(const Batch& batch, float* probs);
 
+  // Fits the model's Platt scaling (Model::Probability) to its raw logits
+  // on `files`, held-out data, and keeps it in the model; the figures
+  // Evaluate reports afterwards are calibrated. Returns the raw model's
+  // metrics on those files. An error when the data cannot support a fit.
+  Result<Metrics> Calibrate(const std::vector<std::string>& files);
+
   // Writes a checkpoint of the model, the optimizer state and the counters
   // (collective when distributed). best_auc goes into the counters.
   Status Save(const std::string& dir, double best_auc);
@@ -118,6 +124,8 @@ class TrainerImpl {
   // After every thread's Backward of a batch of n split in `parts`: the
   // sparse gradients summed by key and applied once (Model::ApplySparseMerged).
   Status ApplySparseMerged(size_t parts, size_t n, RowAccess* rows);
+  // Probabilities and labels of `files` under the model's current calibration.
+  Status ScoreFiles(const std::vector<std::string>& files, std::vector<double>* probs, std::vector<float>* labels);
   struct ThreadState;
 
   TrainConfig cfg_;

@@ -21,8 +21,11 @@ expect_error() {
   pass "$what (exit $rc): $(head -1 <<<"$err")"
 }
 
-# json_get FILE KEY: a number from embark's one-line JSON output.
-json_get() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# json_get FILE KEY: a number from embark's one-line JSON output (KEY may be
+# a dotted path into nested objects: uncalibrated.calibration).
+json_get() {
+  /usr/bin/python3 -c 'import functools,json,sys; print(functools.reduce(lambda j, k: j[k], sys.argv[2].split("."), json.load(open(sys.argv[1]))))' "$1" "$2"
+}
 
 # check "what" EXPR: a Python boolean expression over numbers.
 check() {
