@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains embark on the small real datasets in ../shared/data (see its README)
-# and prints a Markdown table of validation AUC and logloss. The README's
+# and prints a Markdown table of validation AUC, logloss and calibration (after
+# the Platt scaling each run fits on its validation set, and before it). The README's
 # table comes from this script. Runs are --deterministic: the table repeats
 # exactly on the same machine. Usage: scripts/real_data.sh [DATA_DIR] [EMBARK]
 set -euo pipefail
@@ -32,12 +33,14 @@ run() {  # name model train valid extra-args...
   /usr/bin/python3 - "$name" "$model" "$json" "$shown" <<'PY'
 import json, sys
 name, model, j, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-print(f"| {name} | {model} | {j['samples'] // max(1, j['epochs'])} | {j['rows']} | {j['auc']:.4f} | {j['logloss']:.4f} | `{args}` |")
+raw = j.get("uncalibrated", j)
+print(f"| {name} | {model} | {j['samples'] // max(1, j['epochs'])} | {j['rows']} | {j['auc']:.4f} | {j['logloss']:.4f} | "
+      f"{j['calibration']:.3f} | {raw['calibration']:.3f} | `{args}` |")
 PY
 }
 
-echo "| dataset | model | train rows | valid rows | AUC | logloss | flags |"
-echo "|---|---|---|---|---|---|---|"
+echo "| dataset | model | train rows | valid rows | AUC | logloss | calibration | before Platt scaling | flags |"
+echo "|---|---|---|---|---|---|---|---|---|"
 run frappe fm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5
 run frappe deepfm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5 --batch 256 --mlp 64,64
 run ml-100k fm "$data/ml-100k/u1.base" "$data/ml-100k/u1.test" --schema "$schemas/ml-100k.toml" --epochs 5 --batch 256
