@@ -43,7 +43,12 @@ struct TrainReport {
   double final_loss = 0;         // mean training loss over the last epoch
   double train_calibration = 0;  // mean prediction / CTR over the last epoch, before each update
   bool has_valid = false;
-  Metrics valid;  // of the model written to out_dir
+  Metrics valid;  // of the model written to out_dir (after its calibration, when fitted)
+  // With calibrate = platt: the Platt scaling fitted on the validation data
+  // (p = sigmoid(a * logit + b)) and the same model's metrics before it.
+  bool calibrated = false;
+  double platt_a = 1, platt_b = 0;
+  Metrics valid_uncalibrated;
   double best_auc = 0;
   bool stopped_early = false;
   int64_t bad_lines = 0;
