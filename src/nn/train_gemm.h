@@ -14,12 +14,13 @@
 // bf16: weights, activations and output gradients are rounded to bf16 (to
 // nearest even) for each product; products accumulate in fp32, and the
 // layer's outputs, the gradients handed to the optimizer and the master
-// weights stay fp32. On a CPU with AVX-512 the products of layers of 16
-// outputs or more run as oneDNN bf16 matmuls (native on avx512_core_bf16
-// and AMX, emulated on avx512_core). The others, and all of them where
-// oneDNN has no bf16 matmul but its reference one (AVX2 and older), run as
-// OpenBLAS fp32 GEMMs on the bf16-rounded values: the same numbers up to
-// the order of the fp32 sums.
+// weights stay fp32. On a CPU with bf16 units (oneDNN's avx512_core_bf16
+// and AMX) the products of layers of 16 outputs or more run as oneDNN bf16
+// matmuls. The others, and all of them on other CPUs (AVX-512 without bf16
+// units, where oneDNN's emulated bf16 ran 2.5-3.5x slower than fp32, and
+// AVX2, where it has only a reference bf16 matmul), run as OpenBLAS fp32
+// GEMMs on the bf16-rounded values: the same numbers up to the order of the
+// fp32 sums, at fp32's speed.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +54,8 @@ class TrainGemm {
   void set_precision(DensePrecision p) { precision_ = p; }
   // Which library runs fp32 products (benchmarks and tests compare them).
   void set_fp32_library(GemmLibrary lib) { fp32_lib_ = lib; }
-  // How bf16 products run on this CPU: "onednn" or "rounded-fp32" (see above).
+  // How bf16 products of wide layers run on this CPU: "onednn" or
+  // "rounded-fp32" (see above).
   static std::string Bf16Method();
   // Products run on oneDNN so far, by every TrainGemm of the process. Each
   // allocates a few small blocks inside oneDNN (its argument map), the only
