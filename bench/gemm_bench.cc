@@ -1,19 +1,29 @@
-// sgemm throughput on the shapes of DLRM's dense layers (Criteo shape): the
-// forward product y = x W^T, by the BLAS candidates at a 1024-sample
-// sub-batch, and by embark's batch-invariant inference kernel (nn/gemm.h)
-// against OpenBLAS at 1, 8, 256 and 1024 rows. One thread each: embark
-// parallelises over sub-batches.
-// Run: build/bench/gemm_bench   (oneDNN rows only when libdnnl-dev is installed)
+// GEMM throughput on the shapes of DLRM's and DeepFM's dense layers
+// (Criteo shape), one thread each: embark parallelises over sub-batches.
+//  - BM_OpenBlas / BM_Inference / BM_OneDnn: the forward product y = x W^T,
+//    by embark's batch-invariant inference kernel (nn/gemm.h) against
+//    OpenBLAS at 1, 8, 256 and 1024 rows, and by oneDNN's sgemm.
+//  - BM_Train: the training products as TrainGemm (nn/train_gemm.h) runs
+//    them: forward (bias and, but for a last layer, ReLU included), weight
+//    gradient and input gradient of every layer, at 1024 and 2048 rows (a
+//    2048 batch on 2 or 1 trainer threads), by OpenBLAS fp32, oneDNN fp32
+//    and bf16 as training runs it (bf16 copies of the operands included).
+//    Its figures decide which library serves each product (FP32 CHOICE in
+//    src/nn/train_gemm.cc).
+// The context lines give the CPU, the instruction set oneDNN dispatches to,
+// and how bf16 runs (onednn, or rounded-fp32 where oneDNN has none).
+// Run: build/bench/gemm_bench [--benchmark_filter=BM_Train]
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <fstream>
+#include <string>
 #include <vector>
 
-#include "nn/gemm.h"
-
-#ifdef EMBARK_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
-#endif
+
+#include "nn/gemm.h"
+#include "nn/train_gemm.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -68,7 +78,6 @@ void BM_Inference(benchmark::State& st) {
 }
 BENCHMARK(BM_Inference)->Apply(RowCounts);
 
-#ifdef EMBARK_HAVE_DNNL
 void BM_OneDnn(benchmark::State& st) {
   const Shape s = ShapeOf(st);
   std::vector<float> a(s.m * s.k, 0.5f), b(s.n * s.k, 0.25f), c(s.m * s.n);
@@ -79,8 +88,72 @@ void BM_OneDnn(benchmark::State& st) {
   SetFlops(st, s);
 }
 BENCHMARK(BM_OneDnn)->ArgsProduct({{0, 1, 2, 3}, {0}});
-#endif
+
+// The dense layers of DLRM (bottom 13-512-256-64-16, top 367-512-256-1) and
+// DeepFM (429-400-400-400-1) on the Criteo shape; a layer met twice
+// (512->256, 400->400) is listed once.
+struct Layer {
+  const char* name;
+  int in, out;
+  bool last;  // no ReLU after it
+};
+const Layer kLayers[] = {
+    {"dlrm.bottom.0", 13, 512, false}, {"dlrm.bottom.1", 512, 256, false}, {"dlrm.bottom.2", 256, 64, false},
+    {"dlrm.bottom.3", 64, 16, false},  {"dlrm.top.0", 367, 512, false},    {"dlrm.top.2", 256, 1, true},
+    {"deepfm.0", 429, 400, false},     {"deepfm.1", 400, 400, false},      {"deepfm.3", 400, 1, true},
+};
+const char* const kProducts[] = {"forward", "wgrad", "igrad"};
+const char* const kLibs[] = {"openblas-fp32", "onednn-fp32", "bf16"};
+
+// Arguments: layer, rows, product (forward, weight gradient, input
+// gradient), library (OpenBLAS fp32, oneDNN fp32, bf16 as training runs it).
+void BM_Train(benchmark::State& st) {
+  openblas_set_num_threads(1);
+  const Layer& l = kLayers[st.range(0)];
+  const int m = static_cast<int>(st.range(1)), product = static_cast<int>(st.range(2)), lib = static_cast<int>(st.range(3));
+  const int n = l.out, k = l.in;
+  std::vector<float> x(static_cast<size_t>(m) * k), w(static_cast<size_t>(n) * k), bias(n, 0.1f);
+  std::vector<float> y(static_cast<size_t>(m) * n), dw(w.size()), dx(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.03f - 0.2f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 13) * 0.01f - 0.05f;
+  for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 7) * 0.02f - 0.06f;  // dy
+  embark::TrainGemm gemm;
+  gemm.set_fp32_library(lib == 0 ? embark::GemmLibrary::kOpenBlas : embark::GemmLibrary::kOneDnn);
+  gemm.set_precision(lib == 2 ? embark::DensePrecision::kBf16 : embark::DensePrecision::kFp32);
+  std::vector<float> out(y.size());
+  auto run = [&] {
+    switch (product) {
+      case 0: gemm.Forward(x.data(), w.data(), bias.data(), m, n, k, !l.last, out.data()); break;
+      case 1: gemm.Backward(y.data(), x.data(), w.data(), m, n, k, dw.data(), nullptr); break;
+      default: gemm.Backward(y.data(), x.data(), w.data(), m, n, k, nullptr, dx.data()); break;
+    }
+  };
+  run();  // makes the primitive
+  for (auto _ : st) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(std::string(l.name) + " " + kProducts[product] + " " + kLibs[lib]);
+  SetFlops(st, Shape{m, n, k});
+}
+BENCHMARK(BM_Train)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {1024, 2048}, {0, 1, 2}, {0, 1, 2}});
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::AddCustomContext("cpu_model", CpuModel());
+  benchmark::AddCustomContext("onednn_isa", embark::OneDnnIsa());
+  benchmark::AddCustomContext("bf16_method", embark::TrainGemm::Bf16Method());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

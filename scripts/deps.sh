@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages embark needs, only those missing.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev
+PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev libdnnl-dev
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin
-      python3 python3-sklearn python3-numpy zstd gzip procps)
+      python3 python3-sklearn python3-numpy zstd gzip procps
+      # Debian's dnnl-config.cmake looks for OpenCL (oneDNN's GPU runtime), though embark uses only its CPU side
+      ocl-icd-opencl-dev opencl-c-headers)
 # Callers add their own (the fuzzer needs clang): EXTRA_PKGS="a b" deps.sh
 read -r -a extra <<<"${EXTRA_PKGS:-}"
 PKGS+=("${extra[@]}")

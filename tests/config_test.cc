@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "nn/train_gemm.h"
 #include "test_util.h"
 #include "util/fs.h"
 
@@ -39,6 +40,28 @@ TEST(Config, ErrorsNameFileAndKey) {
     s = LoadConfigToml(testing::WriteTemp("f.toml", text), &c);
     EXPECT_NE(s.message().find("f.toml: 'mlp': expected a list of integers"), std::string::npos) << s.message();
   }
+}
+
+// dense_precision is fp32 (the default) or bf16; anything else is refused
+// naming the parameter and the choices.
+TEST(Config, DensePrecisionIsFp32OrBf16) {
+  TrainConfig c;
+  EXPECT_EQ(c.dense_precision, "fp32");
+  ASSERT_TRUE(LoadConfigToml(testing::WriteTemp("p.toml", "dense_precision = \"bf16\"\n"), &c).ok());
+  EXPECT_EQ(c.dense_precision, "bf16");
+  EXPECT_EQ(ParseDensePrecision(c.dense_precision).value(), DensePrecision::kBf16);
+  for (const char* bad : {"fp16", "BF16", "", "bfloat16"}) {
+    Status s = LoadConfigToml(testing::WriteTemp("p.toml", std::string("dense_precision = \"") + bad + "\"\n"), &c);
+    EXPECT_NE(s.message().find(std::string("p.toml: 'dense_precision': '") + bad + "' is not one of: fp32, bf16"),
+              std::string::npos)
+        << s.message();
+    EXPECT_EQ(c.dense_precision, "bf16");  // unchanged
+    auto parsed = ParseDensePrecision(bad);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_NE(parsed.status().message().find("dense_precision"), std::string::npos);
+  }
+  Status s = LoadConfigToml(testing::WriteTemp("p.toml", "dense_precision = 16\n"), &c);
+  EXPECT_NE(s.message().find("'dense_precision': expected a string"), std::string::npos) << s.message();
 }
 
 // A value of another TOML type than the parameter's is refused, naming
@@ -163,8 +186,10 @@ TEST(ResumeConfig, ExplicitValuesReplaceChangeableParameters) {
   requested.threads = 2;
   requested.lr_decay = "cosine";
   requested.eval_every = 10;
+  requested.dense_precision = "bf16";  // it changes no stored state: checkpoints stay fp32
   auto r = ResolveResumeConfig(Saved(), requested,
-                               {"sparse_lr", "dense_lr", "epochs", "batch_size", "threads", "lr_decay", "eval_every"});
+                               {"sparse_lr", "dense_lr", "epochs", "batch_size", "threads", "lr_decay", "eval_every",
+                                "dense_precision"});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_FLOAT_EQ(r->sparse_lr, 0.5f);
   EXPECT_FLOAT_EQ(r->dense_lr, 0.25f);
@@ -173,6 +198,7 @@ TEST(ResumeConfig, ExplicitValuesReplaceChangeableParameters) {
   EXPECT_EQ(r->threads, 2);
   EXPECT_EQ(r->lr_decay, "cosine");
   EXPECT_EQ(r->eval_every, 10);
+  EXPECT_EQ(r->dense_precision, "bf16");
   // The rest is the checkpoint's.
   EXPECT_EQ(r->model, "deepfm");
   EXPECT_EQ(r->embedding_dim, 8);

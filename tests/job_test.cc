@@ -43,6 +43,11 @@ TEST(TrainConfigLayers, ErrorsNameTheFlagOrTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("--dense-compression: 'zip' is not one of: none, fp16, onebit"), std::string::npos)
       << r.status().message();
+  src.values = {{"dense_precision", "fp16"}};
+  r = ResolveTrainConfig(src);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--dense-precision: 'fp16' is not one of: fp32, bf16"), std::string::npos)
+      << r.status().message();
   // A former name and the new one both given: refused naming both, in
   // either order; one name repeated is a later value.
   for (auto values : {std::vector<std::pair<std::string, std::string>>{{"wide_lr", "0.1"}, {"first_order_lr", "0.2"}},

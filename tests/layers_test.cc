@@ -18,7 +18,8 @@ TEST(Linear, ForwardMatchesNaive) {
   p[7] = -1.0f;
   const float x[6] = {1, 2, 3, -1, 0, 4};
   float y[4];
-  l.Forward(p, x, 2, y, false);
+  TrainGemm gemm;
+  l.Forward(&gemm, p, x, 2, y, false);
   for (int b = 0; b < 2; ++b)
     for (int o = 0; o < 2; ++o) {
       float want = p[6 + o];
@@ -26,7 +27,7 @@ TEST(Linear, ForwardMatchesNaive) {
       EXPECT_NEAR(y[b * 2 + o], want, 1e-5);
     }
   float yr[4];
-  l.Forward(p, x, 2, yr, true);
+  l.Forward(&gemm, p, x, 2, yr, true);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(yr[i], std::max(0.0f, y[i]));
 }
 
@@ -40,15 +41,16 @@ TEST(Mlp, GradientsMatchFiniteDifferences) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(1.3f * i) + 0.1f;
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.7f * i);
   Mlp::State st;
+  TrainGemm gemm;
   auto loss = [&]() {
-    const float* out = mlp.Forward(ps.data(), x.data(), B, &st);
+    const float* out = mlp.Forward(&gemm, ps.data(), x.data(), B, &st);
     double l = 0;
     for (size_t i = 0; i < w.size(); ++i) l += static_cast<double>(out[i]) * w[i];
     return l;
   };
   loss();
   std::vector<float> g(ps.size(), 0.0f), dx(x.size()), dout = w;
-  mlp.Backward(ps.data(), x.data(), B, &st, dout.data(), g.data(), dx.data());
+  mlp.Backward(&gemm, ps.data(), x.data(), B, &st, dout.data(), g.data(), dx.data());
   const float eps = 1e-3f;
   for (size_t i = 0; i < ps.size(); ++i) {
     float keep = ps.data()[i];

@@ -78,6 +78,8 @@ void Model::Prepare(Workspace* ws) const {
   for (size_t i = 0; i < parts_.size(); ++i)
     if (ws->parts[i] == nullptr || ws->parts[i]->kind != parts_[i]->kind()) ws->parts[i] = parts_[i]->NewScratch();
   if (ws->tables.size() != tables_.size()) ws->tables.resize(tables_.size());
+  // A setting of the run (Reconfigure may change it), not of the model's parts.
+  ws->gemm.set_precision(cfg_.dense_precision == "bf16" ? DensePrecision::kBf16 : DensePrecision::kFp32);
 }
 
 Status Model::Reconfigure(const TrainConfig& cfg) {

@@ -181,12 +181,16 @@ void DeepTower::Forward(const Pass& x, const float* pk, PartScratch* scratch, fl
     auto& next = st.xs[l + 1];
     u.resize(static_cast<size_t>(B) * d0);
     next.resize(u.size());
-    cross_[l].Forward(P, h, B, u.data(), false, pk);
-    if (pk) pk += cross_[l].packed_size();
+    if (pk) {
+      cross_[l].Infer(P, h, B, u.data(), false, pk);
+      pk += cross_[l].packed_size();
+    } else {
+      cross_[l].Forward(&x.ws->gemm, P, h, B, u.data(), false);
+    }
     for (size_t i = 0; i < u.size(); ++i) next[i] = st.x0[i] * u[i] + h[i];
     h = next.data();
   }
-  const float* out = deep_.Forward(P, h, B, &st.deep, pk);
+  const float* out = pk ? deep_.Infer(P, h, B, &st.deep, pk) : deep_.Forward(&x.ws->gemm, P, h, B, &st.deep);
   for (int b = 0; b < B; ++b) logits[b] += out[b];
 }
 
@@ -198,7 +202,7 @@ void DeepTower::Backward(const Pass& x, const float* dl, PartScratch* scratch, f
   st.dtop.assign(dl, dl + B);
   st.dx.resize(static_cast<size_t>(B) * d0);
   const float* xL = L > 0 ? st.xs[L].data() : st.x0.data();
-  deep_.Backward(P, xL, B, &st.deep, st.dtop.data(), g, st.dx.data());
+  deep_.Backward(&x.ws->gemm, P, xL, B, &st.deep, st.dtop.data(), g, st.dx.data());
   if (L > 0) {
     Zero(&st.dx0, st.dx.size());
     st.tmp.resize(st.dx.size());
@@ -211,7 +215,7 @@ void DeepTower::Backward(const Pass& x, const float* dl, PartScratch* scratch, f
         du[i] = st.dx[i] * st.x0[i];
         st.dx0[i] += st.dx[i] * u[i];
       }
-      cross_[l].Backward(P, xl, du.data(), B, g, st.tmp.data());
+      cross_[l].Backward(&x.ws->gemm, P, xl, du.data(), B, g, st.tmp.data());
       for (size_t i = 0; i < du.size(); ++i) st.dx[i] += st.tmp[i];
     }
     for (size_t i = 0; i < du.size(); ++i) st.dx[i] += st.dx0[i];
@@ -271,7 +275,9 @@ void DotInteraction::Forward(const Pass& x, const float* pk, PartScratch* scratc
   const float* P = x.P;
   const float* E = x.ws->E.data();
   st.T.resize(static_cast<size_t>(B) * V * D);
-  const float* z = nd > 0 ? bottom_.Forward(P, x.dense, B, &st.bottom, pk) : nullptr;
+  const float* z = nd == 0 ? nullptr
+                   : pk   ? bottom_.Infer(P, x.dense, B, &st.bottom, pk)
+                          : bottom_.Forward(&x.ws->gemm, P, x.dense, B, &st.bottom);
   if (pk) pk += bottom_.packed_size();
   st.top_in.resize(static_cast<size_t>(B) * width);
   for (int b = 0; b < B; ++b) {
@@ -288,7 +294,8 @@ void DotInteraction::Forward(const Pass& x, const float* pk, PartScratch* scratc
         in[k++] = dot;
       }
   }
-  const float* out = top_.Forward(P, st.top_in.data(), B, &st.top, pk);
+  const float* out = pk ? top_.Infer(P, st.top_in.data(), B, &st.top, pk)
+                        : top_.Forward(&x.ws->gemm, P, st.top_in.data(), B, &st.top);
   for (int b = 0; b < B; ++b) logits[b] += out[b];
 }
 
@@ -300,7 +307,7 @@ void DotInteraction::Backward(const Pass& x, const float* dl, PartScratch* scrat
   float* dE = x.ws->dE.data();
   st.dtop.assign(dl, dl + B);
   st.dtop_in.resize(static_cast<size_t>(B) * width);
-  top_.Backward(P, st.top_in.data(), B, &st.top, st.dtop.data(), g, st.dtop_in.data());
+  top_.Backward(&x.ws->gemm, P, st.top_in.data(), B, &st.top, st.dtop.data(), g, st.dtop_in.data());
   Zero(&st.dT, static_cast<size_t>(B) * V * D);
   for (int b = 0; b < B; ++b) {
     const float* t = st.T.data() + static_cast<size_t>(b) * V * D;
@@ -324,7 +331,7 @@ void DotInteraction::Backward(const Pass& x, const float* dl, PartScratch* scrat
     for (int b = 0; b < B; ++b)
       std::memcpy(st.tmp.data() + static_cast<size_t>(b) * D, st.dT.data() + static_cast<size_t>(b) * V * D,
                   sizeof(float) * D);
-    bottom_.Backward(P, x.dense, B, &st.bottom, st.tmp.data(), g, nullptr);
+    bottom_.Backward(&x.ws->gemm, P, x.dense, B, &st.bottom, st.tmp.data(), g, nullptr);
   }
 }
 

@@ -5,6 +5,8 @@
 #include <memory>
 #include <vector>
 
+#include "nn/train_gemm.h"
+
 namespace embark {
 
 // The kinds of part a model is built from (model/parts.h).
@@ -40,6 +42,9 @@ struct Workspace {
   // reads them), and their gradient.
   std::vector<float> E, dE;
   std::vector<float> packed;  // inference weights of a model not yet frozen
+  // The dense layers' training products of this workspace's thread, in the
+  // precision of the model's dense_precision (set by Model::Forward).
+  TrainGemm gemm;
   // One per part of the model, in its order.
   std::vector<std::unique_ptr<PartScratch>> parts;
   // Seconds this workspace spent in each phase, summed over calls: embedding

@@ -1,7 +1,5 @@
 #include "nn/layers.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -31,33 +29,26 @@ Linear::Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t 
   }
 }
 
-void Linear::Forward(const float* p, const float* x, int b, float* y, bool relu, const float* packed) const {
-  if (packed != nullptr) {
-    InferenceLinear(x, b, in_, packed, p + b_, out_, y, relu);
-    return;
-  }
-  const float* bias = p + b_;
-  for (int r = 0; r < b; ++r) std::memcpy(y + static_cast<size_t>(r) * out_, bias, sizeof(float) * out_);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out_, in_, 1.0f, x, in_, p + w_, in_, 1.0f, y, out_);
-  if (relu) {
-    const size_t n = static_cast<size_t>(b) * out_;
-    for (size_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
-  }
+void Linear::Forward(TrainGemm* gemm, const float* p, const float* x, int b, float* y, bool relu) const {
+  gemm->Forward(x, p + w_, p + b_, b, out_, in_, relu, y);
+}
+
+void Linear::Infer(const float* p, const float* x, int b, float* y, bool relu, const float* packed) const {
+  InferenceLinear(x, b, in_, packed, p + b_, out_, y, relu);
 }
 
 size_t Linear::packed_size() const { return PackedSize(in_, out_); }
 
 void Linear::Pack(const float* p, float* packed) const { PackWeights(p + w_, in_, out_, packed); }
 
-void Linear::Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_, in_, b, 1.0f, dy, out_, x, in_, 1.0f, g + w_, in_);
+void Linear::Backward(TrainGemm* gemm, const float* p, const float* x, const float* dy, int b, float* g,
+                      float* dx) const {
   float* db = g + b_;
   for (int r = 0; r < b; ++r) {
     const float* row = dy + static_cast<size_t>(r) * out_;
     for (int j = 0; j < out_; ++j) db[j] += row[j];
   }
-  if (dx != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in_, out_, 1.0f, dy, out_, p + w_, in_, 0.0f, dx, in_);
+  gemm->Backward(dy, x, p + w_, b, out_, in_, g + w_, dx);
 }
 
 void ReluBackward(const float* y, size_t n, float* dy) {
@@ -73,15 +64,27 @@ Mlp::Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& 
   }
 }
 
-const float* Mlp::Forward(const float* p, const float* x, int b, State* st, const float* packed) const {
+const float* Mlp::Forward(TrainGemm* gemm, const float* p, const float* x, int b, State* st) const {
+  return Run(gemm, p, x, b, st, nullptr);
+}
+
+const float* Mlp::Infer(const float* p, const float* x, int b, State* st, const float* packed) const {
+  return Run(nullptr, p, x, b, st, packed);
+}
+
+const float* Mlp::Run(TrainGemm* gemm, const float* p, const float* x, int b, State* st, const float* packed) const {
   st->act.resize(layers_.size());
   const float* cur = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& a = st->act[i];
     a.resize(static_cast<size_t>(b) * layers_[i].out());
     bool relu = i + 1 < layers_.size() || relu_last_;
-    layers_[i].Forward(p, cur, b, a.data(), relu, packed);
-    if (packed != nullptr) packed += layers_[i].packed_size();
+    if (packed != nullptr) {
+      layers_[i].Infer(p, cur, b, a.data(), relu, packed);
+      packed += layers_[i].packed_size();
+    } else {
+      layers_[i].Forward(gemm, p, cur, b, a.data(), relu);
+    }
     cur = a.data();
   }
   return cur;
@@ -100,7 +103,8 @@ void Mlp::Pack(const float* p, float* packed) const {
   }
 }
 
-void Mlp::Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const {
+void Mlp::Backward(TrainGemm* gemm, const float* p, const float* x, int b, State* st, float* dout, float* g,
+                   float* dx) const {
   float* dy = dout;
   for (size_t k = layers_.size(); k-- > 0;) {
     const Linear& l = layers_[k];
@@ -115,7 +119,7 @@ void Mlp::Backward(const float* p, const float* x, int b, State* st, float* dout
     } else {
       dx_k = dx;
     }
-    l.Backward(p, in, dy, b, g, dx_k);
+    l.Backward(gemm, p, in, dy, b, g, dx_k);
     dy = dx_k;
   }
 }

@@ -1,5 +1,6 @@
-// Dense layers with forward and backward passes on BLAS (OpenBLAS sgemm);
-// inference forward passes on the kernel of nn/gemm.h.
+// Dense layers: training forward and backward passes on the calling
+// thread's TrainGemm (nn/train_gemm.h: OpenBLAS or oneDNN, fp32 or bf16);
+// inference forward passes on the batch-invariant kernel of nn/gemm.h.
 // Layers hold only offsets into a ParamSet; parameters and gradients are
 // passed in, so one layer object serves every thread.
 #pragma once
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "nn/params.h"
+#include "nn/train_gemm.h"
 
 namespace embark {
 
@@ -20,13 +22,15 @@ class Linear {
   Linear() = default;
   // Weights are Xavier-normal from `seed`, biases zero.
   Linear(ParamSet* ps, const std::string& name, int in, int out, uint64_t seed);
-  // y[b, out] = x[b, in] W^T + bias, then ReLU when `relu`. On BLAS, or with
-  // `packed` (weights packed by Pack) on the batch-invariant inference kernel
-  // of nn/gemm.h.
-  void Forward(const float* p, const float* x, int b, float* y, bool relu, const float* packed = nullptr) const;
+  // y[b, out] = x[b, in] W^T + bias, then ReLU when `relu`, on `gemm`.
+  void Forward(TrainGemm* gemm, const float* p, const float* x, int b, float* y, bool relu) const;
+  // The same on the batch-invariant inference kernel of nn/gemm.h, with the
+  // weights packed by Pack.
+  void Infer(const float* p, const float* x, int b, float* y, bool relu, const float* packed) const;
   // Given dy (already multiplied by the ReLU mask), accumulates dW and db
-  // into g and, when dx is not null, writes dx = dy W.
-  void Backward(const float* p, const float* x, const float* dy, int b, float* g, float* dx) const;
+  // into g and, when dx is not null, writes dx = dy W. dW and dx on `gemm`
+  // (in its precision), db in fp32.
+  void Backward(TrainGemm* gemm, const float* p, const float* x, const float* dy, int b, float* g, float* dx) const;
   // Inference weights: packed_size() floats written by Pack.
   size_t packed_size() const;
   void Pack(const float* p, float* packed) const;
@@ -48,13 +52,16 @@ class Mlp {
   };
   Mlp() = default;
   Mlp(ParamSet* ps, const std::string& name, int in, const std::vector<int>& sizes, bool relu_last, uint64_t seed);
-  // Returns a pointer to the output [b, out()] inside `st`. With `packed`
-  // (every layer packed back to back by Pack), runs the inference kernel.
-  const float* Forward(const float* p, const float* x, int b, State* st, const float* packed = nullptr) const;
+  // Returns a pointer to the output [b, out()] inside `st`.
+  const float* Forward(TrainGemm* gemm, const float* p, const float* x, int b, State* st) const;
+  // The same on the inference kernel, with every layer packed back to back
+  // by Pack.
+  const float* Infer(const float* p, const float* x, int b, State* st, const float* packed) const;
   size_t packed_size() const;
   void Pack(const float* p, float* packed) const;
   // dout [b, out()] is consumed (overwritten). dx may be null.
-  void Backward(const float* p, const float* x, int b, State* st, float* dout, float* g, float* dx) const;
+  void Backward(TrainGemm* gemm, const float* p, const float* x, int b, State* st, float* dout, float* g,
+                float* dx) const;
   int out() const { return layers_.empty() ? in_ : layers_.back().out(); }
   bool empty() const { return layers_.empty(); }
   // Multiply-adds of one sample's forward pass.
@@ -68,6 +75,8 @@ class Mlp {
   int in_ = 0;
   bool relu_last_ = false;
   std::vector<Linear> layers_;
+
+  const float* Run(TrainGemm* gemm, const float* p, const float* x, int b, State* st, const float* packed) const;
 };
 
 // ReLU backward in place: dy[i] = y[i] > 0 ? dy[i] : 0.

@@ -150,6 +150,10 @@ const std::vector<ParamDef> kParams = {
     P_INT(epochs, "training", CHANGES, 1, 100000, "Passes over the training data."),
     P_INT(batch_size, "training", CHANGES, 1, 1 << 20, "Samples per mini-batch (split across threads)."),
     P_INT(threads, "training", CHANGES, 0, 1024, "Training threads; 0 means one per core."),
+    P_CHOICE(dense_precision, "training", CHANGES,
+             "Precision of the dense layers' training matmuls: fp32, or bf16 (weights, activations and gradients "
+             "rounded to bf16 for the products, which accumulate in fp32; master weights, optimizer, checkpoints "
+             "and inference stay fp32).", "fp32", "bf16"),
     P_INT(seed, "training", FIXED, 0, INT64_MAX, "Seed of initialisation and shuffling."),
     P_BOOL(deterministic, "training", CHANGES, "One thread and fixed seed: bit-identical results run to run."),
     P_INT(shuffle_window, "training", CHANGES, 0, int64_t{1} << 32,
@@ -359,7 +363,8 @@ std::string ParamsMarkdown() {
       "A resumed run starts from the checkpoint's config (its `config.toml`), not from the defaults.\n"
       "Values given explicitly, as a flag or in `--config`, then apply by the column *on resume*:\n\n"
       "- **may change**: a setting of the run (learning rates, penalties, schedules, epochs, batch size,\n"
-      "  threads, validation and early stopping, input handling, the wire): the explicit value is used.\n"
+      "  threads, the dense layers' precision, validation and early stopping, input handling, the wire):\n"
+      "  the explicit value is used.\n"
       "- **fixed**: the checkpoint's value stays. An explicit value that differs is refused (nothing\n"
       "  is trained or written) with an error naming the parameter, the checkpoint's value and the\n"
       "  requested one. Why each is fixed:\n"

@@ -40,6 +40,7 @@ struct TrainConfig {
   int epochs = 1;
   int batch_size = 2048;
   int threads = 0;  // 0 = all cores
+  std::string dense_precision = "fp32";
   uint64_t seed = 1;
   bool deterministic = false;
   int64_t shuffle_window = 200000;
