@@ -3,7 +3,8 @@
 # generated data, side by side on this machine at the same moment: DLRM in
 # the Criteo shape (examples/dlrm.toml) and DeepFM (MLP 400-400-400),
 # embedding dim 16, batch 2048, embeddings Adagrad, dense layers Adam, one
-# epoch in file order. embark at 1 and 2 threads; PyTorch (bench/torch_ctr.py,
+# epoch in file order. embark at 1 and 2 threads in fp32 and with
+# --dense-precision bf16; PyTorch (bench/torch_ctr.py,
 # Debian's python3-torch, installed here if missing) at 1 and 2 threads in
 # fp32 and under bf16 autocast, starting from embark's initial weights
 # (build/bench/export_rows --init). Every run reports samples/s, CPU-seconds of
@@ -35,15 +36,20 @@ j = json.load(sys.stdin)
 j.update(sys.argv[1] and json.loads(sys.argv[1]) or {}, cpu_model=os.environ['CPU_MODEL'], cpus=int(os.environ['CPUS']))
 print(json.dumps(j))" "${1:-}"
 }
+# --calibrate none: both sides' raw models (embark's Platt scaling, fitted on
+# the validation file, would make its calibration column in-sample).
 common=(--data train.tsv --valid valid.tsv --batch 2048 --shuffle-window 0 --sparse-optimizer adagrad
         --sparse-lr 0.05 --first-order-optimizer adagrad --first-order-lr 0.05 --dense-optimizer adam --dense-lr 0.003
-        --embedding-dim 16 --json --quiet)
+        --embedding-dim 16 --calibrate none --json --quiet)
 : > compare_torch.json
 for model in dlrm deepfm; do
   if [ "$model" = dlrm ]; then extra=(--config "$ROOT/examples/dlrm.toml"); else extra=(--mlp 400,400,400); fi
   for t in 1 2; do
     "$E" train "${common[@]}" "${extra[@]}" --model "$model" --threads "$t" --out "model_$model" |
       tag "{\"framework\": \"embark\", \"model\": \"$model\", \"threads\": $t, \"precision\": \"fp32\"}" \
+      >> compare_torch.json
+    "$E" train "${common[@]}" "${extra[@]}" --model "$model" --threads "$t" --dense-precision bf16 --out "model_${model}_bf16" |
+      tag "{\"framework\": \"embark\", \"model\": \"$model\", \"threads\": $t, \"precision\": \"bf16\"}" \
       >> compare_torch.json
     # PyTorch starts from the weights embark's run started from: the same
     # model from the same start, so an AUC gap is the training's, not the
