@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains embark on the small real datasets in ../shared/data (see its README)
-# and prints a Markdown table of validation AUC, logloss and calibration (after
-# the Platt scaling each run fits on its validation set, and before it). The README's
+# and prints a Markdown table of validation AUC, logloss and held-out
+# calibration (with the Platt scaling each run fits, and without). The README's
 # table comes from this script. Runs are --deterministic: the table repeats
 # exactly on the same machine. Usage: scripts/real_data.sh [DATA_DIR] [EMBARK]
 set -euo pipefail
@@ -23,24 +23,50 @@ tail -200 "$data/criteo/kaggle_train_head1000.tsv" > "$work/criteo_valid.tsv"
 head -801 "$data/avazu/avazu_train_head1000.csv" > "$work/avazu_train.csv"
 { head -1 "$data/avazu/avazu_train_head1000.csv"; tail -200 "$data/avazu/avazu_train_head1000.csv"; } > "$work/avazu_valid.csv"
 
-run() {  # name model train valid extra-args...
-  local name=$1 model=$2 train=$3 valid=$4
-  shift 4
-  local json
-  json=$("$embark" train --data "$train" --valid "$valid" --model "$model" --out "$work/model" --quiet --json --deterministic "$@")
-  local shown="$*"
-  shown="${shown//$root\//}"
-  /usr/bin/python3 - "$name" "$model" "$json" "$shown" <<'PY'
-import json, sys
-name, model, j, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-raw = j.get("uncalibrated", j)
-print(f"| {name} | {model} | {j['samples'] // max(1, j['epochs'])} | {j['rows']} | {j['auc']:.4f} | {j['logloss']:.4f} | "
-      f"{j['calibration']:.3f} | {raw['calibration']:.3f} | `{args}` |")
+# Calibration on held-out rows: each validation file is split in two, its
+# even and its odd lines (some files are sorted, by user for MovieLens; a
+# header line, when the file has one, heads both); the Platt scaling is
+# fitted on the even lines (--valid) and measured on the odd ones, which the
+# run never saw, as is the same model trained with --calibrate none. AUC and
+# logloss are over the whole validation file.
+split_valid() {  # valid -> $work/va.* (even lines) and $work/vb.* (odd lines)
+  /usr/bin/python3 - "$1" "$work" <<'PY'
+import os, sys
+path, work = sys.argv[1], sys.argv[2]
+lines = open(path).read().splitlines(keepends=True)
+head = [] if lines and (lines[0][:1].isdigit() or lines[0][:1] == "-") else lines[:1]
+body = lines[len(head):]
+ext = os.path.splitext(path)[1]
+for name, part in (("va", body[0::2]), ("vb", body[1::2])):
+    open(os.path.join(work, name + ext), "w").writelines(head + part)
 PY
 }
 
-echo "| dataset | model | train rows | valid rows | AUC | logloss | calibration | before Platt scaling | flags |"
-echo "|---|---|---|---|---|---|---|---|---|"
+run() {  # name model train valid extra-args...
+  local name=$1 model=$2 train=$3 valid=$4
+  shift 4
+  split_valid "$valid"
+  local ext="${valid##*.}" trained all held raw
+  trained=$("$embark" train --data "$train" --valid "$work/va.$ext" --model "$model" --out "$work/model" --quiet \
+    --json --deterministic "$@")
+  all=$("$embark" eval --model "$work/model" --data "$valid" --json)
+  held=$("$embark" eval --model "$work/model" --data "$work/vb.$ext" --json)
+  "$embark" train --data "$train" --valid "$work/va.$ext" --model "$model" --out "$work/model" --quiet --json \
+    --deterministic --calibrate none "$@" > /dev/null
+  raw=$("$embark" eval --model "$work/model" --data "$work/vb.$ext" --json)
+  local shown="$*"
+  shown="${shown//$root\//}"
+  /usr/bin/python3 - "$name" "$model" "$trained" "$all" "$held" "$raw" "$shown" <<'PY'
+import json, sys
+name, model, args = sys.argv[1], sys.argv[2], sys.argv[7]
+t, a, h, r = (json.loads(x) for x in sys.argv[3:7])
+print(f"| {name} | {model} | {t['samples'] // max(1, t['epochs'])} | {a['rows']} | {a['auc']:.4f} | {a['logloss']:.4f} | "
+      f"{h['calibration']:.3f} | {r['calibration']:.3f} | {h['rows']} | `{args}` |")
+PY
+}
+
+echo "| dataset | model | train rows | valid rows | AUC | logloss | held-out calibration | without Platt scaling | held-out rows | flags |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 run frappe fm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5
 run frappe deepfm "$data/frappe/frappe.validation.libfm" "$data/frappe/frappe.test.libfm" --epochs 5 --batch 256 --mlp 64,64
 run ml-100k fm "$data/ml-100k/u1.base" "$data/ml-100k/u1.test" --schema "$schemas/ml-100k.toml" --epochs 5 --batch 256

@@ -98,7 +98,16 @@ TEST(Platt, RefusesOneClassAndScoresThatRankBackwards) {
   auto one = FitPlatt({0.1, 0.2, 0.3}, {1, 1, 1});
   ASSERT_FALSE(one.ok());
   EXPECT_NE(one.status().message().find("both classes"), std::string::npos) << one.status().message();
-  auto backwards = FitPlatt({-2, -1, 1, 2, -3, 3}, {1, 1, 0, 0, 1, 0});
+  auto few = FitPlatt({-2, -1, 1, 2, -3, 3}, {0, 1, 0, 1, 1, 0});
+  ASSERT_FALSE(few.ok());
+  EXPECT_NE(few.status().message().find("at least 1000"), std::string::npos) << few.status().message();
+  std::vector<double> z;
+  std::vector<float> y;
+  for (int i = 0; i < 2000; ++i) {
+    z.push_back(i % 7 - 3.0);
+    y.push_back(i % 7 < 3 ? 1.0f : 0.0f);  // the lower the score, the likelier a click
+  }
+  auto backwards = FitPlatt(z, y);
   ASSERT_FALSE(backwards.ok());
   EXPECT_NE(backwards.status().message().find("not positive"), std::string::npos) << backwards.status().message();
   EXPECT_FALSE(FitPlatt({}, {}).ok());

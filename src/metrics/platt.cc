@@ -15,6 +15,10 @@ Result<PlattScaling> FitPlatt(const std::vector<double>& z, const std::vector<fl
     return Status::InvalidArgument("calibration needs held-out samples of both classes (has " +
                                    std::to_string(static_cast<uint64_t>(pos)) + " clicks and " +
                                    std::to_string(static_cast<uint64_t>(neg)) + " non-clicks)");
+  if (n < kMinPlattSamples)
+    return Status::InvalidArgument("calibration needs at least " + std::to_string(kMinPlattSamples) +
+                                   " held-out samples (has " + std::to_string(n) +
+                                   "): a fit on fewer moves the probabilities by its own noise");
   const double t1 = (pos + 1) / (pos + 2), t0 = 1 / (neg + 2);
   auto loss = [&](double a, double b) {
     double s = 0;
