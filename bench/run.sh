@@ -32,6 +32,7 @@ echo "bench: 2/3 machine limits and parse rate" >&2
   for t in 1 2; do "$B/machine_bench" sgemm "$t"; done
   "$B/machine_bench" gather 1 16
   "$B/machine_bench" gather 1 32
+  "$B/machine_bench" gather 1 49
   "$B/machine_bench" gather 2 32
 } > "$WORK/machine.json"
 [ -f "$WORK/train.tsv.gz" ] || gzip -1 -k -c "$WORK/train.tsv" > "$WORK/train.tsv.gz"

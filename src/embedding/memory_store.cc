@@ -123,10 +123,11 @@ class Shard {
       if (s.row1 == 0) return 0;
       if (s.tag == tag) {
         __builtin_prefetch(&At(s.row1 - 1));
-        const float* row = Row(s.row1 - 1);
-        __builtin_prefetch(row);
-        if (width_ > 16) __builtin_prefetch(row + 16);
-        if (width_ > 32) __builtin_prefetch(row + width_ - 1);
+        // Every line the row touches: a row of 16 floats is one line, of
+        // 32 two, of Adam's 49 four or five.
+        const uintptr_t first = reinterpret_cast<uintptr_t>(Row(s.row1 - 1));
+        const uintptr_t last = first + RowBytes() - 1;
+        for (uintptr_t a = first & ~uintptr_t{63}; a <= last; a += 64) __builtin_prefetch(reinterpret_cast<const void*>(a));
         return s.row1;
       }
     }

@@ -31,23 +31,24 @@ struct TableConfig {
   int row_width() const { return dim + SparseStateSize(opt.kind, dim); }
 };
 
-// The optimizer of one table's rows. Plain values, no virtual call per row:
-// every store calls Apply on each row it updates, under whatever lock keeps
-// that row whole.
+// The optimizer of one table's rows. No virtual call per row: every store
+// calls Apply on each row it updates, under whatever lock keeps that row
+// whole; Apply is ApplySparseUpdate through a SparseUpdater made once.
 class SparseOptimizer {
  public:
-  SparseOptimizer(const SparseOptimizerConfig& cfg, int dim) : cfg_(cfg), dim_(dim) {}
+  SparseOptimizer(const SparseOptimizerConfig& cfg, int dim) : cfg_(cfg), dim_(dim), updater_(cfg, dim) {}
   const SparseOptimizerConfig& config() const { return cfg_; }
   int dim() const { return dim_; }
   int state_size() const { return SparseStateSize(cfg_.kind, dim_); }
   // A new row of `key`: weights from (key, seed), fresh optimizer state.
   void InitRow(uint64_t key, float init_scale, uint64_t seed, float* row) const;
   // One update of `row` (weights then state) with gradient grad[dim].
-  void Apply(float* row, const float* grad) const { ApplySparseUpdate(cfg_, dim_, row, row + dim_, grad); }
+  void Apply(float* row, const float* grad) const { updater_.Apply(row, row + dim_, grad); }
 
  private:
   SparseOptimizerConfig cfg_;
   int dim_;
+  SparseUpdater updater_;
 };
 
 // Bookkeeping kept beside each row: 8 bytes.
