@@ -174,7 +174,10 @@ worst_auc = max(diffs)
 target("AUC difference to PyTorch fp32, worst embark run", f"{worst_auc:.4f}", f"<= {torch_table.AUC_TOLERANCE}",
        worst_auc <= torch_table.AUC_TOLERANCE)
 dense = min(r["dense_fraction"] for r in out["roofline"])
-target("dense phases vs sgemm at the model's shapes (worst thread count)", f"{dense:.0%}", ">= 70%", dense >= 0.7)
+target("dense phases vs sgemm at the model's shapes (worst thread count)", f"{dense:.0%}", ">= 80%", dense >= 0.8)
+step = min(r["step_fraction"] for r in out["roofline"])
+target("whole DLRM step vs square sgemm with as many threads (worst thread count)", f"{step:.0%}", ">= 70%",
+       step >= 0.7)
 up = emb.get("Adagrad update (uniform)", {}).get("fraction", 0)
 target("Adagrad updates vs random gather, 10^7 rows", f"{up:.0%}", ">= 50%", up >= 0.5)
 ad = emb.get("Adam update (uniform)", {}).get("fraction", 0)
@@ -182,6 +185,21 @@ target("Adam updates vs random gather of 32 floats, 10^7 rows", f"{ad:.0%}", ">=
 target("embedding table bytes vs ideal", f"{m['overhead']:.2f}x", "<= 1.5x", m["overhead"] <= 1.5)
 one = next(r for r in out["input"] if r["input"] == "plain" and r["threads"] == 1)
 target("one parser thread vs the 2-thread DLRM trainer", f"{one['over_trainer']:.1f}x", ">= 3x", one["over_trainer"] >= 3)
+
+# What the 3x fp32 target asks of this machine: DLRM's FLOPs at the
+# machine's fp32 sgemm rate bound embark's fp32 samples/s, whatever the code.
+top = max(out["roofline"], key=lambda r: r["threads"])
+dlrm_best = next((b for b in out["training_best"] if b["model"] == "dlrm"), None)
+torch_fp32 = [r for r in out["training"] if r["model"] == "dlrm" and r["framework"] == "pytorch"
+              and r["precision"] == "fp32"]
+if dlrm_best and torch_fp32:
+    ceiling = top["sgemm_square_gflops"] * 1e9 / top["flops_per_sample"]
+    best_torch = max(r["samples_per_sec"] for r in torch_fp32)
+    out["fp32_ceiling"] = {"threads": top["threads"], "samples_per_sec": ceiling, "vs_pytorch_fp32_best": ceiling / best_torch}
+    md.append(f"\n(The fp32 ceiling: at the {top['threads']}-thread square-sgemm rate, {top['sgemm_square_gflops']:.1f} "
+              f"GFLOP/s, DLRM's {top['flops_per_sample'] / 1e6:.2f} MFLOP per sample allow at most {ceiling:,.0f} "
+              f"samples/s, {ceiling / best_torch:.2f}x PyTorch's best fp32 here: a 3x fp32 target is above this "
+              f"machine's limit when that is below 3x; bf16 products are not bound by it.)")
 
 print("\n".join(md))
 with open(os.path.join(work, "bench.json"), "w") as f:
