@@ -66,16 +66,25 @@ std::vector<double> Scores(const Model& m, const std::string& file) {
   return out;
 }
 
+// Generated training and validation files <prefix>train.tsv and
+// <prefix>valid.tsv in dir; the options, with out empty if generation failed.
+GenOptions GenerateIn(const std::string& dir, const std::string& prefix, uint64_t rows, uint64_t valid_rows,
+                      uint64_t seed) {
+  GenOptions g;
+  g.rows = rows;
+  g.seed = seed;
+  g.out = dir + "/" + prefix + "train.tsv";
+  g.valid_rows = valid_rows;
+  g.valid_out = dir + "/" + prefix + "valid.tsv";
+  if (!Generate(g).ok()) g.out.clear();
+  return g;
+}
+
 TEST(TrainerImpl, HandWrittenStepLoopTrainsWhatTrainTrains) {
   InitBlas();
   const std::string dir = testing::TempDir();
-  GenOptions g;
-  g.rows = 3000;
-  g.seed = 5;
-  g.out = dir + "/train.tsv";
-  g.valid_rows = 500;
-  g.valid_out = dir + "/valid.tsv";
-  ASSERT_TRUE(Generate(g).ok());
+  const GenOptions g = GenerateIn(dir, "", 3000, 500, 5);
+  ASSERT_FALSE(g.out.empty());
   const TrainConfig cfg = SmallConfig();
 
   TrainJob job;
@@ -375,13 +384,8 @@ TEST(Model, TrainingPassAllocatesNothingInSteadyStateInEveryFamily) {
 TEST(TrainerImpl, Bf16TrainsToTheAucOfFp32) {
   InitBlas();
   const std::string dir = testing::TempDir();
-  GenOptions g;
-  g.rows = 20000;
-  g.seed = 3;
-  g.out = dir + "/bf16_train.tsv";
-  g.valid_rows = 5000;
-  g.valid_out = dir + "/bf16_valid.tsv";
-  ASSERT_TRUE(Generate(g).ok());
+  const GenOptions g = GenerateIn(dir, "bf16_", 20000, 5000, 3);
+  ASSERT_FALSE(g.out.empty());
   Logger quiet(LogLevel::kWarn);
   for (const char* name : {"dlrm", "deepfm"}) {
     double auc[2] = {0, 0};
