@@ -49,7 +49,10 @@ def machine_line(runs):
         line += f"; PyTorch {torch['framework'].split()[-1]}, ATen CPU capability {torch.get('cpu_capability')}"
     bf16 = next((x for x in runs if precision(x) == "bf16" and x.get("bf16_matmul")), None)
     if bf16:
-        line += f"; bf16 linear layers: oneDNN {bf16['bf16_matmul']} ({bf16.get('bf16_isa')})"
+        line += f"; PyTorch's bf16 linear layers: oneDNN {bf16['bf16_matmul']} ({bf16.get('bf16_isa')})"
+    emb = next((x for x in runs if framework(x) == "embark" and x.get("onednn_isa")), None)
+    if emb:
+        line += f"; embark: oneDNN ISA {emb['onednn_isa']}, bf16 products by {emb.get('bf16_method')}"
     return line
 
 

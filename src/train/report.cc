@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nn/train_gemm.h"
+
 namespace embark {
 namespace {
 
@@ -42,6 +44,10 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model) {
   j["embedding_bytes"] = r.embedding_bytes;
   j["embedding_ideal_bytes"] = r.embedding_ideal_bytes;
   j["flops_per_sample"] = r.flops_per_sample;
+  // The machine's dense kernels: the instruction set oneDNN dispatches to,
+  // and how --dense-precision bf16 runs here ("onednn" or "rounded-fp32").
+  j["onednn_isa"] = OneDnnIsa();
+  j["bf16_method"] = TrainGemm::Bf16Method();
   j["phase_seconds"] = {{"lookup", r.lookup_seconds},     {"forward", r.forward_seconds},
                         {"backward", r.backward_seconds}, {"update", r.update_seconds},
                         {"dense_step", r.dense_step_seconds}};

@@ -198,8 +198,9 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   RowAccess* rows = session_ ? session_->rows() : model_->rows();
   for (int t = 0; t < model_->num_tables(); ++t) model_->table(t)->SetStep(static_cast<uint32_t>(state_.step));
   const bool separable = objective_->separable();
-  // Forward (and, for a separable objective, the loss, backward and sparse
-  // update) on each thread's share.
+  // Forward (and, for a separable objective, the loss and backward) on each
+  // thread's share; then the shares' sparse gradients, summed by key, are
+  // applied (a single share applies its own at once).
   pool_.ParallelFor(parts, [&](size_t i) {
     ThreadState& t = th_[i];
     auto [b, e] = Range(n, parts, i);
