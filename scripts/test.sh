@@ -19,7 +19,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
   # embark serve's connection thread against its handler threads.
   TSAN_OPTIONS=halt_on_error=1 ./tests/http_test
-  # The hybrid trainer: threads update the tables while others read them.
+  # The hybrid trainer: 2 threads read a step's rows, then apply the summed
+  # gradients of both shares, each to its own store shards.
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   ./embark gen --rows 20000 --valid-rows 2000 --out "$tmp/t.tsv" --valid-out "$tmp/v.tsv" >/dev/null
