@@ -262,19 +262,27 @@ void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* 
   }
 }
 
-Status Model::ApplySparse(Workspace* ws, float scale, RowAccess* rows) const {
-  PhaseTimer timer(&ws->seconds.update);
-  const size_t U = ws->ukeys.size();
-  bool ready = ws->tables.size() == tables_.size();
-  for (int t = 0; ready && t < num_tables(); ++t) ready = ws->tables[t].grads.size() == U * tables_[t]->dim();
-  if (!ready) return Status::InvalidArgument("Model::ApplySparse: the workspace holds no Backward of its last Forward");
+bool Model::HoldsBackward(const Workspace& ws) const {
+  bool ready = ws.tables.size() == tables_.size();
+  for (int t = 0; ready && t < num_tables(); ++t) ready = ws.tables[t].grads.size() == ws.ukeys.size() * tables_[t]->dim();
+  return ready;
+}
+
+Status Model::SendSparse(Workspace* ws, float scale, RowAccess* rows) const {
   for (int t = 0; t < num_tables(); ++t) {
     std::vector<float>& grads = ws->tables[t].grads;
     if (scale != 1.0f)
       for (auto& g : grads) g *= scale;
-    EMBARK_RETURN_IF_ERROR(rows->Scatter(t, ws->ukeys.data(), U, grads.data()));
+    EMBARK_RETURN_IF_ERROR(rows->Scatter(t, ws->ukeys.data(), ws->ukeys.size(), grads.data()));
   }
   return Status::OK();
+}
+
+Status Model::ApplySparse(Workspace* ws, float scale, RowAccess* rows) const {
+  PhaseTimer timer(&ws->seconds.update);
+  if (!HoldsBackward(*ws))
+    return Status::InvalidArgument("Model::ApplySparse: the workspace holds no Backward of its last Forward");
+  return SendSparse(ws, scale, rows);
 }
 
 Status Model::ApplySparseMerged(const std::vector<const Workspace*>& ws, size_t part, size_t parts, float scale,
@@ -282,10 +290,7 @@ Status Model::ApplySparseMerged(const std::vector<const Workspace*>& ws, size_t 
   PhaseTimer timer(&merge->seconds.update);
   size_t total = 0;
   for (const Workspace* w : ws) {
-    bool ready = w->tables.size() == tables_.size();
-    for (int t = 0; ready && t < num_tables(); ++t)
-      ready = w->tables[t].grads.size() == w->ukeys.size() * tables_[t]->dim();
-    if (!ready)
+    if (!HoldsBackward(*w))
       return Status::InvalidArgument("Model::ApplySparseMerged: a workspace holds no Backward of its last Forward");
     total += w->ukeys.size();
   }
@@ -314,15 +319,8 @@ Status Model::ApplySparseMerged(const std::vector<const Workspace*>& ws, size_t 
       }
     }
   }
-  const size_t M = merge->ukeys.size();
-  if (M == 0) return Status::OK();
-  for (int t = 0; t < num_tables(); ++t) {
-    std::vector<float>& grads = merge->tables[t].grads;
-    if (scale != 1.0f)
-      for (auto& g : grads) g *= scale;
-    EMBARK_RETURN_IF_ERROR(rows->Scatter(t, merge->ukeys.data(), M, grads.data()));
-  }
-  return Status::OK();
+  if (merge->ukeys.empty()) return Status::OK();
+  return SendSparse(merge, scale, rows);
 }
 
 }  // namespace embark

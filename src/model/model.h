@@ -135,6 +135,12 @@ class Model {
   Model(const TrainConfig& cfg, const DataSpec& spec);
   // Gives `ws` a scratch of each part's kind and a buffer per table.
   void Prepare(Workspace* ws) const;
+  // Whether `ws` holds the sparse gradients of a Backward (for every table,
+  // one row per unique key of its last Forward).
+  bool HoldsBackward(const Workspace& ws) const;
+  // Multiplies the gradients of ws's unique keys by `scale` and sends them
+  // through `rows`, table by table.
+  Status SendSparse(Workspace* ws, float scale, RowAccess* rows) const;
 
   TrainConfig cfg_;
   DataSpec spec_;

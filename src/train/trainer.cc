@@ -59,14 +59,16 @@ Status FirstError(const std::vector<Status>& st) {
 }  // namespace
 
 Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
-                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* probs) {
+                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* out_scores,
+                  ScoreOutput out) {
   const size_t n = batch.size();
   const size_t parts = std::min(ws.size(), n);
   std::vector<Status> st(parts);
   pool->ParallelFor(parts, [&](size_t i) {
     auto [b, e] = Range(n, parts, i);
-    st[i] = model.Forward(batch, b, e, false, rows, ws[i].get(), probs + b);
-    for (size_t k = b; k < e; ++k) probs[k] = model.Probability(probs[k]);
+    st[i] = model.Forward(batch, b, e, false, rows, ws[i].get(), out_scores + b);
+    if (out == ScoreOutput::kProbability)
+      for (size_t k = b; k < e; ++k) out_scores[k] = model.Probability(out_scores[k]);
   });
   return FirstError(st);
 }
@@ -78,16 +80,16 @@ std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPoo
 }
 
 Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
-             const std::function<void(const float*, const float*, size_t)>& fn) {
+             const std::function<void(const float*, const float*, size_t)>& fn, ScoreOutput out) {
   auto ws = Workspaces(model, pool);
-  std::vector<float> probs;
+  std::vector<float> scores;
   Batch batch;
   for (;;) {
     EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
     if (!more) break;
-    probs.resize(batch.size());
-    EMBARK_RETURN_IF_ERROR(ScoreBatch(model, batch, pool, ws, nullptr, probs.data()));
-    fn(probs.data(), batch.labels.data(), batch.size());
+    scores.resize(batch.size());
+    EMBARK_RETURN_IF_ERROR(ScoreBatch(model, batch, pool, ws, nullptr, scores.data(), out));
+    fn(scores.data(), batch.labels.data(), batch.size());
   }
   return Status::OK();
 }
@@ -199,8 +201,7 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   for (int t = 0; t < model_->num_tables(); ++t) model_->table(t)->SetStep(static_cast<uint32_t>(state_.step));
   const bool separable = objective_->separable();
   // Forward (and, for a separable objective, the loss and backward) on each
-  // thread's share; then the shares' sparse gradients, summed by key, are
-  // applied (a single share applies its own at once).
+  // thread's share; then the shares' sparse gradients, summed by key.
   pool_.ParallelFor(parts, [&](size_t i) {
     ThreadState& t = th_[i];
     auto [b, e] = Range(n, parts, i);
@@ -213,10 +214,9 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
     if (!status_[i].ok() || !separable) return;
     objective_->Compute(t.out.data(), batch.labels.data() + b, m, K, inv_n, t.dout.data(), &t.sums);
     model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
-    if (parts == 1) status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
   });
   for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
-  if (separable) EMBARK_RETURN_IF_ERROR(ApplySparseMerged(parts, n, rows));
+  if (separable) EMBARK_RETURN_IF_ERROR(ApplySparse(parts, n, rows));
   if (!separable && parts > 0) {
     // The objective couples the batch's samples: it sees every output at
     // once (here gathered in thread order), then each thread runs backward.
@@ -229,10 +229,8 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
       ThreadState& t = th_[i];
       auto [b, e] = Range(n, parts, i);
       model_->Backward(batch, b, e, batch_dout_.data() + b * K, t.ws.get(), t.grad.data());
-      if (parts == 1) status_[i] = model_->ApplySparse(t.ws.get(), static_cast<float>(n), rows);
     });
-    for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
-    EMBARK_RETURN_IF_ERROR(ApplySparseMerged(parts, n, rows));
+    EMBARK_RETURN_IF_ERROR(ApplySparse(parts, n, rows));
   }
   // Synchronous dense step on the gradient summed over threads (and ranks).
   const auto t_step = Clock::now();
@@ -269,11 +267,12 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   return st;
 }
 
-Status TrainerImpl::ApplySparseMerged(size_t parts, size_t n, RowAccess* rows) {
-  // One thread applied its own share already; several sum theirs by key
-  // first, so that how a batch is split does not change how many updates a
-  // row gets (each thread then applies the keys of its own store shards).
-  if (parts <= 1) return Status::OK();
+Status TrainerImpl::ApplySparse(size_t parts, size_t n, RowAccess* rows) {
+  if (parts == 0) return Status::OK();
+  if (parts == 1) return model_->ApplySparse(th_[0].ws.get(), static_cast<float>(n), rows);
+  // Several shares are summed by key first, so that how a batch is split
+  // does not change how many updates a row gets; each thread then applies
+  // the keys of its own store shards.
   merge_ws_.resize(parts);
   for (size_t i = 0; i < parts; ++i) merge_ws_[i] = th_[i].ws.get();
   pool_.ParallelFor(parts, [&](size_t i) {
@@ -283,42 +282,48 @@ Status TrainerImpl::ApplySparseMerged(size_t parts, size_t n, RowAccess* rows) {
   return Status::OK();
 }
 
-Status TrainerImpl::ScoreFiles(const std::vector<std::string>& files, std::vector<double>* probs,
+Status TrainerImpl::ScoreFiles(const std::vector<std::string>& files, ScoreOutput out, std::vector<double>* scores,
                                std::vector<float>* labels) {
   auto stream = OpenValidation(files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
   if (!session_)
-    return Score(*model_, stream.get(), &pool_, [&](const float* p, const float* y, size_t n) {
-      probs->insert(probs->end(), p, p + n);
-      labels->insert(labels->end(), y, y + n);
-    });
+    return Score(
+        *model_, stream.get(), &pool_,
+        [&](const float* p, const float* y, size_t n) {
+          scores->insert(scores->end(), p, p + n);
+          labels->insert(labels->end(), y, y + n);
+        },
+        out);
   return session_->ScoreSlices(
       [&](Batch* b) { return stream->Next(b); },
-      [&](const Batch& b, float* out) { return ScoreBatch(*model_, b, &pool_, score_ws_, session_->rows(), out); },
-      probs, labels);
+      [&](const Batch& b, float* s) { return ScoreBatch(*model_, b, &pool_, score_ws_, session_->rows(), s, out); },
+      scores, labels);
 }
 
 Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
   std::vector<double> probs;
   std::vector<float> labels;
-  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, &probs, &labels));
+  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, ScoreOutput::kProbability, &probs, &labels));
   return embark::Evaluate(probs, labels);
 }
 
-Result<Metrics> TrainerImpl::Calibrate(const std::vector<std::string>& files) {
-  model_->set_calibration(PlattScaling{});  // raw logits
-  std::vector<double> probs;
+Result<Metrics> TrainerImpl::Calibrate(const std::vector<std::string>& files, Metrics* raw, Status* fit) {
+  std::vector<double> logits;
   std::vector<float> labels;
-  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, &probs, &labels));
-  const Metrics raw = embark::Evaluate(probs, labels);
-  // The logits back from the float probabilities (clamped where a float
-  // sigmoid saturates; those samples barely move a fit).
-  for (double& p : probs) {
-    const double q = std::clamp(p, 1e-7, 1 - 1e-7);
-    p = std::log(q / (1 - q));
-  }
-  EMBARK_ASSIGN_OR_RETURN(PlattScaling c, FitPlatt(probs, labels));
-  model_->set_calibration(c);
-  return raw;
+  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, ScoreOutput::kLogit, &logits, &labels));
+  // The probabilities every scorer gives (Model::Probability), from the
+  // same logits before and after the fit: one pass over the files.
+  std::vector<double> probs(logits.size());
+  auto metrics = [&] {
+    for (size_t i = 0; i < logits.size(); ++i) probs[i] = model_->Probability(static_cast<float>(logits[i]));
+    return embark::Evaluate(probs, labels);
+  };
+  model_->set_calibration(PlattScaling{});
+  *raw = metrics();
+  auto c = FitPlatt(logits, labels);
+  *fit = c.status();
+  if (!c.ok()) return *raw;
+  model_->set_calibration(c.value());
+  return metrics();
 }
 
 Status TrainerImpl::Predict(const Batch& batch, float* probs) {
@@ -403,9 +408,14 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   Progress progress(job.progress, log);
 
   // CPU time of validation passes and checkpoint saves, taken out of
-  // rep.cpu_seconds.
+  // rep.cpu_seconds: aside(fn) runs fn and counts its time here.
   double aside_cpu = 0;
-  // Validation; returns true when training should stop early.
+  auto aside = [&](auto&& fn) {
+    const double cpu0 = ProcessCpuSeconds();
+    auto r = fn();
+    aside_cpu += ProcessCpuSeconds() - cpu0;
+    return r;
+  };
   // What the report gives of each saved model's calibration: the scaling
   // saved with it and its metrics before it.
   struct Fitted {
@@ -414,30 +424,24 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     Metrics raw;
   } fitted, best_fitted;
   bool warned_calibration = false;
+  // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
     if (job.valid_files.empty()) return false;
-    const double cpu0 = ProcessCpuSeconds();
     fitted = Fitted{};
-    if (cfg.calibrate == "platt") {
-      // Refit to the model as it is now; the checkpoint saved next carries it.
-      auto raw = trainer->Calibrate(job.valid_files);
-      if (raw.ok()) {
-        fitted.on = true;
-        fitted.platt = trainer->model().calibration();
-        fitted.raw = raw.value();
-      } else if (raw.status().code() == Status::Code::kInvalidArgument) {
-        trainer->model().set_calibration(PlattScaling{});
-        if (!warned_calibration) {
-          progress.Clear();
-          log.Log(LogLevel::kWarn, "no calibration: %s", raw.status().message().c_str());
-          warned_calibration = true;
-        }
-      } else {
-        return raw.status();
-      }
+    // With calibrate = platt, the scaling is refitted to the model as it is
+    // now (the checkpoint saved next carries it) in the same pass.
+    const bool platt = cfg.calibrate == "platt";
+    Status fit;
+    auto evaluated = aside([&] {
+      return platt ? trainer->Calibrate(job.valid_files, &fitted.raw, &fit) : trainer->Evaluate(job.valid_files);
+    });
+    fitted.on = platt && evaluated.ok() && fit.ok();
+    fitted.platt = trainer->model().calibration();
+    if (!fit.ok() && !warned_calibration) {
+      progress.Clear();
+      log.Log(LogLevel::kWarn, "no calibration: %s", fit.message().c_str());
+      warned_calibration = true;
     }
-    auto evaluated = trainer->Evaluate(job.valid_files);
-    aside_cpu += ProcessCpuSeconds() - cpu0;
     EMBARK_ASSIGN_OR_RETURN(Metrics vm, std::move(evaluated));
     progress.Clear();
     if (fitted.on)
@@ -455,10 +459,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       best_metrics = vm;
       best_fitted = fitted;
       bad_evals = 0;
-      const double cpu0 = ProcessCpuSeconds();
-      const Status saved = trainer->Save(job.out_dir, best_auc);
-      aside_cpu += ProcessCpuSeconds() - cpu0;
-      EMBARK_RETURN_IF_ERROR(saved);
+      EMBARK_RETURN_IF_ERROR(aside([&] { return trainer->Save(job.out_dir, best_auc); }));
       saved_best = true;
       return false;
     }
@@ -533,10 +534,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       if (trainer->state().step % 16 == 0) check_loss();
       if (cfg.checkpoint_every > 0 && trainer->state().step % cfg.checkpoint_every == 0) {
         progress.Clear();
-        const double cpu0 = ProcessCpuSeconds();
-        const Status saved = trainer->Save(job.out_dir, best_auc);
-        aside_cpu += ProcessCpuSeconds() - cpu0;
-        EMBARK_RETURN_IF_ERROR(saved);
+        EMBARK_RETURN_IF_ERROR(aside([&] { return trainer->Save(job.out_dir, best_auc); }));
         log.Log(LogLevel::kInfo, "checkpoint at step %lld written to %s", static_cast<long long>(trainer->state().step),
                 job.out_dir.c_str());
       }

@@ -30,6 +30,10 @@
 
 namespace embark {
 
+// What scoring writes per sample: the click probability (after the model's
+// calibration), or the raw logit (to fit a calibration to).
+enum class ScoreOutput { kProbability, kLogit };
+
 struct TrainJob {
   TrainConfig cfg;
   DataSpec spec;
@@ -97,11 +101,12 @@ class TrainerImpl {
   // rows read-only, dense layers as in Evaluate.
   Status Predict(const Batch& batch, float* probs);
 
-  // Fits the model's Platt scaling (Model::Probability) to its raw logits
-  // on `files`, held-out data, and keeps it in the model; the figures
-  // Evaluate reports afterwards are calibrated. Returns the raw model's
-  // metrics on those files. An error when the data cannot support a fit.
-  Result<Metrics> Calibrate(const std::vector<std::string>& files);
+  // Scores `files` (held-out data) once, fits the model's Platt scaling
+  // (Model::Probability) to its raw logits and keeps it in the model.
+  // Returns the metrics on those files with the scaling in place, and in
+  // *raw those before it. When the data cannot support a fit, the model
+  // keeps plain sigmoid, *fit says why and both metrics are the raw ones.
+  Result<Metrics> Calibrate(const std::vector<std::string>& files, Metrics* raw, Status* fit);
 
   // Writes a checkpoint of the model, the optimizer state and the counters
   // (collective when distributed). best_auc goes into the counters.
@@ -122,10 +127,13 @@ class TrainerImpl {
   TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, int threads);
   Status Diverged(int64_t step, double loss, float grad_sum) const;
   // After every thread's Backward of a batch of n split in `parts`: the
-  // sparse gradients summed by key and applied once (Model::ApplySparseMerged).
-  Status ApplySparseMerged(size_t parts, size_t n, RowAccess* rows);
-  // Probabilities and labels of `files` under the model's current calibration.
-  Status ScoreFiles(const std::vector<std::string>& files, std::vector<double>* probs, std::vector<float>* labels);
+  // sparse gradients summed by key and applied once per row (one share:
+  // Model::ApplySparse; several: Model::ApplySparseMerged on every thread).
+  Status ApplySparse(size_t parts, size_t n, RowAccess* rows);
+  // Scores (probabilities under the model's calibration, or logits) and
+  // labels of `files`, in input order.
+  Status ScoreFiles(const std::vector<std::string>& files, ScoreOutput out, std::vector<double>* scores,
+                    std::vector<float>* labels);
   struct ThreadState;
 
   TrainConfig cfg_;
@@ -156,15 +164,17 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
 // epochs or an early stop, writing the checkpoint to job.out_dir.
 Result<TrainReport> Train(const TrainJob& job, const Logger& log);
 
-// Scores every sample of `stream` in input order: fn(probabilities, labels, n).
+// Scores every sample of `stream` in input order: fn(scores, labels, n).
 Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
-             const std::function<void(const float*, const float*, size_t)>& fn);
+             const std::function<void(const float*, const float*, size_t)>& fn,
+             ScoreOutput out = ScoreOutput::kProbability);
 
-// Click probabilities of every sample of `batch` into probs, split across
-// the pool with one workspace per thread (null rows: the model's own stores,
-// read-only).
+// Click probabilities (Model::Probability), or with kLogit the logits, of
+// every sample of `batch` into out_scores, split across the pool with one
+// workspace per thread (null rows: the model's own stores, read-only).
 Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
-                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* probs);
+                  const std::vector<std::unique_ptr<Workspace>>& ws, RowAccess* rows, float* out_scores,
+                  ScoreOutput out = ScoreOutput::kProbability);
 // One workspace per thread of the pool.
 std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPool* pool);
 
