@@ -54,7 +54,7 @@ for model in dlrm deepfm; do
     # PyTorch starts from the weights embark's run started from: the same
     # model from the same start, so an AUC gap is the training's, not the
     # luck of an initialisation (seeds alone move DLRM's AUC by up to 0.008).
-    [ -d "init_$model" ] || { mkdir "init_$model" && "$ROOT/build/bench/export_rows" --init "model_$model" train.tsv "init_$model"; }
+    [ -d "init_$model" ] || "$ROOT/build/bench/export_rows" --init "model_$model" train.tsv "init_$model"
     for autocast in none bf16; do
       "$PY" "$ROOT/bench/torch_ctr.py" "$model" train.tsv valid.tsv "$t" --autocast "$autocast" --sparse-lr 0.05 \
         --dense-lr 0.003 --batch 2048 --init-from "init_$model" | tag >> compare_torch.json

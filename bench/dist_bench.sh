@@ -74,6 +74,7 @@ else
   echo "dist_bench: not root: the network-namespace links are skipped" >&2
 fi
 
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p') (lscpu), $(nproc) CPUs"
 /usr/bin/python3 - <<'PY'
 import json
 runs = [json.loads(l) for l in open("runs.json")]

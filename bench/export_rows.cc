@@ -15,8 +15,10 @@
 // keys in the order they first appear in TRAIN.tsv (torch_ctr.py's
 // vocabulary order: row i of its EmbeddingBag is the (i-1)-th id first
 // seen), and table_T.json the row count per field. A key the checkpoint
-// lacks is written as zeros.
+// lacks is written as zeros. OUT_DIR is created; one that exists must be
+// empty (nothing of anyone's is overwritten).
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <unordered_map>
@@ -31,6 +33,16 @@ namespace {
 
 int Run(bool init, const std::string& ckpt, const std::string& data, const std::string& out) {
   InitBlas();
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && !std::filesystem::is_empty(out, ec)) {
+    std::fprintf(stderr, "export_rows: '%s' exists and is not empty: give a new directory\n", out.c_str());
+    return 1;
+  }
+  std::filesystem::create_directories(out, ec);
+  if (ec) {
+    std::fprintf(stderr, "export_rows: cannot create '%s': %s\n", out.c_str(), ec.message().c_str());
+    return 1;
+  }
   auto loaded = LoadCheckpoint(ckpt);
   if (!loaded.ok()) {
     std::fprintf(stderr, "export_rows: %s\n", loaded.status().message().c_str());

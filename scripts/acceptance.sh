@@ -4,8 +4,9 @@
 # every model with its defaults (DLRM in the Criteo shape), AUC next to the
 # data's optimum, and DLRM's samples/s with 1 and 2 threads and peak RSS.
 # Calibration is measured on held-out rows: the Platt scaling (the default
-# with --valid) is fitted on the first 100K validation rows, which the AUC
-# and logloss columns are measured on, and checked on the other 100K.
+# with --valid) is fitted on the first 100K validation rows, which the AUC,
+# logloss and "before Platt scaling" columns are measured on, and checked
+# on the other 100K.
 # Prints a Markdown table. Takes about 15 minutes on 2 cores.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +19,7 @@ get() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))
 opt=$(get "$work/gen.json" optimal_auc)
 head -100000 "$work/valid.tsv" > "$work/calib.tsv"
 tail -n +100001 "$work/valid.tsv" > "$work/heldout.tsv"
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p') (lscpu), $(nproc) CPUs"
 echo "data: $rows training rows, 200000 validation rows; optimal AUC $(printf %.4f "$opt"), optimal logloss $(printf %.4f "$(get "$work/gen.json" optimal_logloss)"), first-order AUC $(printf %.4f "$(get "$work/gen.json" first_order_auc)")"
 echo
 echo "| model | threads | AUC | gap to optimal | logloss | held-out calibration | before Platt scaling | samples/s | peak RSS MiB |"

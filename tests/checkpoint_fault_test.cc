@@ -226,8 +226,15 @@ TEST(CheckpointFaults, SaveNeverReplacesWhatIsNotACheckpoint) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("is not a directory"), std::string::npos) << s.message();
   EXPECT_EQ(fs::ReadFile(parent + "/data.tsv").value(), "0\t1\n");
-  // A checkpoint is replaced; one that someone added a file to is not.
+  // A checkpoint is replaced, a calibrated one (calibration.json) too; one
+  // that someone added a file to is not.
   ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
+  PlattScaling c;
+  c.a = 0.9;
+  c.samples = 5000;
+  m->set_calibration(c);
+  ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());
+  ASSERT_TRUE(sfs::exists(parent + "/ck/calibration.json"));
   ASSERT_TRUE(SaveCheckpoint(parent + "/ck", *m, {}, {1, 1, 1, 0}).ok());
   ASSERT_TRUE(fs::WriteFileAtomic(parent + "/ck/notes.md", "mine").ok());
   EXPECT_FALSE(SaveCheckpoint(parent + "/ck", *m, {}, {}).ok());

@@ -259,6 +259,13 @@ TEST(Spec, KeyHashVersionTravelsWithTheSpec) {
   auto c = DataSpec::FromJson(old);
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->key_hash, 1);
+  // A version this build does not know is refused by name.
+  std::string future = a.ToJson();
+  future.replace(future.find(key), key.size(), "\"key_hash\": 3,");
+  auto f = DataSpec::FromJson(future);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("'key_hash' must be an integer in [1, 2]"), std::string::npos)
+      << f.status().message();
   for (const DataSpec* spec : {&a, &c.value()}) {
     const Parsed p = Parse(*spec, CriteoLine("1", "7", "98e72bb0"));
     ASSERT_TRUE(p.bad.empty());
