@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev libdnnl-dev
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
-      libopenmpi-dev openmpi-bin
+      libopenmpi-dev openmpi-bin librocksdb-dev
       python3 python3-sklearn python3-numpy zstd gzip procps
       # Debian's dnnl-config.cmake looks for OpenCL (oneDNN's GPU runtime), though embark uses only its CPU side
       ocl-icd-opencl-dev opencl-c-headers)

@@ -133,6 +133,8 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     // A value other than the default for each parameter, then copy it alone.
     std::string v = std::string(p.type) == "bool" ? "true" : std::string(p.type) == "int list" ? "3,2" : "";
     if (std::string(p.type) == "int" || std::string(p.type) == "float") v = p.get(from) == "2" ? "3" : "2";
+    if (std::string(p.type) == "size") v = "3M";
+    if (std::string(p.name) == "admit_probability") v = "0.5";
     if (std::string(p.type) == "string") {
       for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16"})
         if (p.set(&from, cand).ok() && p.get(from) != p.get(TrainConfig())) v = cand;
@@ -145,6 +147,26 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     p.copy(TrainConfig(), &to);
     EXPECT_EQ(ConfigToToml(to), ConfigToToml(TrainConfig())) << p.name;
   }
+}
+
+TEST(Config, SizesTakeSuffixesAndPathsSurviveToml) {
+  TrainConfig c;
+  ASSERT_TRUE(FindParam("memory_budget")->set(&c, "4G").ok());
+  EXPECT_EQ(c.memory_budget, int64_t{4} << 30);
+  ASSERT_TRUE(FindParam("memory_budget")->set(&c, "512m").ok());
+  EXPECT_EQ(c.memory_budget, int64_t{512} << 20);
+  ASSERT_TRUE(FindParam("memory_budget")->set(&c, "1000").ok());
+  EXPECT_EQ(c.memory_budget, 1000);
+  for (const char* bad : {"", "G", "-1", "4X", "1.5G", "99999999T"})
+    EXPECT_FALSE(FindParam("memory_budget")->set(&c, bad).ok()) << bad;
+  c.table_dir = "/tmp/a \"quoted\" \\dir";
+  TrainConfig back;
+  ASSERT_TRUE(ParseConfigToml(ConfigToToml(c), "config.toml", &back).ok());
+  EXPECT_EQ(back.table_dir, c.table_dir);
+  EXPECT_EQ(back.memory_budget, c.memory_budget);
+  c.memory_budget = int64_t{1} << 30;
+  c.table_dir.clear();
+  EXPECT_FALSE(ValidateConfig(c).ok());
 }
 
 TEST(Config, FixedParametersAreTheModelsShapeAndStoredState) {

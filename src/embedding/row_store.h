@@ -20,12 +20,37 @@
 
 namespace embark {
 
+// Which ids get a row, and when rows are dropped (forgotten, not spilled):
+// the same rules in every store.
+struct RowPolicy {
+  // A row is created for an id once training has seen it this many times
+  // (counted in a sketch of bounded memory); 0 or 1: at once.
+  uint32_t admit_min_count = 0;
+  // Each time training sees an id without a row, it gets one with this
+  // probability (deterministic in the id and the step).
+  float admit_probability = 1.0f;
+  // Rows over this many are dropped, least recently used first; 0: no cap.
+  uint64_t max_rows = 0;
+  // Rows not read for training or updated for this many steps are dropped;
+  // 0: never.
+  uint32_t ttl_steps = 0;
+  bool admits_all() const { return admit_min_count <= 1 && admit_probability >= 1.0f; }
+  bool drops() const { return max_rows > 0 || ttl_steps > 0; }
+};
+
+// How a store keeps rows in memory. The interface always speaks fp32; fp16
+// rows are rounded stochastically (deterministically in key and step) when
+// written.
+enum class RowPrecision { kFp32, kFp16 };
+
 struct TableConfig {
   std::string name = "embeddings";
   int dim = 16;
   float init_scale = 0.01f;  // rows start uniform in [-init_scale, init_scale], derived from the key
   uint64_t seed = 1;
   SparseOptimizerConfig opt;
+  RowPolicy policy;
+  RowPrecision precision = RowPrecision::kFp32;
 
   // Floats stored per row: weights then optimizer state.
   int row_width() const { return dim + SparseStateSize(opt.kind, dim); }
@@ -87,6 +112,15 @@ struct StoreStats {
   size_t rows = 0;
   size_t memory_bytes = 0;  // rows, keys, metadata and index held in RAM
   size_t disk_bytes = 0;    // bytes on disk (0 for the in-memory store)
+  // Counters since the store was made.
+  uint64_t admitted = 0;  // rows created by training reads and updates
+  uint64_t rejected = 0;  // training reads of ids not (yet) admitted: they read zeros
+  uint64_t evicted = 0;   // rows dropped over RowPolicy::max_rows
+  uint64_t expired = 0;   // rows dropped by RowPolicy::ttl_steps
+  // A store with a slower tier (0 for the in-memory store):
+  uint64_t hits = 0, misses = 0;  // row lookups answered by RAM, and by the disk tier
+  uint64_t disk_read_bytes = 0, disk_write_bytes = 0;
+  double stall_seconds = 0;  // time callers of Get and Update waited on the disk tier
 };
 
 // What a Get does with keys the store does not hold.
@@ -133,6 +167,12 @@ class RowStore {
   virtual Status SetOptimizer(const SparseOptimizerConfig& opt) = 0;
 
   virtual std::unique_ptr<RowIterator> NewIterator(size_t block_rows = 4096) const = 0;
+
+  // Drops the rows RowPolicy says to drop as of step `now`: rows idle for
+  // ttl_steps, then the least recently used rows over max_rows. Safe to run
+  // on a background thread while other threads train; never holds a lock
+  // that a step needs for long. A no-op when the policy drops nothing.
+  virtual Status Evict(uint32_t now) { return Status::OK(); }
 
   virtual StoreStats stats() const = 0;
 };

@@ -46,6 +46,11 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.init_scale = t.init_scale;
     tc.seed = cfg.seed;
     EMBARK_ASSIGN_OR_RETURN(tc.opt, t.optimizer(cfg));
+    tc.policy.admit_min_count = static_cast<uint32_t>(cfg.admit_min_count);
+    tc.policy.admit_probability = cfg.admit_probability;
+    tc.policy.max_rows = static_cast<uint64_t>(cfg.max_rows);
+    tc.policy.ttl_steps = static_cast<uint32_t>(cfg.row_ttl);
+    tc.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
     m->tables_.push_back(NewMemoryStore(tc));
     m->table_optimizers_.push_back(t.optimizer);
     stores.push_back(m->tables_.back().get());

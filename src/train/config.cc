@@ -1,5 +1,6 @@
 #include "train/config.h"
 
+#include <cctype>
 #include <charconv>
 #include <sstream>
 
@@ -62,6 +63,25 @@ std::string ListStr(const std::vector<int>& v) {
   return s;
 }
 
+Status ParseSize(const std::string& s, int64_t* out) {
+  std::string t = s;
+  int shift = 0;
+  if (!t.empty()) {
+    const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(t.back())));
+    const int sh = u == 'K' ? 10 : u == 'M' ? 20 : u == 'G' ? 30 : u == 'T' ? 40 : -1;
+    if (sh >= 0) {
+      shift = sh;
+      t.pop_back();
+    }
+  }
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  if (t.empty() || ec != std::errc() || p != t.data() + t.size() || v < 0 || v > (int64_t{1} << 50 >> shift))
+    return Status::InvalidArgument("'" + s + "' is not a size (bytes, or a number with K, M, G or T)");
+  *out = v << shift;
+  return Status::OK();
+}
+
 std::string FloatStr(float f) {
   std::ostringstream o;
   o << f;
@@ -103,6 +123,18 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
              c->field = s;                                                                 \
              return Status::OK();                                                          \
            },                                                                              \
+           P_COPY(field)}
+// A size in bytes, written as a number with an optional K, M, G or T
+// (powers of 1024) and read back as plain bytes.
+#define P_SIZE(field, group, resume, help)                                                           \
+  ParamDef{#field, group, "size", resume, help, [](const TrainConfig& c) { return std::to_string(c.field); }, \
+           [](TrainConfig* c, const std::string& s) { return ParseSize(s, &c->field); }, P_COPY(field)}
+#define P_STRING(field, group, resume, help)                                                          \
+  ParamDef{#field, group, "string", resume, help, [](const TrainConfig& c) { return c.field; },       \
+           [](TrainConfig* c, const std::string& s) {                                                 \
+             c->field = s;                                                                            \
+             return Status::OK();                                                                     \
+           },                                                                                         \
            P_COPY(field)}
 #define P_LIST(field, group, resume, help)                                                             \
   ParamDef{#field, group, "int list", resume, help, [](const TrainConfig& c) { return ListStr(c.field); }, \
@@ -168,6 +200,22 @@ const std::vector<ParamDef> kParams = {
     P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
           "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
           "atomically, and a resume from one restarts its epoch."),
+    P_SIZE(memory_budget, "storage", CHANGES,
+           "RAM for the embedding tables (rows, optimizer state, index, cache metadata), e.g. 4G; rows beyond it "
+           "live on disk under --table-dir. 0: every row in RAM."),
+    P_STRING(table_dir, "storage", CHANGES,
+             "Directory for the rows beyond --memory-budget (scratch: the checkpoint is the durable copy)."),
+    P_INT(admit_min_count, "storage", CHANGES, 0, 1 << 16,
+          "Create a row for an id only once training has seen it this many times (0: at once)."),
+    P_FLOAT(admit_probability, "storage", CHANGES, 0, 1,
+            "Each time training sees an id without a row, create one with this probability."),
+    P_INT(max_rows, "storage", CHANGES, 0, int64_t{1} << 48,
+          "Cap on the rows of each table: the least recently used rows over it are dropped (0: no cap)."),
+    P_INT(row_ttl, "storage", CHANGES, 0, int64_t{1} << 31,
+          "Drop rows not read or updated by training for this many steps (0: never)."),
+    P_CHOICE(row_precision, "storage", CHANGES,
+             "Precision of embedding rows in memory: fp32, or fp16 (stochastic rounding; checkpoints stay fp32).",
+             "fp32", "fp16"),
     P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
              "libffm", "csv"),
     P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),
@@ -268,6 +316,10 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
       } else {
         return wrong("a number");
       }
+    } else if (type == "size") {
+      if (auto* i = v.as_integer()) s = std::to_string(i->get());
+      else if (auto* str = v.as_string()) s = str->get();
+      else return wrong("a size (bytes, or a string such as \"4G\")");
     } else if (type == "bool") {
       if (!v.is_boolean()) return wrong("true or false");
       s = v.as_boolean()->get() ? "true" : "false";
@@ -301,7 +353,14 @@ std::string ConfigToToml(const TrainConfig& cfg) {
   for (const auto& p : kParams) {
     std::string v = p.get(cfg);
     std::string t = p.type;
-    if (t == "string") v = "\"" + v + "\"";
+    if (t == "string") {
+      std::string q = "\"";
+      for (char c : v) {
+        if (c == '"' || c == '\\') q += '\\';
+        q += c;
+      }
+      v = q + "\"";
+    }
     if (t == "int list") v = "[" + v + "]";
     out += std::string(p.name) + " = " + v + "\n";
   }
@@ -314,6 +373,11 @@ Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.checkpoint_every > 0 && cfg.early_stop_patience > 0)
     return Status::InvalidArgument(
         "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");
+  if (cfg.memory_budget > 0 && cfg.table_dir.empty())
+    return Status::InvalidArgument("--memory-budget keeps the rows beyond it on disk: give --table-dir too");
+  if (cfg.memory_budget > 0 && cfg.memory_budget < (int64_t{16} << 20))
+    return Status::InvalidArgument("--memory-budget " + std::to_string(cfg.memory_budget) +
+                                   " is below the smallest budget, 16M");
   if (cfg.deterministic && cfg.threads > 1)
     return Status::InvalidArgument("deterministic runs on one thread, but threads is " + std::to_string(cfg.threads) +
                                    ": set threads to 1 or leave it out (flag or --config)");

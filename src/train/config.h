@@ -48,6 +48,14 @@ struct TrainConfig {
   int early_stop_patience = 0;
   std::string calibrate = "platt";
   int64_t checkpoint_every = 0;
+  // storage of embedding rows (docs/storage.md)
+  int64_t memory_budget = 0;  // bytes of RAM for the tables; 0: every row in RAM
+  std::string table_dir;      // where rows beyond memory_budget live
+  int64_t admit_min_count = 0;
+  float admit_probability = 1.0f;
+  int64_t max_rows = 0;
+  int64_t row_ttl = 0;  // steps
+  std::string row_precision = "fp32";
   // data
   std::string format = "auto";
   int64_t max_bad_lines = 0;
