@@ -21,6 +21,10 @@ namespace embark {
 
 struct PredictorOptions {
   int threads = 0;  // 0: one per core; at most 1024
+  // RAM for the embedding tables; rows beyond it are read from a disk tier
+  // under table_dir (filled from the checkpoint at open). 0: all in RAM.
+  int64_t memory_budget = 0;
+  std::string table_dir;
 };
 
 class Predictor {

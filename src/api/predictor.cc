@@ -26,7 +26,13 @@ Result<std::unique_ptr<Predictor>> Predictor::Open(const std::string& dir, const
   if (options.threads < 0 || options.threads > 1024)
     return Status::InvalidArgument("threads must be in [0, 1024], not " + std::to_string(options.threads));
   auto rep = std::make_unique<Rep>();
-  EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir));
+  if (options.memory_budget < 0) return Status::InvalidArgument("memory_budget must not be negative");
+  StorageOptions storage;
+  storage.memory_budget = options.memory_budget;
+  storage.dir = options.table_dir;
+  if (storage.memory_budget > 0 && storage.dir.empty())
+    return Status::InvalidArgument("a memory budget keeps rows beyond it on disk: give a table directory too");
+  EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir, 0, 1, Env::Posix(), &storage));
   InitBlas();
   rep->ck.model->FreezeForInference();
   rep->info = api::Describe(*rep->ck.model, rep->ck.state, dir);

@@ -346,7 +346,8 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
   return s;
 }
 
-Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index, int shard_count, Env* env) {
+Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index, int shard_count, Env* env,
+                                        const StorageOptions* storage) {
   auto mtext = env->ReadFileToString(dir + "/MANIFEST.json");
   if (!mtext.ok()) return Status::NotFound("'" + dir + "' is not a checkpoint (no MANIFEST.json): " + mtext.status().message());
   int version = 0, shards = 1;
@@ -391,7 +392,8 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     return Status::Corruption(dir + "/data_spec.json: " + parsed_spec.status().message());
   DataSpec spec = std::move(parsed_spec).value();
   LoadedCheckpoint out;
-  EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec));
+  const StorageOptions in_ram;
+  EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec, storage ? storage : &in_ram));
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);

@@ -51,7 +51,9 @@ struct LoadedCheckpoint {
 // every shard file are read; with shard_count > 1 only the rows this rank
 // owns (OwnerOf(key, shard_count) == shard_index) are kept, so a checkpoint
 // written by N ranks loads into M.
+// The rows go into stores made as `storage` says (null: every row in RAM,
+// nothing dropped).
 Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index = 0, int shard_count = 1,
-                                        Env* env = Env::Posix());
+                                        Env* env = Env::Posix(), const StorageOptions* storage = nullptr);
 
 }  // namespace embark

@@ -173,6 +173,15 @@ struct ScoreArgs {
   bool json = false;
   int threads = 0;
   int64_t max_bad_lines = 0;
+  int64_t memory_budget = 0;
+  std::string table_dir;
+  PredictorOptions options() const {
+    PredictorOptions o;
+    o.threads = threads;
+    o.memory_budget = memory_budget;
+    o.table_dir = table_dir;
+    return o;
+  }
 };
 
 void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
@@ -194,6 +203,11 @@ void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
   };
   declared("threads", "Scoring threads; 0 means one per core.", &a->threads);
   declared("max_bad_lines", "Malformed lines to skip before failing.", &a->max_bad_lines);
+  declared("memory_budget",
+           "RAM for the embedding tables, e.g. 4G; rows beyond it are read from disk under --table-dir. "
+           "0: every row in RAM.",
+           &a->memory_budget);
+  cmd->add_option("--table-dir", a->table_dir, "Directory for the rows beyond --memory-budget (scratch)");
 }
 
 void RegisterEval(CLI::App* app) {
@@ -202,7 +216,7 @@ void RegisterEval(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a] {
-    auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
+    auto predictor = Unwrap(Predictor::Open(a->model, a->options()));
     Metrics m = Unwrap(predictor->Evaluate(a->data, a->max_bad_lines));
     if (a->json) {
       std::printf("%s\n", ToJson(m).dump().c_str());
@@ -221,7 +235,7 @@ void RegisterPredict(CLI::App* app) {
   AddScoreOptions(cmd, a.get());
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
   cmd->callback([a] {
-    auto predictor = Unwrap(Predictor::Open(a->model, {a->threads}));
+    auto predictor = Unwrap(Predictor::Open(a->model, a->options()));
     auto scores = Unwrap(predictor->PredictToFile(a->data, a->max_bad_lines, a->out));
     if (scores.bad_lines > 0)
       std::fprintf(stderr, "embark: skipped %lld bad line(s) (an empty output line for each); first: %s\n",
@@ -252,6 +266,17 @@ void RegisterServe(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(0, 10000000));
   cmd->add_option("--workers", o->workers, "Scoring threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
+  cmd->add_option_function<std::string>(
+         "--memory-budget",
+         [o](const std::string& v) {
+           TrainConfig c;
+           if (Status s = FindParam("memory_budget")->set(&c, v); !s.ok()) Fail("--memory-budget: " + s.message());
+           o->memory_budget = c.memory_budget;
+         },
+         "RAM for the embedding tables, e.g. 4G; rows beyond it are read from disk under --table-dir "
+         "(/metrics reports the cache's hits and misses). 0: every row in RAM. [0]")
+      ->type_name("size");
+  cmd->add_option("--table-dir", o->table_dir, "Directory for the rows beyond --memory-budget (scratch)");
   cmd->add_option("--http-threads", o->http_threads,
                   "Requests handled at once (POSTs; GETs are answered by the connection thread, and a connection "
                   "holds no thread while it is idle or still sending)")

@@ -8,6 +8,7 @@
 
 #include "model/families/families.h"
 #include "model/parts.h"
+#include "tier/tiered_store.h"
 #include "util/hash.h"
 
 namespace embark {
@@ -15,7 +16,22 @@ namespace embark {
 Model::Model(const TrainConfig& cfg, const DataSpec& spec) : cfg_(cfg), spec_(spec) {}
 Model::~Model() = default;
 
-Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataSpec& spec) {
+StorageOptions StorageOptions::FromConfig(const TrainConfig& cfg, int rank, int ranks) {
+  StorageOptions s;
+  s.memory_budget = cfg.memory_budget;
+  s.dir = cfg.table_dir;
+  if (ranks > 1 && !s.dir.empty()) s.dir += "/rank-" + std::to_string(rank);
+  s.policy.admit_min_count = static_cast<uint32_t>(cfg.admit_min_count);
+  s.policy.admit_probability = cfg.admit_probability;
+  s.policy.max_rows = static_cast<uint64_t>(cfg.max_rows);
+  s.policy.ttl_steps = static_cast<uint32_t>(cfg.row_ttl);
+  s.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
+  return s;
+}
+
+Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataSpec& spec,
+                                             const StorageOptions* storage_opt) {
+  const StorageOptions storage = storage_opt ? *storage_opt : StorageOptions::FromConfig(cfg);
   const Family* family = FindFamily(cfg.model);
   if (family == nullptr)
     return Status::InvalidArgument("unknown model '" + cfg.model + "' (known: " + FamilyNames() + ")");
@@ -39,6 +55,7 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
   m->params_.set_limit(SIZE_MAX);
 
   std::vector<RowStore*> stores;
+  std::vector<TableConfig> tcs;
   for (const TableDecl& t : b.tables()) {
     TableConfig tc;
     tc.name = t.name;
@@ -46,13 +63,28 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.init_scale = t.init_scale;
     tc.seed = cfg.seed;
     EMBARK_ASSIGN_OR_RETURN(tc.opt, t.optimizer(cfg));
-    tc.policy.admit_min_count = static_cast<uint32_t>(cfg.admit_min_count);
-    tc.policy.admit_probability = cfg.admit_probability;
-    tc.policy.max_rows = static_cast<uint64_t>(cfg.max_rows);
-    tc.policy.ttl_steps = static_cast<uint32_t>(cfg.row_ttl);
-    tc.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
-    m->tables_.push_back(NewMemoryStore(tc));
+    tc.policy = storage.policy;
+    tc.precision = storage.precision;
+    tcs.push_back(tc);
     m->table_optimizers_.push_back(t.optimizer);
+  }
+  // A budget is split between the tables by the RAM a cached row costs.
+  double row_bytes = 0;
+  for (const TableConfig& tc : tcs) row_bytes += tc.row_width() * sizeof(float) + kTierBytesPerCachedRow;
+  for (const TableConfig& tc : tcs) {
+    if (storage.memory_budget > 0) {
+      if (storage.dir.empty())
+        return Status::InvalidArgument("a memory budget keeps rows beyond it on disk: give a table directory");
+      TierOptions to;
+      to.memory_budget = static_cast<uint64_t>(static_cast<double>(storage.memory_budget) *
+                                               (tc.row_width() * sizeof(float) + kTierBytesPerCachedRow) / row_bytes);
+      to.dir = storage.dir + "/" + tc.name;
+      EMBARK_ASSIGN_OR_RETURN(auto store, NewTieredStore(tc, to));
+      m->tables_.push_back(std::move(store));
+      m->tiered_ = true;
+    } else {
+      m->tables_.push_back(NewMemoryStore(tc));
+    }
     stores.push_back(m->tables_.back().get());
   }
   m->rows_ = StoreAccess(std::move(stores));

@@ -36,9 +36,26 @@ class Part;
 // serve) uses this one function so their outputs agree bit for bit.
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+// Where and how a model keeps its embedding rows: settings of a run, not of
+// the model (a checkpoint loads into any storage).
+struct StorageOptions {
+  // 0: every row in RAM (the in-memory store). Otherwise the RAM of all
+  // tables together, split by row size, each a cache over a disk tier
+  // under dir/<table name>.
+  int64_t memory_budget = 0;
+  std::string dir;
+  RowPolicy policy;
+  RowPrecision precision = RowPrecision::kFp32;
+  // A training run's storage: its storage parameters, and under MPI
+  // dir/rank-<rank>.
+  static StorageOptions FromConfig(const TrainConfig& cfg, int rank = 0, int ranks = 1);
+};
+
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> Create(const TrainConfig& cfg, const DataSpec& spec);
+  // Without `storage`, StorageOptions::FromConfig(cfg).
+  static Result<std::unique_ptr<Model>> Create(const TrainConfig& cfg, const DataSpec& spec,
+                                               const StorageOptions* storage = nullptr);
   ~Model();
 
   const TrainConfig& config() const { return cfg_; }
@@ -51,6 +68,8 @@ class Model {
   // each feature; LR, FM, DeepFM, Wide&Deep).
   int num_tables() const { return static_cast<int>(tables_.size()); }
   RowStore* table(int i) const { return tables_[i].get(); }
+  // True when rows may live on disk (prefetching them pays off).
+  bool tiered() const { return tiered_; }
   // Index of the table named `name`, or -1.
   int table_index(const std::string& name) const;
   // Outputs per sample (Forward writes n * outputs() values), as the family
@@ -146,6 +165,7 @@ class Model {
   DataSpec spec_;
   ParamSet params_;
   std::vector<std::unique_ptr<RowStore>> tables_;
+  bool tiered_ = false;
   // Per table: which of a config's settings its optimizer takes.
   std::vector<Result<SparseOptimizerConfig> (*)(const TrainConfig&)> table_optimizers_;
   StoreAccess rows_{{}};

@@ -123,6 +123,34 @@ std::string BaseName(std::string dir) {
 
 }  // namespace
 
+// The served model's tables: rows, RAM and disk bytes, and for tables with
+// a disk tier the cache's hits and misses.
+void AppendTableMetrics(const Model& model, std::string* out) {
+  std::string rows, mem, disk, hits, misses;
+  char buf[256];
+  for (int t = 0; t < model.num_tables(); ++t) {
+    const StoreStats st = model.table(t)->stats();
+    const std::string name = model.table(t)->config().name;
+    auto line = [&](std::string* to, const char* metric, unsigned long long v) {
+      std::snprintf(buf, sizeof(buf), "%s{table=\"%s\"} %llu\n", metric, name.c_str(), v);
+      *to += buf;
+    };
+    line(&rows, "embark_table_rows", st.rows);
+    line(&mem, "embark_table_memory_bytes", st.memory_bytes);
+    line(&disk, "embark_table_disk_bytes", st.disk_bytes);
+    line(&hits, "embark_table_cache_hits_total", st.hits);
+    line(&misses, "embark_table_cache_misses_total", st.misses);
+  }
+  *out += "# HELP embark_table_rows Rows of each embedding table.\n# TYPE embark_table_rows gauge\n" + rows;
+  *out += "# HELP embark_table_memory_bytes RAM of each embedding table.\n# TYPE embark_table_memory_bytes gauge\n" + mem;
+  *out += "# HELP embark_table_disk_bytes Disk bytes of each embedding table (0 when all rows are in RAM).\n"
+          "# TYPE embark_table_disk_bytes gauge\n" + disk;
+  *out += "# HELP embark_table_cache_hits_total Row lookups answered from RAM by a table with a disk tier "
+          "(--memory-budget).\n# TYPE embark_table_cache_hits_total counter\n" + hits;
+  *out += "# HELP embark_table_cache_misses_total Row lookups that went to the disk tier.\n"
+          "# TYPE embark_table_cache_misses_total counter\n" + misses;
+}
+
 struct Server::Impl {
   // Error bodies name the model, not where its files live on the server.
   std::string Redact(std::string msg) const {
@@ -161,7 +189,14 @@ struct Server::Impl {
   }
 
   Result<std::shared_ptr<ServedModel>> Load(int64_t version) {
-    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.model_dir));
+    if (opt.memory_budget > 0 && opt.table_dir.empty())
+      return Status::InvalidArgument("--memory-budget keeps rows beyond it on disk: give --table-dir too");
+    StorageOptions storage;
+    storage.memory_budget = opt.memory_budget;
+    // Two slots: a version loads while the one before it still serves; by
+    // then the one before that is gone.
+    if (opt.memory_budget > 0) storage.dir = opt.table_dir + "/slot-" + std::to_string(version % 2);
+    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.model_dir, 0, 1, Env::Posix(), &storage));
     auto m = std::make_shared<ServedModel>();
     m->model = std::move(ck.model);
     m->model->FreezeForInference();
@@ -230,7 +265,9 @@ struct Server::Impl {
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.status = 200;
       metrics.CountRequest("metrics", 200);
-      res.set_content(metrics.Render(), "text/plain; version=0.0.4");
+      std::string text = metrics.Render();
+      if (auto m = Current()) AppendTableMetrics(*m->model, &text);
+      res.set_content(text, "text/plain; version=0.0.4");
     });
     // Model metadata and readiness; the version segment is optional.
     http.Get(R"(/v2/models/([^/]+)(/versions/([^/]+))?(/ready)?)", [this](const httplib::Request& req,

@@ -31,6 +31,10 @@ struct ServerOptions {
   // The repository load endpoint answers only requests carrying
   // "Authorization: Bearer <admin_token>"; empty: the endpoint is disabled.
   std::string admin_token;
+  // RAM for the embedding tables; rows beyond it are read from a disk tier
+  // under table_dir (each loaded version in its own subdirectory). 0: all in RAM.
+  int64_t memory_budget = 0;
+  std::string table_dir;
 };
 
 class Server {

@@ -178,7 +178,27 @@ Result<std::unique_ptr<TrainerImpl>> TrainerImpl::Create(const TrainConfig& cfg,
 
 Result<bool> TrainerImpl::Next(const std::function<Result<bool>(Batch*)>& read, Batch* batch) {
   if (session_) return session_->NextStep(read, batch);
-  return read(batch);
+  if (!model_->tiered()) return read(batch);
+  // Two batches ahead: their rows come in from disk on the stores'
+  // background threads while this one trains.
+  constexpr size_t kAhead = 2;
+  while (!ahead_done_ && ahead_.size() <= kAhead) {
+    Batch b;
+    EMBARK_ASSIGN_OR_RETURN(bool more, read(&b));
+    if (!more) {
+      ahead_done_ = true;
+      break;
+    }
+    for (int t = 0; t < model_->num_tables(); ++t) model_->table(t)->Prefetch(b.keys.data(), b.keys.size());
+    ahead_.push_back(std::move(b));
+  }
+  if (ahead_.empty()) {
+    ahead_done_ = false;  // the next epoch reads afresh
+    return false;
+  }
+  std::swap(*batch, ahead_.front());
+  ahead_.pop_front();
+  return true;
 }
 
 Status TrainerImpl::Diverged(int64_t step, double loss, float grad_sum) const {
@@ -371,7 +391,8 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
   DenseOptState opt_state;
   TrainerState ts;
   if (!job.resume_dir.empty()) {
-    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks));
+    const StorageOptions storage = StorageOptions::FromConfig(cfg, rank, ranks);
+    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(job.resume_dir, rank, ranks, Env::Posix(), &storage));
     // job.cfg follows the resume rule (ResolveResumeConfig): what the
     // checkpoint fixes must be the loaded model's; the rest is job.cfg's,
     // which TrainerImpl::Create hands to the model (Model::Reconfigure).
@@ -382,7 +403,8 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
     log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s), step %lld", job.resume_dir.c_str(), ts.epochs_done,
             static_cast<long long>(ts.step));
   } else {
-    EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec));
+    const StorageOptions storage = StorageOptions::FromConfig(cfg, rank, ranks);
+    EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec, &storage));
   }
   return TrainerImpl::Create(cfg, std::move(model), opt_state, ts, comm, job.dist);
 }

@@ -12,6 +12,7 @@
 // training) or a Python caller drives the same TrainerImpl.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -149,6 +150,10 @@ class TrainerImpl {
   std::vector<const Workspace*> merge_ws_;  // every thread's workspace, for ApplySparseMerged
   std::vector<std::unique_ptr<Workspace>> score_ws_;
   std::unique_ptr<DistSession> session_;
+  // Batches read ahead, whose rows the tables are prefetching (single
+  // process, tables with a disk tier).
+  std::deque<Batch> ahead_;
+  bool ahead_done_ = false;
   double dense_step_seconds_ = 0;
 };
 
