@@ -38,6 +38,8 @@ constexpr int kShardBits = 6;
 constexpr int kShards = 1 << kShardBits;
 // Rows a cleaner pass or a caller's own write-back sends at once.
 constexpr size_t kWriteBatch = 256;
+// Rows a caller reads from disk at once (its buffers hold this many).
+constexpr size_t kLoadBatch = 2048;
 
 enum : uint8_t {
   kLive = 1,      // the slot holds a key
@@ -162,6 +164,7 @@ class Shard {
   }
 
   void SetHand(size_t e) { hand_ = e % cap_; }
+  bool full() const { return used_ == cap_ && free_.empty(); }
 
   // Up to `max` dirty rows not in use from the `window` slots ahead of the
   // hand (all slots when window >= cap).
@@ -219,6 +222,13 @@ class TieredStore : public RowStore {
   }
 
   ~TieredStore() override {
+    if (getenv("EMBARK_TIER_DEBUG")) {
+      StoreStats st = stats();
+      fprintf(stderr, "tier %s: rows %zu hits %llu misses %llu stall %.3f read %llu written %llu sync %llu cleaned %llu prefetched %llu\n",
+              cfg_.name.c_str(), st.rows, (unsigned long long)st.hits, (unsigned long long)st.misses, st.stall_seconds,
+              (unsigned long long)st.disk_read_bytes, (unsigned long long)st.disk_write_bytes,
+              (unsigned long long)sync_writes_.load(), (unsigned long long)cleaned_.load(), (unsigned long long)prefetched_.load());
+    }
     {
       std::lock_guard<std::mutex> lk(bg_mu_);
       stop_ = true;
@@ -611,6 +621,12 @@ class TieredStore : public RowStore {
         sh.Insert(keys[i], hashes[i], static_cast<size_t>(*slot), kLive | kLoading);
         ++sh.loading;
         loads.push_back(Load{i, static_cast<uint32_t>(*slot), static_cast<uint16_t>(s)});
+        if (loads.size() >= kLoadBatch) {
+          // Bounded buffers: land this many before placing more.
+          lk.unlock();
+          EMBARK_RETURN_IF_ERROR(FinishLoads(keys, loads, mode, fn));
+          lk.lock();
+        }
       }
     }
     hits_ += hits;
@@ -672,14 +688,15 @@ class TieredStore : public RowStore {
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(bg_mu_);
-        bg_cv_.wait_for(lk, std::chrono::milliseconds(5), [&] { return stop_; });
+        bg_cv_.wait_for(lk, std::chrono::milliseconds(2), [&] { return stop_; });
         if (stop_) return;
       }
       for (auto& sp : shards_) {
         Shard& sh = *sp;
         {
           std::lock_guard<std::mutex> lk(sh.mu);
-          if (!sh.wants_clean) continue;
+          // Only a full shard evicts; its hand met dirty rows, or will.
+          if (!sh.wants_clean && !sh.full()) continue;
           sh.wants_clean = false;
           sh.DirtyAhead(std::max<size_t>(sh.cap() / 8, 64), kWriteBatch, &slots);
           ks.resize(slots.size());
@@ -832,8 +849,9 @@ Result<std::unique_ptr<RowStore>> NewTieredStore(const TableConfig& cfg, const T
   if (opt.dir.empty()) return Status::InvalidArgument("table '" + cfg.name + "': a tiered store needs a directory");
   const size_t width = static_cast<size_t>(cfg.row_width());
   const size_t row_bytes = width * sizeof(float) + kTierBytesPerCachedRow;
-  // The disk tier's share: an eighth of the budget, between 4 and 256 MiB.
-  const size_t disk_mem = std::clamp<size_t>(opt.memory_budget / 8, 4 << 20, 256 << 20);
+  // The disk tier's share: a quarter of the budget (measured better than an
+  // eighth), between 4 and 256 MiB.
+  const size_t disk_mem = std::clamp<size_t>(opt.memory_budget / 4, 4 << 20, 256 << 20);
   size_t rows = opt.cache_rows;
   if (rows == 0) {
     if (opt.memory_budget < disk_mem + 64 * 16 * row_bytes)
