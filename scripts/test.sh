@@ -14,6 +14,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   cd build-tsan
   TSAN_OPTIONS=halt_on_error=1 ./tests/thread_pool_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
+  # Eviction against training reads and updates, admission counting.
+  TSAN_OPTIONS=halt_on_error=1 ./tests/admission_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
   # Distributed training's communication thread against the training threads.
   TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
