@@ -14,6 +14,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   cd build-tsan
   TSAN_OPTIONS=halt_on_error=1 ./tests/thread_pool_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
+  # Eviction against training reads and updates, admission counting.
+  TSAN_OPTIONS=halt_on_error=1 ./tests/admission_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
   # Distributed training's communication thread against the training threads.
   TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
@@ -26,6 +28,11 @@ elif [ "${1:-}" = "--tsan" ]; then
   ./embark gen --rows 20000 --valid-rows 2000 --out "$tmp/t.tsv" --valid-out "$tmp/v.tsv" >/dev/null
   TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 512 \
     --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --out "$tmp/m" --quiet
+  # The same with admission, a cap and a TTL: eviction rounds on their own
+  # thread while the 2 training threads read and update rows.
+  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 128 \
+    --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --admit-min-count 2 --max-rows 5000 --row-ttl 16 \
+    --out "$tmp/m2" --quiet
   # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
   # (a race makes the server exit with an error, which fails the checks).
   TSAN_OPTIONS=halt_on_error=1 EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh

@@ -70,6 +70,32 @@ TEST(ReportJson, TrainReportWithValidationAndRanks) {
     EXPECT_TRUE(all.contains(key)) << key;
 }
 
+TEST(ReportJson, StorageCounters) {
+  TrainReport r;
+  r.samples = 100;
+  r.rows_admitted = 7;
+  r.rows_rejected = 3;
+  r.rows_evicted = 2;
+  r.rows_expired = 1;
+  nlohmann::json j = ToJson(r, "fm");
+  EXPECT_EQ(j["rows_admitted"].get<uint64_t>(), 7u);
+  EXPECT_EQ(j["rows_rejected"].get<uint64_t>(), 3u);
+  EXPECT_EQ(j["rows_evicted"].get<uint64_t>(), 2u);
+  EXPECT_EQ(j["rows_expired"].get<uint64_t>(), 1u);
+  EXPECT_DOUBLE_EQ(j["cache_hit_rate"].get<double>(), 0);  // no lookups: 0, not NaN
+  r.cache_hits = 3;
+  r.cache_misses = 1;
+  r.disk_read_bytes = 400;
+  r.disk_write_bytes = 50;
+  r.table_disk_bytes = 1 << 20;
+  j = ToJson(r, "fm");
+  EXPECT_DOUBLE_EQ(j["cache_hit_rate"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(j["disk_read_bytes_per_sample"].get<double>(), 4);
+  EXPECT_DOUBLE_EQ(j["disk_write_bytes_per_sample"].get<double>(), 0.5);
+  EXPECT_EQ(j["table_disk_bytes"].get<size_t>(), size_t{1} << 20);
+  for (const char* key : {"stall_seconds", "table_ram_bytes"}) EXPECT_TRUE(j.contains(key)) << key;
+}
+
 TEST(ReportJson, GenFiguresAreTheValidationDataWhenThereIsSome) {
   GenReport g;
   g.train = {100, 0.25, 0.8, 0.45, 0.7};

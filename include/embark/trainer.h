@@ -57,6 +57,18 @@ struct TrainReport {
   size_t embedding_rows = 0;
   size_t embedding_bytes = 0;        // held by the embedding tables (rows, keys, index)
   size_t embedding_ideal_bytes = 0;  // rows x (dim + optimizer state) x 4
+  // Summed over the tables: rows created by training (admitted), training
+  // reads refused a row by admit_min_count / admit_probability (rejected),
+  // rows dropped over max_rows (evicted) and past row_ttl (expired).
+  uint64_t rows_admitted = 0, rows_rejected = 0, rows_evicted = 0, rows_expired = 0;
+  // A store with a disk tier (0 for the in-memory store): row lookups
+  // answered from RAM (hits) and from disk (misses), bytes read from and
+  // written to disk, time training waited on the disk, and the tables'
+  // bytes in RAM and on disk at the end.
+  uint64_t cache_hits = 0, cache_misses = 0;
+  uint64_t disk_read_bytes = 0, disk_write_bytes = 0;
+  double stall_seconds = 0;
+  size_t table_ram_bytes = 0, table_disk_bytes = 0;
   double flops_per_sample = 0;       // dense part, forward + backward
   // Seconds per phase, averaged over the training threads (each works on
   // its share of every batch); dense_step is the summing of the threads'

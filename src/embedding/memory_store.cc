@@ -24,6 +24,8 @@
 #include <mutex>
 #include <vector>
 
+#include "embedding/admission.h"
+#include "embedding/eviction.h"
 #include "embedding/row_store.h"
 #include "util/hash.h"
 
@@ -260,6 +262,11 @@ class Shard {
   std::vector<uint32_t> free_;  // erased row numbers
 };
 
+// Whether ForEachRowOf asks a RowPolicy's Admission before creating a row:
+// kAll creates every missing row; kRead counts a training read's sighting
+// (Admit), kUpdate asks without counting (Admitted).
+enum class Ask { kAll, kRead, kUpdate };
+
 void Touch(RowMeta* m, uint32_t step, bool update) {
   m->last_step = step;
   if (update && m->count < kFreeRow - 1) ++m->count;
@@ -269,6 +276,7 @@ class MemoryStore : public RowStore {
  public:
   explicit MemoryStore(const TableConfig& cfg) : cfg_(cfg), opt_(cfg.opt, cfg.dim) {
     for (int i = 0; i < kShards; ++i) shards_.emplace_back(std::make_unique<Shard>(row_width()));
+    if (!cfg.policy.admits_all()) admission_ = std::make_unique<Admission>(cfg.policy, cfg.seed);
   }
   const TableConfig& config() const override { return cfg_; }
 
@@ -276,24 +284,30 @@ class MemoryStore : public RowStore {
     const int d = cfg_.dim;
     const bool train = access == Access::kTrain;
     const uint32_t step = step_.load(std::memory_order_relaxed);
-    ForEachRowOf(keys, n, train, [&](size_t i, Shard& sh, uint32_t row1) {
+    uint64_t refused = 0;
+    const size_t made = ForEachRowOf(keys, n, train, [&](size_t i, Shard& sh, uint32_t row1) {
       if (row1 == 0) {
         std::memset(out + i * d, 0, sizeof(float) * d);
+        refused += train;
         return;
       }
       std::memcpy(out + i * d, sh.Row(row1 - 1), sizeof(float) * d);
       if (train) Touch(&sh.At(row1 - 1).meta, step, false);
-    });
+    }, admission_ ? Ask::kRead : Ask::kAll);
+    if (made) admitted_.fetch_add(made, std::memory_order_relaxed);
+    if (refused) rejected_.fetch_add(refused, std::memory_order_relaxed);
     return Status::OK();
   }
 
   Status Update(const uint64_t* keys, size_t n, const float* grads) override {
     const int d = cfg_.dim;
     const uint32_t step = step_.load(std::memory_order_relaxed);
-    ForEachRowOf(keys, n, true, [&](size_t i, Shard& sh, uint32_t row1) {
+    const size_t made = ForEachRowOf(keys, n, true, [&](size_t i, Shard& sh, uint32_t row1) {
+      if (row1 == 0) return;  // not admitted: the gradient is dropped
       opt_.Apply(sh.Row(row1 - 1), grads + i * d);
       Touch(&sh.At(row1 - 1).meta, step, true);
-    });
+    }, admission_ ? Ask::kUpdate : Ask::kAll);
+    if (made) admitted_.fetch_add(made, std::memory_order_relaxed);
     return Status::OK();
   }
 
@@ -347,6 +361,8 @@ class MemoryStore : public RowStore {
 
   std::unique_ptr<RowIterator> NewIterator(size_t block_rows) const override;
 
+  Status Evict(uint32_t now) override;
+
   StoreStats stats() const override {
     StoreStats st;
     for (auto& s : shards_) {
@@ -354,6 +370,11 @@ class MemoryStore : public RowStore {
       st.rows += s->live();
       st.memory_bytes += s->bytes();
     }
+    if (admission_) st.memory_bytes += admission_->memory_bytes();
+    st.admitted = admitted_.load(std::memory_order_relaxed);
+    st.rejected = rejected_.load(std::memory_order_relaxed);
+    st.evicted = evicted_.load(std::memory_order_relaxed);
+    st.expired = expired_.load(std::memory_order_relaxed);
     return st;
   }
 
@@ -375,9 +396,11 @@ class MemoryStore : public RowStore {
 
  private:
   // Runs fn(i, shard, row + 1) for every keys[i], shard by shard with one
-  // lock per shard; a missing row is created when `create`, else fn gets 0.
+  // lock per shard; a missing row is created when `create` (and, unless
+  // `ask` is kAll, the Admission admits it), else fn gets 0. Returns the
+  // number of rows created.
   template <typename Fn>
-  void ForEachRowOf(const uint64_t* keys, size_t n, bool create, Fn&& fn) {
+  size_t ForEachRowOf(const uint64_t* keys, size_t n, bool create, Fn&& fn, Ask ask = Ask::kAll) {
     thread_local std::vector<uint64_t> hashes;
     thread_local std::vector<uint32_t> order;
     hashes.resize(n);
@@ -396,6 +419,9 @@ class MemoryStore : public RowStore {
     // rows) and then resolved, so many independent cache misses overlap.
     constexpr size_t kGroup = 32;
     uint32_t cand[kGroup];
+    size_t made = 0;
+    const bool asks = create && ask != Ask::kAll;
+    const uint32_t step = asks ? step_.load(std::memory_order_relaxed) : 0;
     for (int s = 0; s < kShards; ++s) {
       const size_t b = start[s], e = start[s + 1];
       if (b == e) continue;
@@ -409,19 +435,80 @@ class MemoryStore : public RowStore {
         for (size_t j = g; j < ge; ++j) {
           const size_t i = order[j];
           bool created = false;
-          const uint32_t row1 = sh.Resolve(keys[i], hashes[i], cand[j - g], create, &created);
+          uint32_t row1 = sh.Resolve(keys[i], hashes[i], cand[j - g], create && !asks, &created);
+          if (row1 == 0 && asks &&
+              (ask == Ask::kRead ? admission_->Admit(keys[i], step) : admission_->Admitted(keys[i], step)))
+            row1 = sh.Find(keys[i], hashes[i], true, &created);
+          made += created;
           if (created) opt_.InitRow(keys[i], cfg_.init_scale, cfg_.seed, sh.Row(row1 - 1));
           fn(i, sh, row1);
         }
       }
     }
+    return made;
   }
 
   TableConfig cfg_;
   SparseOptimizer opt_;
   std::atomic<uint32_t> step_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::unique_ptr<Admission> admission_;  // null when the policy admits every id
+  std::atomic<uint64_t> admitted_{0}, rejected_{0}, evicted_{0}, expired_{0};
 };
+
+// Two kinds of drop, each a walk over the shards holding one shard's lock at
+// a time: first the rows idle past the TTL; then, over the cap, an LRU
+// cutoff computed from every row's metadata (one walk, and one more over the
+// rows at the cutoff step when they are only partly dropped) and a walk
+// that drops the rows under it. Rows that training touches between the
+// walks stay (their last_step has moved on), so with training running the
+// table may end a little over the cap until the next call.
+Status MemoryStore::Evict(uint32_t now) {
+  const RowPolicy& p = cfg_.policy;
+  if (p.ttl_steps > 0) {
+    uint64_t dropped = 0;
+    for (auto& s : shards_) {
+      std::lock_guard<std::mutex> lk(s->mu);
+      for (size_t r = 0; r < s->used(); ++r) {
+        if (!s->Live(r)) continue;
+        const KeyMeta km = s->At(r);
+        if (uint64_t{km.meta.last_step} + p.ttl_steps < now) dropped += s->Erase(km.key, Mix64(km.key));
+      }
+    }
+    expired_.fetch_add(dropped, std::memory_order_relaxed);
+  }
+  if (p.max_rows == 0) return Status::OK();
+  LruCutoff lru;
+  uint64_t rows = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    for (size_t r = 0; r < s->used(); ++r)
+      if (s->Live(r)) {
+        lru.Add(s->At(r).meta);
+        ++rows;
+      }
+  }
+  if (rows <= p.max_rows) return Status::OK();
+  const uint64_t drop = rows - p.max_rows;
+  const uint32_t partial = lru.PartialStep(drop);
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    for (size_t r = 0; r < s->used(); ++r)
+      if (s->Live(r) && s->At(r).meta.last_step == partial) lru.AddAtStep(s->At(r).meta);
+  }
+  const Cutoff cut = lru.Find(drop);
+  uint64_t taken = 0, dropped = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    for (size_t r = 0; r < s->used() && dropped < drop; ++r) {
+      if (!s->Live(r)) continue;
+      const KeyMeta km = s->At(r);
+      if (Drops(cut, km.meta, &taken)) dropped += s->Erase(km.key, Mix64(km.key));
+    }
+  }
+  evicted_.fetch_add(dropped, std::memory_order_relaxed);
+  return Status::OK();
+}
 
 // Walks the shards in order, copying a block of rows out under the shard's
 // lock and handing it over after releasing it.

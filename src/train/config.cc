@@ -205,8 +205,9 @@ const std::vector<ParamDef> kParams = {
            "live on disk under --table-dir. 0: every row in RAM."),
     P_STRING(table_dir, "storage", CHANGES,
              "Directory for the rows beyond --memory-budget (scratch: the checkpoint is the durable copy)."),
-    P_INT(admit_min_count, "storage", CHANGES, 0, 1 << 16,
-          "Create a row for an id only once training has seen it this many times (0: at once)."),
+    P_INT(admit_min_count, "storage", CHANGES, 0, 255,
+          "Create a row for an id only once training has seen it this many times, counted in a sketch of 16 MiB "
+          "per table (0 or 1: at once)."),
     P_FLOAT(admit_probability, "storage", CHANGES, 0, 1,
             "Each time training sees an id without a row, create one with this probability."),
     P_INT(max_rows, "storage", CHANGES, 0, int64_t{1} << 48,

@@ -31,18 +31,19 @@ void Progress::Update(uint64_t samples, double train_seconds, double mean_loss, 
     int s = static_cast<int>(elapsed / frac - elapsed);
     eta = std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
   }
+  const std::string detail = detail_ ? detail_() : std::string();
   if (tty_) {
     char bar[31];
     int fill = frac >= 0 ? static_cast<int>(frac * 30) : 0;
     for (int i = 0; i < 30; ++i) bar[i] = i < fill ? '=' : ' ';
     bar[30] = '\0';
-    std::fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %3.0f%%  %.0f samples/s  loss %.5f  ETA %s", epoch_, epochs_, bar,
-                 frac >= 0 ? frac * 100 : 0.0, rate, mean_loss, eta.c_str());
+    std::fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %3.0f%%  %.0f samples/s  loss %.5f  ETA %s%s", epoch_, epochs_, bar,
+                 frac >= 0 ? frac * 100 : 0.0, rate, mean_loss, eta.c_str(), detail.c_str());
     std::fflush(stderr);
     drawn_ = true;
   } else {
-    log_.Log(LogLevel::kInfo, "epoch %d/%d: %llu samples, %.0f samples/s, loss %.5f, ETA %s", epoch_, epochs_,
-             static_cast<unsigned long long>(samples), rate, mean_loss, eta.c_str());
+    log_.Log(LogLevel::kInfo, "epoch %d/%d: %llu samples, %.0f samples/s, loss %.5f, ETA %s%s", epoch_, epochs_,
+             static_cast<unsigned long long>(samples), rate, mean_loss, eta.c_str(), detail.c_str());
   }
 }
 

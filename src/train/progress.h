@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "util/log.h"
 
@@ -15,6 +17,9 @@ class Progress {
   void StartEpoch(int epoch, int epochs);
   void Update(uint64_t samples, double train_seconds, double mean_loss, uint64_t bytes_read, uint64_t bytes_total);
   void Clear();  // erase the bar before other output
+  // Text appended to each line drawn (", rows ..."), asked only when a line
+  // is drawn.
+  void set_detail(std::function<std::string()> detail) { detail_ = std::move(detail); }
 
  private:
   bool enabled_, tty_;
@@ -22,6 +27,7 @@ class Progress {
   int epoch_ = 0, epochs_ = 0;
   std::chrono::steady_clock::time_point start_, last_;
   bool drawn_ = false;
+  std::function<std::string()> detail_;
 };
 
 }  // namespace embark

@@ -43,6 +43,17 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model) {
   j["embedding_rows"] = r.embedding_rows;
   j["embedding_bytes"] = r.embedding_bytes;
   j["embedding_ideal_bytes"] = r.embedding_ideal_bytes;
+  j["rows_admitted"] = r.rows_admitted;
+  j["rows_rejected"] = r.rows_rejected;
+  j["rows_evicted"] = r.rows_evicted;
+  j["rows_expired"] = r.rows_expired;
+  const uint64_t lookups = r.cache_hits + r.cache_misses;
+  j["cache_hit_rate"] = lookups ? static_cast<double>(r.cache_hits) / static_cast<double>(lookups) : 0.0;
+  j["disk_read_bytes_per_sample"] = r.samples ? static_cast<double>(r.disk_read_bytes) / r.samples : 0;
+  j["disk_write_bytes_per_sample"] = r.samples ? static_cast<double>(r.disk_write_bytes) / r.samples : 0;
+  j["stall_seconds"] = r.stall_seconds;
+  j["table_ram_bytes"] = r.table_ram_bytes;
+  j["table_disk_bytes"] = r.table_disk_bytes;
   j["flops_per_sample"] = r.flops_per_sample;
   // The machine's dense kernels: the instruction set oneDNN dispatches to,
   // and how --dense-precision bf16 runs here ("onednn" or "rounded-fp32").

@@ -134,6 +134,7 @@ TrainerImpl::TrainerImpl(const TrainConfig& cfg, std::unique_ptr<Model> model, i
     : cfg_(cfg), model_(std::move(model)), pool_(threads) {}
 
 TrainerImpl::~TrainerImpl() {
+  (void)JoinEviction();
   if (session_) (void)session_->Drain();
 }
 
@@ -144,6 +145,15 @@ Result<std::unique_ptr<TrainerImpl>> TrainerImpl::Create(const TrainConfig& cfg,
   std::unique_ptr<TrainerImpl> t(new TrainerImpl(cfg, std::move(model), T));
   t->cfg_.threads = T;
   t->state_ = state;
+  // An eviction round every 1/8 of the shortest TTL, and every 64 steps
+  // under a cap (so a table exceeds its cap by at most ~64 steps' new rows).
+  for (int i = 0; i < t->model_->num_tables(); ++i) {
+    const RowPolicy& p = t->model_->table(i)->config().policy;
+    int64_t every = 0;
+    if (p.ttl_steps > 0) every = std::max<int64_t>(1, p.ttl_steps / 8);
+    if (p.max_rows > 0) every = every > 0 ? std::min<int64_t>(every, 64) : 64;
+    if (every > 0) t->evict_every_ = t->evict_every_ > 0 ? std::min(t->evict_every_, every) : every;
+  }
   // The tables take this run's optimizer settings (a resumed model keeps
   // the kinds it was trained with; see ResolveResumeConfig).
   EMBARK_RETURN_IF_ERROR(t->model_->Reconfigure(cfg));
@@ -284,6 +294,33 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   }
   ++state_.step;
   state_.samples += static_cast<uint64_t>(st.global_samples);  // over all ranks
+  EMBARK_RETURN_IF_ERROR(MaybeEvict());
+  return st;
+}
+
+Status TrainerImpl::MaybeEvict() {
+  if (evict_every_ == 0 || state_.step % evict_every_ != 0) return Status::OK();
+  const uint32_t now = static_cast<uint32_t>(state_.step);
+  auto round = [this, now]() -> Status {
+    for (int t = 0; t < model_->num_tables(); ++t) EMBARK_RETURN_IF_ERROR(model_->table(t)->Evict(now));
+    return Status::OK();
+  };
+  // Deterministic: the same rows go at the same steps, every run.
+  if (cfg_.deterministic) return round();
+  if (evicting_.load(std::memory_order_acquire)) return Status::OK();  // the last round is still running
+  EMBARK_RETURN_IF_ERROR(JoinEviction());
+  evicting_.store(true, std::memory_order_release);
+  evictor_ = std::thread([this, round] {
+    evict_status_ = round();
+    evicting_.store(false, std::memory_order_release);
+  });
+  return Status::OK();
+}
+
+Status TrainerImpl::JoinEviction() {
+  if (evictor_.joinable()) evictor_.join();
+  Status st = evict_status_;
+  evict_status_ = Status::OK();
   return st;
 }
 
@@ -363,7 +400,10 @@ Status TrainerImpl::Save(const std::string& dir, double best_auc) {
   return SaveCheckpoint(dir, *model_, os, s, session_ ? session_->comm() : nullptr);
 }
 
-Status TrainerImpl::Drain() { return session_ ? session_->Drain() : Status::OK(); }
+Status TrainerImpl::Drain() {
+  EMBARK_RETURN_IF_ERROR(JoinEviction());
+  return session_ ? session_->Drain() : Status::OK();
+}
 
 PhaseSeconds TrainerImpl::phase_seconds() const {
   PhaseSeconds p;
@@ -409,6 +449,42 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
   return TrainerImpl::Create(cfg, std::move(model), opt_state, ts, comm, job.dist);
 }
 
+namespace {
+
+// The tables' row counters for the progress line: rows admitted, evicted and
+// expired when a policy is active, and the hit rate of a store with a disk
+// tier; empty otherwise.
+std::string TableProgress(const Model& m) {
+  StoreStats sum;
+  bool policy = false;
+  for (int i = 0; i < m.num_tables(); ++i) {
+    const RowPolicy& p = m.table(i)->config().policy;
+    policy = policy || !p.admits_all() || p.drops();
+    const StoreStats st = m.table(i)->stats();
+    sum.rows += st.rows;
+    sum.admitted += st.admitted;
+    sum.evicted += st.evicted;
+    sum.expired += st.expired;
+    sum.hits += st.hits;
+    sum.misses += st.misses;
+  }
+  std::string out;
+  char buf[160];
+  if (policy) {
+    std::snprintf(buf, sizeof(buf), ", rows %zu (admitted %llu, evicted %llu, expired %llu)", sum.rows,
+                  static_cast<unsigned long long>(sum.admitted), static_cast<unsigned long long>(sum.evicted),
+                  static_cast<unsigned long long>(sum.expired));
+    out += buf;
+  }
+  if (sum.hits + sum.misses > 0) {
+    std::snprintf(buf, sizeof(buf), ", hit rate %.3f", static_cast<double>(sum.hits) / (sum.hits + sum.misses));
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger& log) {
   const TrainConfig& cfg = job.cfg;
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
@@ -428,6 +504,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   int bad_evals = 0;
   bool saved_best = false;
   Progress progress(job.progress, log);
+  progress.set_detail([&m] { return TableProgress(m); });
 
   // CPU time of validation passes and checkpoint saves, taken out of
   // rep.cpu_seconds: aside(fn) runs fn and counts its time here.
@@ -612,6 +689,17 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     rep.embedding_rows = std::max(rep.embedding_rows, st.rows);
     rep.embedding_bytes += st.memory_bytes;
     rep.embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
+    rep.rows_admitted += st.admitted;
+    rep.rows_rejected += st.rejected;
+    rep.rows_evicted += st.evicted;
+    rep.rows_expired += st.expired;
+    rep.cache_hits += st.hits;
+    rep.cache_misses += st.misses;
+    rep.disk_read_bytes += st.disk_read_bytes;
+    rep.disk_write_bytes += st.disk_write_bytes;
+    rep.stall_seconds += st.stall_seconds;
+    rep.table_ram_bytes += st.memory_bytes;
+    rep.table_disk_bytes += st.disk_bytes;
   }
   rep.flops_per_sample = m.TrainFlopsPerSample();
   const DistStats ds = trainer->dist_stats();

@@ -12,10 +12,12 @@
 // training) or a Python caller drives the same TrainerImpl.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
@@ -113,8 +115,8 @@ class TrainerImpl {
   // (collective when distributed). best_auc goes into the counters.
   Status Save(const std::string& dir, double best_auc);
 
-  // Waits for outstanding communication (distributed); before reading the
-  // tables from outside the trainer.
+  // Waits for outstanding communication (distributed) and for a running
+  // eviction round; before reading the tables from outside the trainer.
   Status Drain();
 
   Model& model() { return *model_; }
@@ -136,6 +138,12 @@ class TrainerImpl {
   Status ScoreFiles(const std::vector<std::string>& files, ScoreOutput out, std::vector<double>* scores,
                     std::vector<float>* labels);
   struct ThreadState;
+  // Rows dropped by the tables' RowPolicy (TTL, cap): every evict_every_
+  // steps an eviction round runs Evict on every table, on a thread of its
+  // own (a step never waits; a round starts only after the previous one has
+  // finished), or on the training thread in deterministic runs.
+  Status MaybeEvict();
+  Status JoinEviction();  // waits for a round in flight; its error, if any
 
   TrainConfig cfg_;
   std::unique_ptr<Model> model_;
@@ -155,6 +163,10 @@ class TrainerImpl {
   std::deque<Batch> ahead_;
   bool ahead_done_ = false;
   double dense_step_seconds_ = 0;
+  int64_t evict_every_ = 0;  // 0: no table drops rows
+  std::thread evictor_;
+  std::atomic<bool> evicting_{false};
+  Status evict_status_;
 };
 
 // The trainer of `job`: a new model, or its resume checkpoint loaded
