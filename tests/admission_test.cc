@@ -109,9 +109,15 @@ TEST(Admission, ConcurrentSightingsAreSafe) {
       for (uint64_t k = 0; k < 20000; ++k) admitted += a.Admit(k, 0);
     });
   for (auto& t : th) t.join();
-  // 4 sightings of each id: each is admitted by at least one of them (the
-  // count never undercounts by more than the races lose).
-  EXPECT_GT(admitted.load(), 15000);
+  // Racing sightings may lose counts (a sketch's count is approximate), but
+  // never corrupt the sketch: some ids were admitted, and every id is
+  // admitted within min_count more sightings from one thread.
+  EXPECT_GT(admitted.load(), 0);
+  for (uint64_t k = 0; k < 20000; ++k) {
+    bool in = false;
+    for (int s = 0; s < 4 && !in; ++s) in = a.Admit(k, 0);
+    ASSERT_TRUE(in) << k;
+  }
 }
 
 TEST(LruCutoff, DropsTheLeastRecentlyUsedThenTheLeastUpdated) {
