@@ -288,5 +288,84 @@ TEST(TieredStore, BudgetSizesTheCache) {
   EXPECT_FALSE(NewTieredStore(c, o).ok());
 }
 
+TableConfig PolicyConfig(RowPolicy p) {
+  TableConfig c = ConformanceConfig(SparseOptKind::kSgd, 4);
+  c.policy = p;
+  return c;
+}
+
+void TouchAt(RowStore* t, uint32_t step, uint64_t b, uint64_t e) {
+  t->SetStep(step);
+  std::vector<uint64_t> keys;
+  for (uint64_t k = b; k < e; ++k) keys.push_back(k);
+  std::vector<float> w(keys.size() * 4);
+  ASSERT_TRUE(t->Get(keys.data(), keys.size(), w.data(), Access::kTrain).ok());
+}
+
+bool Has(RowStore* t, uint64_t k) {
+  std::vector<float> row(t->row_width());
+  RowMeta m;
+  bool found = false;
+  EXPECT_TRUE(t->Read(&k, 1, row.data(), &m, &found).ok());
+  return found;
+}
+
+// The policy's rules hold whether a row is in RAM or on disk.
+TEST(TieredPolicy, AdmissionByCount) {
+  RowPolicy p;
+  p.admit_min_count = 3;
+  auto t = MakeTiered(PolicyConfig(p), 64, true);
+  std::vector<uint64_t> keys(500);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = i * 31 + 7;
+  std::vector<float> w(keys.size() * 4), g(keys.size() * 4, 1.0f);
+  for (uint32_t s = 0; s < 2; ++s) {
+    t->SetStep(s);
+    ASSERT_TRUE(t->Get(keys.data(), keys.size(), w.data(), Access::kTrain).ok());
+    for (float x : w) ASSERT_EQ(x, 0.0f);
+    ASSERT_TRUE(t->Update(keys.data(), keys.size(), g.data()).ok());  // dropped: no rows
+    EXPECT_EQ(t->stats().rows, 0u);
+  }
+  t->SetStep(2);
+  ASSERT_TRUE(t->Get(keys.data(), keys.size(), w.data(), Access::kTrain).ok());
+  ASSERT_TRUE(t->Update(keys.data(), keys.size(), g.data()).ok());
+  const StoreStats st = t->stats();
+  EXPECT_EQ(st.rows, keys.size());
+  EXPECT_EQ(st.admitted, keys.size());
+  EXPECT_EQ(st.rejected, 2 * keys.size());
+}
+
+TEST(TieredPolicy, TtlDropsIdleRowsInRamAndOnDisk) {
+  RowPolicy p;
+  p.ttl_steps = 10;
+  auto t = MakeTiered(PolicyConfig(p), 128, true);
+  TouchAt(t.get(), 0, 0, 1000);
+  TouchAt(t.get(), 5, 500, 1000);
+  ASSERT_TRUE(t->Evict(10).ok());  // 0 + 10 < 10 is false: all stay
+  EXPECT_EQ(t->stats().rows, 1000u);
+  ASSERT_TRUE(t->Evict(15).ok());  // walks at most every ttl/2 steps
+  const StoreStats st = t->stats();
+  EXPECT_EQ(st.rows, 500u);
+  EXPECT_EQ(st.expired, 500u);
+  for (uint64_t k = 0; k < 1000; k += 7) EXPECT_EQ(Has(t.get(), k), k >= 500) << k;
+}
+
+TEST(TieredPolicy, CapDropsTheLeastRecentlyUsedToBelowTheCap) {
+  RowPolicy p;
+  p.max_rows = 2000;
+  auto t = MakeTiered(PolicyConfig(p), 256, true);
+  for (uint32_t s = 0; s < 4; ++s) TouchAt(t.get(), s, s * 1000, (s + 1) * 1000);
+  ASSERT_TRUE(t->Evict(4).ok());
+  const StoreStats st = t->stats();
+  // Down to 95% of the cap: the rows of steps 0 and 1, and 100 of step 2.
+  EXPECT_EQ(st.rows, 1900u);
+  EXPECT_EQ(st.evicted, 2100u);
+  for (uint64_t k = 0; k < 4000; k += 13) {
+    if (k < 2000) EXPECT_FALSE(Has(t.get(), k)) << k;
+    if (k >= 3000) EXPECT_TRUE(Has(t.get(), k)) << k;
+  }
+  ASSERT_TRUE(t->Evict(5).ok());  // under the cap: nothing more
+  EXPECT_EQ(t->stats().evicted, 2100u);
+}
+
 }  // namespace
 }  // namespace embark

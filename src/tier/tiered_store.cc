@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "embedding/admission.h"
+#include "embedding/eviction.h"
 #include "tier/disk_tier.h"
 #include "util/hash.h"
 
@@ -215,6 +217,7 @@ class TieredStore : public RowStore {
     width_ = cfg.row_width();
     value_bytes_ = sizeof(RowMeta) + sizeof(float) * static_cast<size_t>(width_);
     for (int i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>(shard_cap, width_));
+    if (!cfg.policy.admits_all()) admission_ = std::make_unique<Admission>(cfg.policy, cfg.seed);
     if (opt.background) {
       cleaner_ = std::thread([this] { CleanerLoop(); });
       loader_ = std::thread([this] { LoaderLoop(); });
@@ -222,13 +225,6 @@ class TieredStore : public RowStore {
   }
 
   ~TieredStore() override {
-    if (getenv("EMBARK_TIER_DEBUG")) {
-      StoreStats st = stats();
-      fprintf(stderr, "tier %s: rows %zu hits %llu misses %llu stall %.3f read %llu written %llu sync %llu cleaned %llu prefetched %llu\n",
-              cfg_.name.c_str(), st.rows, (unsigned long long)st.hits, (unsigned long long)st.misses, st.stall_seconds,
-              (unsigned long long)st.disk_read_bytes, (unsigned long long)st.disk_write_bytes,
-              (unsigned long long)sync_writes_.load(), (unsigned long long)cleaned_.load(), (unsigned long long)prefetched_.load());
-    }
     {
       std::lock_guard<std::mutex> lk(bg_mu_);
       stop_ = true;
@@ -325,9 +321,15 @@ class TieredStore : public RowStore {
   }
 
   Status Erase(const uint64_t* keys, size_t n) override {
+    return DropIf(keys, n, [](const RowMeta&) { return true; }, nullptr);
+  }
+
+  // Forgets those of keys[0..n) whose metadata, read under the shard's lock
+  // (from RAM or disk), satisfies `drop`; counts them in *dropped.
+  template <typename Pred>
+  Status DropIf(const uint64_t* keys, size_t n, Pred drop, uint64_t* dropped) {
     std::vector<uint64_t> ks;
     std::vector<char> vals;
-    std::unique_ptr<bool[]> fnd(new bool[n > 0 ? n : 1]);
     Group(keys, n);
     const std::vector<size_t> start(start_, start_ + kShards + 1);
     const std::vector<uint32_t> order(order_.begin(), order_.begin() + n);
@@ -343,34 +345,34 @@ class TieredStore : public RowStore {
         }
         return true;
       });
-      ks.clear();
-      size_t cached = 0;
+      // Each key's metadata: from RAM, else from disk (under the lock, so
+      // no thread brings the key in meanwhile).
+      std::vector<uint64_t> probe;
       for (size_t j = start[s]; j < start[s + 1]; ++j) {
         const uint64_t k = keys[order[j]];
-        const int64_t e = sh.Find(k, Mix64(k));
-        if (e >= 0) {
-          sh.Remove(e);
-          ++cached;
-          // On disk too, perhaps, but counted once.
-          ks.push_back(k);
-          fnd[ks.size() - 1] = true;
-        } else {
-          ks.push_back(k);
-          fnd[ks.size() - 1] = false;
-        }
+        if (sh.Find(k, Mix64(k)) < 0) probe.push_back(k);
       }
-      // Keys not cached exist when the disk holds them. Under the lock, so
-      // no thread brings them in meanwhile.
-      std::vector<uint64_t> probe;
-      for (size_t j = 0; j < ks.size(); ++j)
-        if (!fnd[j]) probe.push_back(ks[j]);
       vals.resize(probe.size() * value_bytes_);
       std::unique_ptr<bool[]> on_disk(new bool[probe.size() + 1]);
       EMBARK_RETURN_IF_ERROR(disk_->MultiGet(probe.data(), probe.size(), vals.data(), on_disk.get()));
-      size_t existed = cached;
-      for (size_t j = 0; j < probe.size(); ++j) existed += on_disk[j];
+      ks.clear();
+      for (size_t j = start[s]; j < start[s + 1]; ++j) {
+        const uint64_t k = keys[order[j]];
+        const int64_t e = sh.Find(k, Mix64(k));
+        if (e < 0 || !drop(sh.At(e).meta)) continue;
+        sh.Remove(e);
+        ks.push_back(k);
+      }
+      for (size_t j = 0; j < probe.size(); ++j) {
+        if (!on_disk[j]) continue;
+        RowMeta m;
+        std::memcpy(&m, vals.data() + j * value_bytes_, sizeof(RowMeta));
+        if (drop(m)) ks.push_back(probe[j]);
+      }
+      // Cached rows may have a disk copy too: delete every dropped key there.
       EMBARK_RETURN_IF_ERROR(disk_->Write(nullptr, 0, nullptr, ks.data(), ks.size()));
-      rows_ -= static_cast<int64_t>(existed);
+      rows_ -= static_cast<int64_t>(ks.size());
+      if (dropped) *dropped += ks.size();
       sh.cv.notify_all();
     }
     return Status::OK();
@@ -400,6 +402,8 @@ class TieredStore : public RowStore {
 
   std::unique_ptr<RowIterator> NewIterator(size_t block_rows) const override;
 
+  Status Evict(uint32_t now) override;
+
   StoreStats stats() const override {
     StoreStats st;
     st.rows = static_cast<size_t>(std::max<int64_t>(0, rows_.load()));
@@ -412,6 +416,10 @@ class TieredStore : public RowStore {
     st.memory_bytes += disk_mem_;
     st.disk_bytes = disk_->disk_bytes();
     st.admitted = admitted_.load();
+    st.rejected = rejected_.load();
+    st.evicted = evicted_.load();
+    st.expired = expired_.load();
+    if (admission_) st.memory_bytes += admission_->memory_bytes();
     st.hits = hits_.load();
     st.misses = misses_.load();
     st.disk_read_bytes = disk_->bytes_read();
@@ -541,7 +549,7 @@ class TieredStore : public RowStore {
             std::memcpy(sh.Row(l.e), v + sizeof(RowMeta), sizeof(float) * width_);
             f = kLive | kRef;
             fn(l.i, sh.Row(l.e), &sh.At(l.e).meta, &f);
-          } else if (create) {
+          } else if (create && Admits(keys[l.i], mode, step)) {
             opt_.InitRow(keys[l.i], cfg_.init_scale, cfg_.seed, sh.Row(l.e));
             sh.At(l.e).meta = RowMeta{step, 0};
             f = kLive | kRef | kDirty;
@@ -559,6 +567,17 @@ class TieredStore : public RowStore {
     }
     loads.clear();
     return st;
+  }
+
+  // Whether a key with no row gets one: always for a Put; for training, as
+  // the policy's Admission says (a read counts a sighting, an update asks
+  // what the read of its step was told).
+  bool Admits(uint64_t key, Mode mode, uint32_t step) {
+    if (mode == Mode::kPut || !admission_) return true;
+    if (mode == Mode::kUpdate) return admission_->Admitted(key, step);
+    if (admission_->Admit(key, step)) return true;
+    ++rejected_;
+    return false;
   }
 
   // Runs fn(i, row, meta, flags) for every keys[i] under its shard's lock,
@@ -786,6 +805,9 @@ class TieredStore : public RowStore {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint32_t> step_{0};
   std::atomic<int64_t> rows_{0};
+  std::unique_ptr<Admission> admission_;  // null when the policy admits every id
+  uint32_t last_ttl_scan_ = 0;
+  std::atomic<uint64_t> rejected_{0}, evicted_{0}, expired_{0};
   std::atomic<uint64_t> admitted_{0}, hits_{0}, misses_{0}, sync_writes_{0}, cleaned_{0}, prefetched_{0};
   std::atomic<int64_t> stall_ns_{0};
   // Group's scratch (callers of one store method at a time per thread).
@@ -803,6 +825,70 @@ class TieredStore : public RowStore {
 thread_local std::vector<uint64_t> TieredStore::hashes_;
 thread_local std::vector<uint32_t> TieredStore::order_;
 thread_local size_t TieredStore::start_[kShards + 1];
+
+// A walk of every row's metadata (dirty rows written back first), then
+// the rows to drop, re-checked under their shard's lock (a row used since
+// the walk stays). A walk reads the whole disk tier, so rounds are spaced:
+// expiry walks at most every ttl/2 steps (a row lives at most 1.5 ttl
+// idle), and a cap walks only when the table is over it, then drops to 95%
+// of it so that the next round has room.
+Status TieredStore::Evict(uint32_t now) {
+  const RowPolicy& p = cfg_.policy;
+  const bool ttl = p.ttl_steps > 0 && now >= last_ttl_scan_ + std::max<uint32_t>(1, p.ttl_steps / 2);
+  const uint64_t rows = static_cast<uint64_t>(std::max<int64_t>(0, rows_.load()));
+  const bool cap = p.max_rows > 0 && rows > p.max_rows;
+  if (!ttl && !cap) return Status::OK();
+  EMBARK_RETURN_IF_ERROR(FlushAll());
+  std::vector<uint64_t> old, keys(4096);
+  std::vector<char> vals(keys.size() * value_bytes_);
+  LruCutoff lru;
+  std::vector<std::pair<uint64_t, RowMeta>> metas;
+  auto it = disk_->NewIterator();
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(size_t got, it->Next(keys.size(), keys.data(), vals.data()));
+    if (got == 0) break;
+    for (size_t i = 0; i < got; ++i) {
+      RowMeta m;
+      std::memcpy(&m, vals.data() + i * value_bytes_, sizeof(RowMeta));
+      if (ttl && uint64_t{m.last_step} + p.ttl_steps < now) {
+        old.push_back(keys[i]);
+      } else if (cap) {
+        lru.Add(m);
+        metas.emplace_back(keys[i], m);
+      }
+    }
+  }
+  it.reset();
+  if (ttl) {
+    last_ttl_scan_ = now;
+    uint64_t dropped = 0;
+    const uint32_t ttl_steps = p.ttl_steps;
+    EMBARK_RETURN_IF_ERROR(DropIf(old.data(), old.size(), [&](const RowMeta& m) {
+      return uint64_t{m.last_step} + ttl_steps < now;
+    }, &dropped));
+    expired_ += dropped;
+  }
+  if (cap && metas.size() > p.max_rows) {
+    const uint64_t drop = metas.size() - p.max_rows + p.max_rows / 20;
+    const uint32_t partial = lru.PartialStep(drop);
+    for (const auto& [k, m] : metas)
+      if (m.last_step == partial) lru.AddAtStep(m);
+    const Cutoff cut = lru.Find(std::min<uint64_t>(drop, metas.size()));
+    uint64_t taken = 0;
+    std::vector<uint64_t> victims;
+    for (const auto& [k, m] : metas)
+      if (Drops(cut, m, &taken)) victims.push_back(k);
+    metas.clear();
+    uint64_t dropped = 0;
+    // Re-checked: a row used since the walk (a newer last_step) stays.
+    const uint32_t last = cut.step;
+    EMBARK_RETURN_IF_ERROR(DropIf(victims.data(), victims.size(), [&](const RowMeta& m) {
+      return m.last_step <= last;
+    }, &dropped));
+    evicted_ += dropped;
+  }
+  return Status::OK();
+}
 
 class TieredIterator : public RowIterator {
  public:
