@@ -298,13 +298,15 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
   return st;
 }
 
+Status TrainerImpl::EvictAll(uint32_t now) {
+  for (int t = 0; t < model_->num_tables(); ++t) EMBARK_RETURN_IF_ERROR(model_->table(t)->Evict(now));
+  return Status::OK();
+}
+
 Status TrainerImpl::MaybeEvict() {
   if (evict_every_ == 0 || state_.step % evict_every_ != 0) return Status::OK();
   const uint32_t now = static_cast<uint32_t>(state_.step);
-  auto round = [this, now]() -> Status {
-    for (int t = 0; t < model_->num_tables(); ++t) EMBARK_RETURN_IF_ERROR(model_->table(t)->Evict(now));
-    return Status::OK();
-  };
+  auto round = [this, now] { return EvictAll(now); };
   // Deterministic: the same rows go at the same steps, every run.
   if (cfg_.deterministic) return round();
   if (evicting_.load(std::memory_order_acquire)) return Status::OK();  // the last round is still running
@@ -390,8 +392,11 @@ Status TrainerImpl::Predict(const Batch& batch, float* probs) {
 
 Status TrainerImpl::Save(const std::string& dir, double best_auc) {
   // The checkpoint's collective calls run on this thread: let the
-  // communication thread finish first.
+  // communication thread (and an eviction round) finish first.
   EMBARK_RETURN_IF_ERROR(Drain());
+  // A checkpoint holds the rows the policy keeps as of now (at most
+  // max_rows), not those created since the last round.
+  if (evict_every_ > 0) EMBARK_RETURN_IF_ERROR(EvictAll(static_cast<uint32_t>(state_.step)));
   DenseOptState os;
   os.step = opt_->step();
   for (int i = 0; i < opt_->num_slots(); ++i) os.slots.push_back(opt_->slot(i));

@@ -143,6 +143,7 @@ class TrainerImpl {
   // own (a step never waits; a round starts only after the previous one has
   // finished), or on the training thread in deterministic runs.
   Status MaybeEvict();
+  Status EvictAll(uint32_t now);  // one round, on this thread
   Status JoinEviction();  // waits for a round in flight; its error, if any
 
   TrainConfig cfg_;

@@ -23,6 +23,7 @@ check "min count: fewer rows" "$(json_get mc.json embedding_rows) < 0.8 * $base_
 consistent mc
 check "cap: rows evicted" "$(json_get cap.json rows_evicted) > 0 and $(json_get cap.json rows_expired) == 0"
 check "cap: fewer rows" "$(json_get cap.json embedding_rows) < $base_rows"
+check "cap: the saved tables hold at most the cap" "$(json_get cap.json embedding_rows) <= 20000"
 consistent cap
 check "ttl: rows expired" "$(json_get ttl.json rows_expired) > 0 and $(json_get ttl.json rows_evicted) == 0"
 consistent ttl
