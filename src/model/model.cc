@@ -50,7 +50,9 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     tc.policy.admit_probability = cfg.admit_probability;
     tc.policy.max_rows = static_cast<uint64_t>(cfg.max_rows);
     tc.policy.ttl_steps = static_cast<uint32_t>(cfg.row_ttl);
-    tc.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
+    tc.precision = cfg.row_precision == "fp16"   ? RowPrecision::kFp16
+                   : cfg.row_precision == "int8" ? RowPrecision::kInt8
+                                                 : RowPrecision::kFp32;
     m->tables_.push_back(NewMemoryStore(tc));
     m->table_optimizers_.push_back(t.optimizer);
     stores.push_back(m->tables_.back().get());
