@@ -37,4 +37,11 @@ struct CheckpointInfo {
 // newer format). Loads the whole model to do so.
 Result<CheckpointInfo> VerifyCheckpoint(const std::string& dir);
 
+// Writes a serving copy of the checkpoint in `dir` into `out` (new, or an
+// empty directory; nothing is left there on failure): its embedding rows in
+// `row_precision` ("int8": per row int8 weights with an fp32 scale and bias),
+// no optimizer state. Predictor and `embark serve` load it and keep its rows
+// int8 in memory; training refuses to resume from it.
+Status ExportCheckpoint(const std::string& dir, const std::string& out, const std::string& row_precision = "int8");
+
 }  // namespace embark

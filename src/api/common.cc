@@ -91,6 +91,12 @@ Result<CheckpointInfo> VerifyCheckpoint(const std::string& dir) {
   return api::Describe(*ck.model, ck.state, dir);
 }
 
+Status ExportCheckpoint(const std::string& dir, const std::string& out, const std::string& row_precision) {
+  if (row_precision != "int8")
+    return Status::InvalidArgument("--row-precision: export writes 'int8' rows, not '" + row_precision + "'");
+  return embark::ExportCheckpoint(dir, out, RowPrecision::kInt8);
+}
+
 Status TrainOptions::Set(const std::string& name, const std::string& value) {
   if (FindParam(name) == nullptr) return Status::InvalidArgument("unknown parameter '" + name + "' (embark params lists them)");
   values_.emplace_back(name, value);

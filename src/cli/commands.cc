@@ -402,6 +402,27 @@ void RegisterVerify(CLI::App* app) {
   });
 }
 
+void RegisterExport(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "export", "Write a serving copy of a checkpoint with int8 embedding rows (per-row fp32 scale and bias, no "
+                "optimizer state) for predict, eval and serve; it cannot be trained on");
+  auto a = std::make_shared<std::pair<std::string, std::string>>();
+  auto precision = std::make_shared<std::string>("int8");
+  cmd->add_option("checkpoint", a->first, "Checkpoint directory to export")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("out", a->second, "Output directory: new, or empty")->required();
+  cmd->add_option("--row-precision", *precision, "Precision of the exported rows")
+      ->check(CLI::IsMember({"int8"}))
+      ->capture_default_str();
+  cmd->callback([a, precision] {
+    Check(ExportCheckpoint(a->first, a->second, *precision));
+    const CheckpointInfo info = Unwrap(VerifyCheckpoint(a->second));
+    uint64_t rows = 0;
+    for (const auto& t : info.tables) rows += t.rows;
+    std::printf("exported %s to %s: %llu rows as %s\n", a->first.c_str(), a->second.c_str(),
+                static_cast<unsigned long long>(rows), precision->c_str());
+  });
+}
+
 void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
@@ -410,6 +431,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterServe(app);
   RegisterParams(app);
   RegisterVerify(app);
+  RegisterExport(app);
 }
 
 }  // namespace embark::cli
