@@ -94,6 +94,21 @@ TEST(CompactRows, Int8ExportScoresLikeItsCheckpointAndServesOnly) {
   EXPECT_NE(manifest.find("\"version\": 3"), std::string::npos) << manifest;
   EXPECT_LT(sfs::file_size(out + "/embeddings.bin"), sfs::file_size(dir + "/fp32/embeddings.bin") / 3);
 
+  // In RAM too: the int8 table is a fraction of the fp32 one.
+  auto v32 = VerifyCheckpoint(dir + "/fp32"), v8 = VerifyCheckpoint(out);
+  ASSERT_TRUE(v32.ok() && v8.ok());
+  ASSERT_EQ(v8->tables.size(), v32->tables.size());
+  for (size_t i = 0; i < v8->tables.size(); ++i) {
+    const TableInfo &a = v32->tables[i], &b = v8->tables[i];
+    SCOPED_TRACE(a.name);
+    EXPECT_EQ(b.name, a.name);
+    EXPECT_EQ(a.precision, "fp32");
+    EXPECT_EQ(b.precision, "int8");
+    EXPECT_EQ(b.rows, a.rows);
+    // dim 8 with Adam: 8 + 17 floats (100 bytes) against 16 bytes; first_order, dim 1: 16 against 12.
+    if (a.dim > 1) EXPECT_LT(b.memory_bytes, a.memory_bytes / 2) << b.memory_bytes << " vs " << a.memory_bytes;
+  }
+
   auto p = Predictor::Open(out, {1});
   ASSERT_TRUE(p.ok()) << p.status().message();
   auto m = (*p)->Evaluate({SmallData().valid});

@@ -16,6 +16,8 @@ struct TableInfo {
   std::string name;  // "embeddings", "first_order", ...
   int dim = 0;       // floats per row
   uint64_t rows = 0;
+  uint64_t memory_bytes = 0;  // held in RAM once loaded (rows, keys, index)
+  std::string precision;      // of the rows in RAM: fp32, fp16 or int8
 };
 
 struct CheckpointInfo {

@@ -79,7 +79,10 @@ CheckpointInfo Describe(const Model& model, const TrainerState& state, const std
   info.dense_params = model.params().size();
   for (int t = 0; t < model.num_tables(); ++t) {
     const RowStore* s = model.table(t);
-    info.tables.push_back({s->config().name, s->dim(), s->stats().rows});
+    const StoreStats st = s->stats();
+    const RowPrecision p = s->config().precision;
+    info.tables.push_back({s->config().name, s->dim(), st.rows, st.memory_bytes,
+                           p == RowPrecision::kInt8 ? "int8" : p == RowPrecision::kFp16 ? "fp16" : "fp32"});
   }
   return info;
 }

@@ -378,7 +378,12 @@ void RegisterVerify(CLI::App* app) {
   cmd->callback([dir, json] {
     const CheckpointInfo info = Unwrap(VerifyCheckpoint(*dir));
     nlohmann::json tables = nlohmann::json::array();
-    for (const auto& t : info.tables) tables.push_back({{"name", t.name}, {"dim", t.dim}, {"rows", t.rows}});
+    for (const auto& t : info.tables)
+      tables.push_back({{"name", t.name},
+                        {"dim", t.dim},
+                        {"rows", t.rows},
+                        {"precision", t.precision},
+                        {"memory_bytes", t.memory_bytes}});
     if (*json) {
       std::printf("%s\n", nlohmann::json{{"dir", info.dir},
                                          {"model", info.model},
@@ -397,8 +402,9 @@ void RegisterVerify(CLI::App* app) {
                 static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
                 static_cast<unsigned long long>(info.dense_params));
     for (const auto& t : info.tables)
-      std::printf("  table %s: %llu rows of %d floats\n", t.name.c_str(), static_cast<unsigned long long>(t.rows),
-                  t.dim);
+      std::printf("  table %s: %llu rows of %d %s weights, %llu bytes in RAM\n", t.name.c_str(),
+                  static_cast<unsigned long long>(t.rows), t.dim, t.precision.c_str(),
+                  static_cast<unsigned long long>(t.memory_bytes));
   });
 }
 
