@@ -18,6 +18,19 @@ struct MemoryStoreFactory {
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(Memory, RowStoreConformance, ::testing::Types<MemoryStoreFactory>);
 
+// The same store keeping weights in fp16: exact-value checks allow the
+// rounding (a half has 11 significant bits; stochastic rounding moves a
+// value by up to one unit in the last place, 2^-10 relative).
+struct MemoryFp16StoreFactory {
+  static constexpr float kRelTolerance = 2e-3f;
+  static std::unique_ptr<RowStore> Make(const TableConfig& c) {
+    TableConfig h = c;
+    h.precision = RowPrecision::kFp16;
+    return NewMemoryStore(h);
+  }
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(MemoryFp16, RowStoreConformance, ::testing::Types<MemoryFp16StoreFactory>);
+
 TableConfig Config(SparseOptKind kind, int dim = 4) {
   TableConfig c;
   c.dim = dim;

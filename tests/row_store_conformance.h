@@ -5,6 +5,11 @@
 //
 //   struct MyFactory { static std::unique_ptr<RowStore> Make(const TableConfig& c); };
 //   INSTANTIATE_TYPED_TEST_SUITE_P(My, RowStoreConformance, ::testing::Types<MyFactory>);
+//
+// A store that keeps weights in less than fp32 (RowPrecision::kFp16) says so
+// with `static constexpr float kRelTolerance` in its factory: the checks of
+// exact weight values then allow that relative error (and that absolute
+// error near zero); without it they stay exact.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -31,8 +36,21 @@ inline TableConfig ConformanceConfig(SparseOptKind kind, int dim = 4) {
 }
 
 template <typename Factory>
+constexpr float ConformanceTolerance() {
+  if constexpr (requires { Factory::kRelTolerance; }) return Factory::kRelTolerance;
+  else return 0.0f;
+}
+
+template <typename Factory>
 class RowStoreConformance : public ::testing::Test {
  protected:
+  static constexpr float kTol = ConformanceTolerance<Factory>();
+  // got == want, or within kTol of it (relative, and absolute near zero).
+  static ::testing::AssertionResult Near(float got, float want) {
+    if (kTol == 0 ? got == want : std::fabs(got - want) <= kTol * std::max(1.0f, std::fabs(want)))
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << got << " vs " << want << " (tolerance " << kTol << ")";
+  }
   std::unique_ptr<RowStore> Make(const TableConfig& c) { return Factory::Make(c); }
   std::unique_ptr<RowStore> Make(SparseOptKind kind, int dim = 4) { return Make(ConformanceConfig(kind, dim)); }
 };
@@ -55,7 +73,7 @@ TYPED_TEST_P(RowStoreConformance, TrainingGetCreatesRowsFromTheKey) {
   SparseOptimizer opt(a->config().opt, 4);
   std::vector<float> want(a->row_width());
   opt.InitRow(77, 0.1f, 11, want.data());
-  EXPECT_TRUE(std::equal(want.begin(), want.begin() + 4, ra.begin() + 12));
+  for (int j = 0; j < 4; ++j) EXPECT_TRUE(this->Near(ra[12 + j], want[j])) << j;
 }
 
 TYPED_TEST_P(RowStoreConformance, ReadAccessReadsZerosAndChangesNothing) {
@@ -112,7 +130,7 @@ TYPED_TEST_P(RowStoreConformance, UpdateAppliesTheTablesOptimizer) {
       opt.InitRow(keys[i], c.init_scale, c.seed, want.data());
       opt.Apply(want.data(), g.data() + 3 * i);
       opt.Apply(want.data(), g.data() + 3 * i);
-      for (int j = 0; j < w; ++j) EXPECT_EQ(rows[i * w + j], want[j]) << "key " << keys[i] << " float " << j;
+      for (int j = 0; j < w; ++j) EXPECT_TRUE(this->Near(rows[i * w + j], want[j])) << "key " << keys[i] << " float " << j;
       EXPECT_EQ(meta[i].count, 2u);
     }
   }
@@ -168,7 +186,7 @@ TYPED_TEST_P(RowStoreConformance, EraseForgetsKeysAndKeepsTheRest) {
   ASSERT_TRUE(t->Read(keys.data(), n, got.data(), nullptr, found).ok());
   for (size_t i = 0; i < n; ++i) {
     ASSERT_EQ(found[i], i % 3 != 0) << i;
-    if (found[i]) ASSERT_EQ(got[2 * i + 1], rows[2 * i + 1]) << i;
+    if (found[i]) ASSERT_TRUE(this->Near(got[2 * i + 1], rows[2 * i + 1])) << i;
   }
   // An erased key comes back as a new row, initialised from the key again.
   auto fresh = this->Make(SparseOptKind::kSgd, 2);
@@ -297,7 +315,8 @@ TYPED_TEST_P(RowStoreConformance, SetOptimizerChangesSettingsButNotTheKind) {
   EXPECT_EQ(t->config().opt.lr, 1.0f);
   ASSERT_TRUE(t->Update(&k, 1, &g).ok());  // lr 1
   ASSERT_TRUE(t->Get(&k, 1, &w, Access::kRead).ok());
-  EXPECT_FLOAT_EQ(w, -1.1f);
+  if (this->kTol == 0) EXPECT_FLOAT_EQ(w, -1.1f);
+  else EXPECT_TRUE(this->Near(w, -1.1f));
   o.kind = SparseOptKind::kAdam;
   Status s = t->SetOptimizer(o);
   EXPECT_FALSE(s.ok());

@@ -16,6 +16,8 @@ struct TableInfo {
   std::string name;  // "embeddings", "first_order", ...
   int dim = 0;       // floats per row
   uint64_t rows = 0;
+  uint64_t memory_bytes = 0;  // held in RAM once loaded (rows, keys, index)
+  std::string precision;      // of the rows in RAM: fp32, fp16 or int8
 };
 
 struct CheckpointInfo {
@@ -36,5 +38,12 @@ struct CheckpointInfo {
 // the error names the file and what is wrong (missing, truncated, corrupt, a
 // newer format). Loads the whole model to do so.
 Result<CheckpointInfo> VerifyCheckpoint(const std::string& dir);
+
+// Writes a serving copy of the checkpoint in `dir` into `out` (new, or an
+// empty directory; nothing is left there on failure): its embedding rows in
+// `row_precision` ("int8": per row int8 weights with an fp32 scale and bias),
+// no optimizer state. Predictor and `embark serve` load it and keep its rows
+// int8 in memory; training refuses to resume from it.
+Status ExportCheckpoint(const std::string& dir, const std::string& out, const std::string& row_precision = "int8");
 
 }  // namespace embark

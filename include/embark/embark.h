@@ -7,7 +7,7 @@
 //   options.h    TrainOptions: parameters by name, data, resume; ListParams
 //   trainer.h    Trainer: Open, Step, Evaluate, Predict, Save, Fit
 //   predictor.h  Predictor: a checkpoint's probabilities and metrics
-//   checkpoint.h CheckpointInfo, VerifyCheckpoint
+//   checkpoint.h CheckpointInfo, VerifyCheckpoint, ExportCheckpoint
 //   metrics.h    Metrics: AUC, logloss, normalized entropy, calibration
 #pragma once
 

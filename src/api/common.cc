@@ -79,7 +79,10 @@ CheckpointInfo Describe(const Model& model, const TrainerState& state, const std
   info.dense_params = model.params().size();
   for (int t = 0; t < model.num_tables(); ++t) {
     const RowStore* s = model.table(t);
-    info.tables.push_back({s->config().name, s->dim(), s->stats().rows});
+    const StoreStats st = s->stats();
+    const RowPrecision p = s->config().precision;
+    info.tables.push_back({s->config().name, s->dim(), st.rows, st.memory_bytes,
+                           p == RowPrecision::kInt8 ? "int8" : p == RowPrecision::kFp16 ? "fp16" : "fp32"});
   }
   return info;
 }
@@ -89,6 +92,12 @@ CheckpointInfo Describe(const Model& model, const TrainerState& state, const std
 Result<CheckpointInfo> VerifyCheckpoint(const std::string& dir) {
   EMBARK_ASSIGN_OR_RETURN(LoadedCheckpoint ck, LoadCheckpoint(dir));
   return api::Describe(*ck.model, ck.state, dir);
+}
+
+Status ExportCheckpoint(const std::string& dir, const std::string& out, const std::string& row_precision) {
+  if (row_precision != "int8")
+    return Status::InvalidArgument("--row-precision: export writes 'int8' rows, not '" + row_precision + "'");
+  return embark::ExportCheckpoint(dir, out, RowPrecision::kInt8);
 }
 
 Status TrainOptions::Set(const std::string& name, const std::string& value) {

@@ -32,7 +32,7 @@ Result<std::unique_ptr<Predictor>> Predictor::Open(const std::string& dir, const
   storage.dir = options.table_dir;
   if (storage.memory_budget > 0 && storage.dir.empty())
     return Status::InvalidArgument("a memory budget keeps rows beyond it on disk: give a table directory too");
-  EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir, 0, 1, Env::Posix(), &storage));
+  EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir, 0, 1, Env::Posix(), storage.memory_budget > 0 ? &storage : nullptr));
   InitBlas();
   rep->ck.model->FreezeForInference();
   rep->info = api::Describe(*rep->ck.model, rep->ck.state, dir);

@@ -97,7 +97,10 @@ std::string Hex(uint64_t v) {
 // Streams every row of `t` (with its metadata) into a version 2 table file,
 // one block at a time.
 Status WriteTable(Env* env, const std::string& path, const RowStore& t, uint64_t* bytes, uint64_t* sum) {
-  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<TableFileWriter> w, TableFileWriter::Create(env, path, t.dim(), t.row_width()));
+  const bool int8 = t.config().precision == RowPrecision::kInt8;
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<TableFileWriter> w,
+                          int8 ? TableFileWriter::CreateInt8(env, path, t.dim(), t.row_width())
+                               : TableFileWriter::Create(env, path, t.dim(), t.row_width()));
   const size_t rows = t.stats().rows;
   auto it = t.NewIterator(kTableBlockRows);
   RowBatch b;
@@ -156,10 +159,15 @@ Status WriteTables(Env* env, const std::string& staging, const Model& model, con
   return Status::OK();
 }
 
-nlohmann::json NewManifest() {
+// Version 2, or 3 when a table is saved as int8 (a serving copy), so that
+// builds that do not know int8 table files refuse it by its version.
+nlohmann::json NewManifest(const Model& model) {
   nlohmann::json manifest;
   manifest["format"] = "embark-checkpoint";
-  manifest["version"] = kCheckpointVersion;
+  int version = kCheckpointVersion;
+  for (int i = 0; i < model.num_tables(); ++i)
+    if (model.table(i)->config().precision == RowPrecision::kInt8) version = kCheckpointVersionInt8;
+  manifest["version"] = version;
   return manifest;
 }
 
@@ -218,7 +226,7 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
       auto reports, ToRoot(comm, wrote.ok() ? entries.dump() : "Erank " + std::to_string(me) + ": " + wrote.message()));
   Status done;
   if (me == 0) {
-    nlohmann::json manifest = NewManifest();
+    nlohmann::json manifest = NewManifest(model);
     manifest["shards"] = N;
     for (const auto& r : reports) {
       if (!r.empty() && r[0] == 'E') {
@@ -338,7 +346,7 @@ Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOpt
   (void)fs::RemoveStaleStaging(clean, env);
   const std::string staging = fs::StagingDir(clean);
   EMBARK_RETURN_IF_ERROR(MakeStaging(env, staging));
-  nlohmann::json manifest = NewManifest();
+  nlohmann::json manifest = NewManifest(model);
   Status s = WriteModelFiles(env, staging, model, opt, ts, &manifest["files"]);
   if (s.ok()) s = WriteTables(env, staging, model, ".bin", &manifest["files"]);
   if (s.ok()) s = Publish(env, staging, clean, manifest);
@@ -358,10 +366,10 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     if (manifest.at("format").get<std::string>() != "embark-checkpoint")
       return Status::Corruption(mpath + ": not an embark checkpoint");
     version = IntAt<int>(manifest, "version");
-    if (version != 1 && version != kCheckpointVersion)
+    if (version < 1 || version > kCheckpointVersionInt8)
       return Status::Corruption(dir + ": checkpoint format version " + std::to_string(version) +
                                 " is not supported (this build reads versions 1 to " +
-                                std::to_string(kCheckpointVersion) + ")");
+                                std::to_string(kCheckpointVersionInt8) + ")");
     if (manifest.contains("shards")) shards = IntAt<int>(manifest, "shards", 1, 1 << 20);
     for (auto& [name, meta] : manifest.at("files").items())
       files[name] = {IntAt<uint64_t>(meta, "bytes"), meta.at("xxh64").get<std::string>()};
@@ -392,8 +400,11 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     return Status::Corruption(dir + "/data_spec.json: " + parsed_spec.status().message());
   DataSpec spec = std::move(parsed_spec).value();
   LoadedCheckpoint out;
-  const StorageOptions in_ram;
-  EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec, storage ? storage : &in_ram));
+  // The rows keep the precision they were saved in (an int8 serving copy
+  // stays int8); where they live is the caller's choice.
+  StorageOptions where = storage ? *storage : StorageOptions{};
+  if (!storage || PrecisionOf(cfg) == RowPrecision::kInt8) where.precision = PrecisionOf(cfg);
+  EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec, &where));
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
@@ -449,6 +460,45 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
           LoadTableFile(env, dir + "/" + name, files[name], version, table, shard_index, shard_count));
   }
   return out;
+}
+
+}  // namespace embark
+
+namespace embark {
+
+Status ExportCheckpoint(const std::string& src, const std::string& out, RowPrecision precision, Env* env) {
+  if (precision != RowPrecision::kInt8)
+    return Status::InvalidArgument("export: only int8 serving copies are written (--row-precision int8)");
+  std::string clean = out;
+  while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
+  if (env->FileExists(clean)) {
+    auto names = env->ListDir(clean);
+    if (!names.ok() || !names->empty())
+      return Status::InvalidArgument("export: '" + clean + "' exists and " +
+                                     (names.ok() ? "is not empty" : "is not a directory") +
+                                     "; export writes only into a new or empty directory");
+  }
+  EMBARK_ASSIGN_OR_RETURN(LoadedCheckpoint ck, LoadCheckpoint(src, 0, 1, env));
+  if (ck.model->config().row_precision == "int8")
+    return Status::InvalidArgument("export: '" + src + "' is already an int8 serving copy");
+  TrainConfig cfg = ck.model->config();
+  cfg.row_precision = "int8";
+  EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<Model> m, Model::Create(cfg, ck.model->spec()));
+  if (m->params().size() != ck.model->params().size() || m->num_tables() != ck.model->num_tables())
+    return Status::InvalidArgument("export: the int8 model's shape differs from the checkpoint's");
+  std::copy(ck.model->params().data(), ck.model->params().data() + ck.model->params().size(), m->params().data());
+  m->set_calibration(ck.model->calibration());
+  for (int i = 0; i < m->num_tables(); ++i) {
+    auto it = ck.model->table(i)->NewIterator(kTableBlockRows);
+    RowBatch b;
+    for (;;) {
+      EMBARK_ASSIGN_OR_RETURN(bool more, it->Next(&b));
+      if (!more) break;
+      EMBARK_RETURN_IF_ERROR(m->table(i)->Put(b.keys.data(), b.size(), b.rows.data(), b.meta.data()));
+    }
+  }
+  // No optimizer state: the copy serves, it does not train.
+  return SaveCheckpoint(clean, *m, DenseOptState{}, ck.state, nullptr, env);
 }
 
 }  // namespace embark

@@ -14,7 +14,10 @@
 
 namespace embark {
 
+// Saves write version 2; serving copies with int8 tables (ExportCheckpoint)
+// version 3, which older builds refuse by its number.
 constexpr int kCheckpointVersion = 2;
+constexpr int kCheckpointVersionInt8 = 3;
 
 struct TrainerState {
   int epochs_done = 0;
@@ -55,5 +58,14 @@ struct LoadedCheckpoint {
 // nothing dropped).
 Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index = 0, int shard_count = 1,
                                         Env* env = Env::Posix(), const StorageOptions* storage = nullptr);
+
+// Writes a serving copy of checkpoint `src` into `out` (which must not exist,
+// or be an empty directory): the same config (row_precision = "int8"), data
+// spec, dense weights and calibration, and every table's weights as int8
+// with a per-row fp32 scale and bias (docs/checkpoint.md, version 3); no
+// optimizer state. Written like any save: complete or not at all. Loading
+// it gives a model whose tables keep int8 rows in RAM and refuse training.
+Status ExportCheckpoint(const std::string& src, const std::string& out, RowPrecision precision,
+                        Env* env = Env::Posix());
 
 }  // namespace embark

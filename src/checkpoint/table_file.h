@@ -2,6 +2,9 @@
 // written and read block by block, each block checksummed, so saving or
 // loading a table holds one block in memory, never the file. Version 1
 // files (one checksum for the whole file) are read by ReadTableFileV1.
+// int8 table files (serving copies, checkpoint version 3) have the same
+// blocks with each row's weights as int8 plus an fp32 scale and bias, and
+// no optimizer state.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +33,10 @@ class TableFileWriter {
  public:
   static Result<std::unique_ptr<TableFileWriter>> Create(Env* env, const std::string& path, int dim, int row_width,
                                                          uint32_t block_rows = kTableBlockRows);
+  // An int8 table file: rows given to Add are still row_width floats; their
+  // weights are quantized (QuantizeInt8) and their state dropped.
+  static Result<std::unique_ptr<TableFileWriter>> CreateInt8(Env* env, const std::string& path, int dim,
+                                                             int row_width, uint32_t block_rows = kTableBlockRows);
   ~TableFileWriter();
   // n rows (keys[n], rows[n * row_width], meta[n] or null for zeros), as
   // one or more blocks of at most block_rows rows.
@@ -40,13 +47,16 @@ class TableFileWriter {
   uint64_t checksum() const { return XXH64_digest(state_); }
 
  private:
-  TableFileWriter(std::unique_ptr<fs::AtomicFile> file, int row_width, uint32_t block_rows);
+  static Result<std::unique_ptr<TableFileWriter>> Open(Env* env, const std::string& path, int dim, int row_width,
+                                                       uint32_t block_rows, bool int8);
+  TableFileWriter(std::unique_ptr<fs::AtomicFile> file, int dim, int row_width, uint32_t block_rows, bool int8);
   Status Emit(uint32_t rows, uint32_t kind, std::string_view payload_head, const uint64_t* keys, const float* rows_data,
               const RowMeta* meta);
 
   std::unique_ptr<fs::AtomicFile> file_;
-  int row_width_;
+  int dim_, row_width_;
   uint32_t block_rows_;
+  bool int8_;
   uint64_t rows_ = 0, bytes_ = 0;
   XXH64_state_t* state_;
   std::string buf_;
@@ -57,7 +67,9 @@ class TableFileWriter {
 class TableFileReader {
  public:
   // Opens `path` and checks its header: magic, and a row shape equal to
-  // dim / row_width (the model's), else Corruption naming both.
+  // dim / row_width (the model's), else Corruption naming both. An int8
+  // file (magic EMBTABQ8) is read too: its rows come out as row_width
+  // floats, the weights dequantized and the state zero.
   static Result<std::unique_ptr<TableFileReader>> Open(Env* env, const std::string& path, int dim, int row_width);
   ~TableFileReader();
   // The next block into *out; false once the end block has been read (then
@@ -66,15 +78,17 @@ class TableFileReader {
   // XXH64 of every byte read so far (after the end: of the whole file).
   uint64_t checksum() const { return XXH64_digest(state_); }
   uint64_t bytes() const { return bytes_; }
+  bool int8() const { return int8_; }
 
  private:
-  TableFileReader(std::unique_ptr<SequentialFile> file, std::string path, int row_width, uint32_t block_rows);
+  TableFileReader(std::unique_ptr<SequentialFile> file, std::string path, int dim, int row_width, uint32_t block_rows);
   Status ReadExact(size_t n, char* buf);
 
   std::unique_ptr<SequentialFile> file_;
   std::string path_;
-  int row_width_;
+  int dim_, row_width_;
   uint32_t block_rows_;
+  bool int8_ = false;
   uint64_t rows_ = 0, bytes_ = 0;
   bool done_ = false;
   XXH64_state_t* state_;

@@ -403,7 +403,12 @@ void RegisterVerify(CLI::App* app) {
   cmd->callback([dir, json] {
     const CheckpointInfo info = Unwrap(VerifyCheckpoint(*dir));
     nlohmann::json tables = nlohmann::json::array();
-    for (const auto& t : info.tables) tables.push_back({{"name", t.name}, {"dim", t.dim}, {"rows", t.rows}});
+    for (const auto& t : info.tables)
+      tables.push_back({{"name", t.name},
+                        {"dim", t.dim},
+                        {"rows", t.rows},
+                        {"precision", t.precision},
+                        {"memory_bytes", t.memory_bytes}});
     if (*json) {
       std::printf("%s\n", nlohmann::json{{"dir", info.dir},
                                          {"model", info.model},
@@ -422,8 +427,30 @@ void RegisterVerify(CLI::App* app) {
                 static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
                 static_cast<unsigned long long>(info.dense_params));
     for (const auto& t : info.tables)
-      std::printf("  table %s: %llu rows of %d floats\n", t.name.c_str(), static_cast<unsigned long long>(t.rows),
-                  t.dim);
+      std::printf("  table %s: %llu rows of %d %s weights, %llu bytes in RAM\n", t.name.c_str(),
+                  static_cast<unsigned long long>(t.rows), t.dim, t.precision.c_str(),
+                  static_cast<unsigned long long>(t.memory_bytes));
+  });
+}
+
+void RegisterExport(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "export", "Write a serving copy of a checkpoint with int8 embedding rows (per-row fp32 scale and bias, no "
+                "optimizer state) for predict, eval and serve; it cannot be trained on");
+  auto a = std::make_shared<std::pair<std::string, std::string>>();
+  auto precision = std::make_shared<std::string>("int8");
+  cmd->add_option("checkpoint", a->first, "Checkpoint directory to export")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("out", a->second, "Output directory: new, or empty")->required();
+  cmd->add_option("--row-precision", *precision, "Precision of the exported rows")
+      ->check(CLI::IsMember({"int8"}))
+      ->capture_default_str();
+  cmd->callback([a, precision] {
+    Check(ExportCheckpoint(a->first, a->second, *precision));
+    const CheckpointInfo info = Unwrap(VerifyCheckpoint(a->second));
+    uint64_t rows = 0;
+    for (const auto& t : info.tables) rows += t.rows;
+    std::printf("exported %s to %s: %llu rows as %s\n", a->first.c_str(), a->second.c_str(),
+                static_cast<unsigned long long>(rows), precision->c_str());
   });
 }
 
@@ -435,6 +462,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterServe(app);
   RegisterParams(app);
   RegisterVerify(app);
+  RegisterExport(app);
 }
 
 }  // namespace embark::cli

@@ -26,6 +26,7 @@
 
 #include "embedding/admission.h"
 #include "embedding/eviction.h"
+#include "embedding/row_codec.h"
 #include "embedding/row_store.h"
 #include "util/hash.h"
 
@@ -78,7 +79,7 @@ constexpr uint32_t kFreeRow = UINT32_MAX;
 // by backward shifting (linear probing needs no tombstones).
 class Shard {
  public:
-  explicit Shard(int width) : width_(width) {}
+  explicit Shard(size_t row_bytes) : row_bytes_(row_bytes) {}
 
   // The row number of `key` + 1, or 0 when absent (created when `create`).
   uint32_t Find(uint64_t key, uint64_t h, bool create, bool* created) {
@@ -171,7 +172,10 @@ class Shard {
   }
 
   float* Row(size_t r) { return const_cast<float*>(std::as_const(*this).Row(r)); }
-  const float* Row(size_t r) const { return blocks_[r / kBlockRows] + (r % kBlockRows) * width_; }
+  const float* Row(size_t r) const {
+    return reinterpret_cast<const float*>(reinterpret_cast<const char*>(blocks_[r / kBlockRows]) +
+                                          (r % kBlockRows) * row_bytes_);
+  }
   KeyMeta& At(size_t r) const { return key_blocks_[r / kBlockRows][r % kBlockRows]; }
   bool Live(size_t r) const { return At(r).meta.count != kFreeRow; }
   size_t used() const { return used_; }  // row numbers handed out (live or free)
@@ -190,7 +194,7 @@ class Shard {
   };
   static uint32_t Tag(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
   static size_t Home(uint64_t h, size_t mask) { return (h >> kShardBits) & mask; }
-  size_t RowBytes() const { return sizeof(float) * width_; }
+  size_t RowBytes() const { return row_bytes_; }
 
   // A row number for a new key: a freed one, else the next (allocating a
   // block when a block boundary is reached).
@@ -252,7 +256,7 @@ class Shard {
     slots_.swap(slots);
   }
 
-  int width_;
+  size_t row_bytes_;  // RowCodec::bytes()
   size_t used_ = 0, live_ = 0;
   SlotArray slots_;
   std::vector<Block> arenas_;
@@ -274,8 +278,9 @@ void Touch(RowMeta* m, uint32_t step, bool update) {
 
 class MemoryStore : public RowStore {
  public:
-  explicit MemoryStore(const TableConfig& cfg) : cfg_(cfg), opt_(cfg.opt, cfg.dim) {
-    for (int i = 0; i < kShards; ++i) shards_.emplace_back(std::make_unique<Shard>(row_width()));
+  explicit MemoryStore(const TableConfig& cfg)
+      : cfg_(cfg), opt_(cfg.opt, cfg.dim), codec_(cfg.dim, opt_.state_size(), cfg.precision) {
+    for (int i = 0; i < kShards; ++i) shards_.emplace_back(std::make_unique<Shard>(codec_.bytes()));
     if (!cfg.policy.admits_all()) admission_ = std::make_unique<Admission>(cfg.policy, cfg.seed);
   }
   const TableConfig& config() const override { return cfg_; }
@@ -291,7 +296,8 @@ class MemoryStore : public RowStore {
         refused += train;
         return;
       }
-      std::memcpy(out + i * d, sh.Row(row1 - 1), sizeof(float) * d);
+      if (codec_.packed()) codec_.DecodeWeights(sh.Row(row1 - 1), out + i * d);
+      else std::memcpy(out + i * d, sh.Row(row1 - 1), sizeof(float) * d);
       if (train) Touch(&sh.At(row1 - 1).meta, step, false);
     }, admission_ ? Ask::kRead : Ask::kAll);
     if (made) admitted_.fetch_add(made, std::memory_order_relaxed);
@@ -302,6 +308,25 @@ class MemoryStore : public RowStore {
   Status Update(const uint64_t* keys, size_t n, const float* grads) override {
     const int d = cfg_.dim;
     const uint32_t step = step_.load(std::memory_order_relaxed);
+    if (codec_.int8())
+      return Status::InvalidArgument("table '" + cfg_.name +
+                                     "' holds int8 rows, a serving copy (embark export): it cannot be trained");
+    if (codec_.half()) {
+      // Decode to fp32, apply, encode back rounding stochastically.
+      thread_local std::vector<float> scratch;
+      scratch.resize(codec_.width());
+      const size_t made = ForEachRowOf(keys, n, true, [&](size_t i, Shard& sh, uint32_t row1) {
+        if (row1 == 0) return;  // not admitted: the gradient is dropped
+        float* row = sh.Row(row1 - 1);
+        RowMeta& m = sh.At(row1 - 1).meta;
+        codec_.Decode(row, scratch.data());
+        opt_.Apply(scratch.data(), grads + i * d);
+        codec_.EncodeStochastic(scratch.data(), RoundingSeed(keys[i], step, m.count), row);
+        Touch(&m, step, true);
+      }, admission_ ? Ask::kUpdate : Ask::kAll);
+      if (made) admitted_.fetch_add(made, std::memory_order_relaxed);
+      return Status::OK();
+    }
     const size_t made = ForEachRowOf(keys, n, true, [&](size_t i, Shard& sh, uint32_t row1) {
       if (row1 == 0) return;  // not admitted: the gradient is dropped
       opt_.Apply(sh.Row(row1 - 1), grads + i * d);
@@ -315,7 +340,8 @@ class MemoryStore : public RowStore {
     const size_t w = row_width();
     const uint32_t step = step_.load(std::memory_order_relaxed);
     ForEachRowOf(keys, n, true, [&](size_t i, Shard& sh, uint32_t row1) {
-      std::memcpy(sh.Row(row1 - 1), rows + i * w, sizeof(float) * w);
+      if (codec_.packed()) codec_.Encode(rows + i * w, sh.Row(row1 - 1));
+      else std::memcpy(sh.Row(row1 - 1), rows + i * w, sizeof(float) * w);
       RowMeta m = meta ? meta[i] : RowMeta{step, 0};
       if (m.count == kFreeRow) m.count = kFreeRow - 1;
       sh.At(row1 - 1).meta = m;
@@ -332,7 +358,8 @@ class MemoryStore : public RowStore {
         if (meta) meta[i] = RowMeta{};
         return;
       }
-      std::memcpy(rows + i * w, sh.Row(row1 - 1), sizeof(float) * w);
+      if (codec_.packed()) codec_.Decode(sh.Row(row1 - 1), rows + i * w);
+      else std::memcpy(rows + i * w, sh.Row(row1 - 1), sizeof(float) * w);
       if (meta) meta[i] = sh.At(row1 - 1).meta;
     });
     return Status::OK();
@@ -390,7 +417,12 @@ class MemoryStore : public RowStore {
       out->keys.push_back(km.key);
       out->meta.push_back(km.meta);
       const float* row = sh.Row(*r);
-      out->rows.insert(out->rows.end(), row, row + w);
+      if (codec_.packed()) {
+        out->rows.resize(out->rows.size() + w);
+        codec_.Decode(row, out->rows.data() + out->rows.size() - w);
+      } else {
+        out->rows.insert(out->rows.end(), row, row + w);
+      }
     }
   }
 
@@ -440,7 +472,7 @@ class MemoryStore : public RowStore {
               (ask == Ask::kRead ? admission_->Admit(keys[i], step) : admission_->Admitted(keys[i], step)))
             row1 = sh.Find(keys[i], hashes[i], true, &created);
           made += created;
-          if (created) opt_.InitRow(keys[i], cfg_.init_scale, cfg_.seed, sh.Row(row1 - 1));
+          if (created) InitRow(keys[i], sh.Row(row1 - 1));
           fn(i, sh, row1);
         }
       }
@@ -448,8 +480,18 @@ class MemoryStore : public RowStore {
     return made;
   }
 
+  // A new row of `key` (InitRow's, rounded to nearest in an fp16 row).
+  void InitRow(uint64_t key, float* row) const {
+    if (!codec_.packed()) return opt_.InitRow(key, cfg_.init_scale, cfg_.seed, row);
+    thread_local std::vector<float> init;
+    init.resize(codec_.width());
+    opt_.InitRow(key, cfg_.init_scale, cfg_.seed, init.data());
+    codec_.Encode(init.data(), row);
+  }
+
   TableConfig cfg_;
   SparseOptimizer opt_;
+  RowCodec codec_;
   std::atomic<uint32_t> step_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<Admission> admission_;  // null when the policy admits every id

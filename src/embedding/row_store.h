@@ -40,8 +40,9 @@ struct RowPolicy {
 
 // How a store keeps rows in memory. The interface always speaks fp32; fp16
 // rows are rounded stochastically (deterministically in key and step) when
-// written.
-enum class RowPrecision { kFp32, kFp16 };
+// written. int8 rows (serving copies made by `embark export`) keep no
+// optimizer state and refuse Update: they are for inference only.
+enum class RowPrecision { kFp32, kFp16, kInt8 };
 
 struct TableConfig {
   std::string name = "embeddings";

@@ -16,6 +16,12 @@ namespace embark {
 Model::Model(const TrainConfig& cfg, const DataSpec& spec) : cfg_(cfg), spec_(spec) {}
 Model::~Model() = default;
 
+RowPrecision PrecisionOf(const TrainConfig& cfg) {
+  return cfg.row_precision == "fp16"   ? RowPrecision::kFp16
+         : cfg.row_precision == "int8" ? RowPrecision::kInt8
+                                       : RowPrecision::kFp32;
+}
+
 StorageOptions StorageOptions::FromConfig(const TrainConfig& cfg, int rank, int ranks) {
   StorageOptions s;
   s.memory_budget = cfg.memory_budget;
@@ -25,7 +31,7 @@ StorageOptions StorageOptions::FromConfig(const TrainConfig& cfg, int rank, int 
   s.policy.admit_probability = cfg.admit_probability;
   s.policy.max_rows = static_cast<uint64_t>(cfg.max_rows);
   s.policy.ttl_steps = static_cast<uint32_t>(cfg.row_ttl);
-  s.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
+  s.precision = PrecisionOf(cfg);
   return s;
 }
 
@@ -73,6 +79,10 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
   for (const TableConfig& tc : tcs) row_bytes += tc.row_width() * sizeof(float) + kTierBytesPerCachedRow;
   for (const TableConfig& tc : tcs) {
     if (storage.memory_budget > 0) {
+      if (tc.precision != RowPrecision::kFp32)
+        return Status::InvalidArgument(
+            std::string("row precision ") + (tc.precision == RowPrecision::kFp16 ? "fp16" : "int8") +
+            " with a memory budget is not supported: the tiered store keeps fp32 rows (use one or the other)");
       if (storage.dir.empty())
         return Status::InvalidArgument("a memory budget keeps rows beyond it on disk: give a table directory");
       TierOptions to;

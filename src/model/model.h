@@ -36,6 +36,9 @@ class Part;
 // serve) uses this one function so their outputs agree bit for bit.
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+// The row precision a config asks for (row_precision).
+RowPrecision PrecisionOf(const TrainConfig& cfg);
+
 // Where and how a model keeps its embedding rows: settings of a run, not of
 // the model (a checkpoint loads into any storage).
 struct StorageOptions {

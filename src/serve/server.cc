@@ -196,7 +196,7 @@ struct Server::Impl {
     // Two slots: a version loads while the one before it still serves; by
     // then the one before that is gone.
     if (opt.memory_budget > 0) storage.dir = opt.table_dir + "/slot-" + std::to_string(version % 2);
-    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.model_dir, 0, 1, Env::Posix(), &storage));
+    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.model_dir, 0, 1, Env::Posix(), opt.memory_budget > 0 ? &storage : nullptr));
     auto m = std::make_shared<ServedModel>();
     m->model = std::move(ck.model);
     m->model->FreezeForInference();

@@ -215,8 +215,9 @@ const std::vector<ParamDef> kParams = {
     P_INT(row_ttl, "storage", CHANGES, 0, int64_t{1} << 31,
           "Drop rows not read or updated by training for this many steps (0: never)."),
     P_CHOICE(row_precision, "storage", CHANGES,
-             "Precision of embedding rows in memory: fp32, or fp16 (stochastic rounding; checkpoints stay fp32).",
-             "fp32", "fp16"),
+             "Precision of embedding rows in memory: fp32, or fp16 (stochastic rounding; checkpoints stay fp32); "
+             "int8 only in serving copies made by 'embark export', which cannot be trained.",
+             "fp32", "fp16", "int8"),
     P_CHOICE(format, "data", FIXED, "Input format; auto guesses from the first line.", "auto", "criteo", "libsvm",
              "libffm", "csv"),
     P_INT(max_bad_lines, "data", CHANGES, 0, INT64_MAX, "Malformed lines to skip before failing."),

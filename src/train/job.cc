@@ -43,6 +43,11 @@ Result<TrainConfig> ResolveTrainConfig(const ConfigSources& src) {
     }
     TrainConfig saved;
     EMBARK_RETURN_IF_ERROR(LoadConfigToml(path, &saved));
+    if (saved.row_precision == "int8")
+      return Status::InvalidArgument("--resume: '" + src.resume_dir +
+                                     "' is an int8 serving copy (embark export): its rows are rounded to int8 and it "
+                                     "holds no optimizer state, so training cannot resume from it; resume from the "
+                                     "checkpoint it was exported from");
     EMBARK_ASSIGN_OR_RETURN(cfg, ResolveResumeConfig(saved, requested, explicitly_set));
   }
   EMBARK_RETURN_IF_ERROR(ValidateConfig(cfg));

@@ -430,6 +430,9 @@ DistStats TrainerImpl::dist_stats() const { return session_ ? session_->stats() 
 Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logger& log) {
   const TrainConfig& cfg = job.cfg;
   EMBARK_RETURN_IF_ERROR(ValidateConfig(cfg));
+  if (cfg.row_precision == "int8")
+    return Status::InvalidArgument(
+        "row_precision int8 is for serving copies made by 'embark export'; train with fp32 or fp16 rows");
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
   std::unique_ptr<Model> model;
@@ -441,6 +444,10 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
     // job.cfg follows the resume rule (ResolveResumeConfig): what the
     // checkpoint fixes must be the loaded model's; the rest is job.cfg's,
     // which TrainerImpl::Create hands to the model (Model::Reconfigure).
+    if (ck.model->config().row_precision == "int8")
+      return Status::InvalidArgument("--resume: '" + job.resume_dir +
+                                     "' is an int8 serving copy (embark export) and holds no optimizer state: "
+                                     "training cannot resume from it");
     EMBARK_RETURN_IF_ERROR(CheckFixedParams(ck.model->config(), cfg));
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
