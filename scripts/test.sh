@@ -17,6 +17,10 @@ elif [ "${1:-}" = "--tsan" ]; then
   # Eviction against training reads and updates, admission counting.
   TSAN_OPTIONS=halt_on_error=1 ./tests/admission_test
   TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
+  # The tiered store: steps against its prefetch and write-back threads,
+  # checkpoint walks and eviction.
+  TSAN_OPTIONS=halt_on_error=1 ./tests/tier_test \
+    --gtest_filter='TieredStore.*:TieredPolicy.*:Tiered/RowStoreConformance/0.Concurrent*'
   # Distributed training's communication thread against the training threads.
   TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
   # embark serve's connection thread against its handler threads.
@@ -33,6 +37,11 @@ elif [ "${1:-}" = "--tsan" ]; then
   TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 128 \
     --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --admit-min-count 2 --max-rows 5000 --row-ttl 16 \
     --out "$tmp/m2" --quiet
+  # Tiered training: 2 training threads against the tables' prefetch,
+  # write-back and eviction threads, with a checkpoint walk at the end.
+  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 256 \
+    --bottom-mlp 16 --top-mlp 16 --memory-budget 16M --table-dir "$tmp/tables" --max-rows 20000 \
+    --out "$tmp/m3" --quiet
   # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
   # (a race makes the server exit with an error, which fails the checks).
   TSAN_OPTIONS=halt_on_error=1 EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh
