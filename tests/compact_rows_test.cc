@@ -138,6 +138,17 @@ TEST(CompactRows, Int8ExportScoresLikeItsCheckpointAndServesOnly) {
   }
   // Nor is an export re-exported.
   EXPECT_FALSE(ExportCheckpoint(out, dir + "/again").ok());
+
+  // Its table blocks are checksummed like any: a flipped byte is refused.
+  {
+    std::fstream f(out + "/embeddings.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  auto bad = Predictor::Open(out, {1});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("embeddings.bin: checksum mismatch"), std::string::npos)
+      << bad.status().message();
 }
 
 TEST(CompactRows, ExportWritesOnlyIntoANewOrEmptyDirectory) {
