@@ -84,6 +84,25 @@ TEST(CompactRows, Fp16TrainingAucIsCloseToFp32) {
   }
 }
 
+// --resume may change the rows' precision: the loaded rows move into fp16
+// stores, and the new checkpoint says so.
+TEST(CompactRows, ResumeChangesFp32RowsToFp16) {
+  const std::string dir = testing::TempDir();
+  const Trained f32 = Train("dlrm", "fp32", dir + "/fp32");
+  TrainOptions r = Options("dlrm", "fp16", dir + "/fp16");
+  r.resume_from = dir + "/fp32";
+  ASSERT_TRUE(r.Set("epochs", "3").ok());
+  auto t = Trainer::Open(r);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto rep = (*t)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->epochs_done, 3);
+  EXPECT_LT(rep->embedding_bytes, f32.embedding_bytes);
+  auto v = VerifyCheckpoint(dir + "/fp16");
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  for (const auto& table : v->tables) EXPECT_EQ(table.precision, "fp16") << table.name;
+}
+
 TEST(CompactRows, Int8ExportScoresLikeItsCheckpointAndServesOnly) {
   const std::string dir = testing::TempDir();
   const Trained f32 = Train("deepfm", "fp32", dir + "/fp32");
@@ -138,6 +157,17 @@ TEST(CompactRows, Int8ExportScoresLikeItsCheckpointAndServesOnly) {
   }
   // Nor is an export re-exported.
   EXPECT_FALSE(ExportCheckpoint(out, dir + "/again").ok());
+
+  // Its table blocks are checksummed like any: a flipped byte is refused.
+  {
+    std::fstream f(out + "/embeddings.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  auto bad = Predictor::Open(out, {1});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("embeddings.bin: checksum mismatch"), std::string::npos)
+      << bad.status().message();
 }
 
 TEST(CompactRows, ExportWritesOnlyIntoANewOrEmptyDirectory) {

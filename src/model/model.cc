@@ -131,6 +131,29 @@ void Model::Prepare(Workspace* ws) const {
 
 Status Model::Reconfigure(const TrainConfig& cfg) {
   EMBARK_RETURN_IF_ERROR(CheckFixedParams(cfg_, cfg));
+  if (cfg.row_precision != cfg_.row_precision) {
+    // fp32 <-> fp16 on --resume: the rows move into stores of the new
+    // precision (fp16 rounds to nearest). int8 rows are only made by export.
+    if (cfg.row_precision == "int8" || cfg_.row_precision == "int8")
+      return Status::InvalidArgument("row_precision: int8 rows are for serving copies (embark export); cannot change " +
+                                     cfg_.row_precision + " rows to " + cfg.row_precision);
+    std::vector<RowStore*> stores;
+    for (auto& t : tables_) {
+      TableConfig tc = t->config();
+      tc.precision = cfg.row_precision == "fp16" ? RowPrecision::kFp16 : RowPrecision::kFp32;
+      std::unique_ptr<RowStore> moved = NewMemoryStore(tc);
+      auto it = t->NewIterator();
+      RowBatch b;
+      for (;;) {
+        EMBARK_ASSIGN_OR_RETURN(bool more, it->Next(&b));
+        if (!more) break;
+        EMBARK_RETURN_IF_ERROR(moved->Put(b.keys.data(), b.size(), b.rows.data(), b.meta.data()));
+      }
+      t = std::move(moved);
+      stores.push_back(t.get());
+    }
+    rows_ = StoreAccess(std::move(stores));
+  }
   for (size_t i = 0; i < tables_.size(); ++i) {
     EMBARK_ASSIGN_OR_RETURN(SparseOptimizerConfig o, table_optimizers_[i](cfg));
     EMBARK_RETURN_IF_ERROR(tables_[i]->SetOptimizer(o));
