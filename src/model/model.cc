@@ -131,7 +131,12 @@ void Model::Prepare(Workspace* ws) const {
 
 Status Model::Reconfigure(const TrainConfig& cfg) {
   EMBARK_RETURN_IF_ERROR(CheckFixedParams(cfg_, cfg));
-  if (cfg.row_precision != cfg_.row_precision) {
+  // A resume loads rows into stores of the precision it asks for
+  // (StorageOptions); a model whose stores hold another precision moves its
+  // rows over.
+  bool moves = false;
+  for (const auto& t : tables_) moves = moves || (!tiered_ && t->config().precision != PrecisionOf(cfg));
+  if (moves) {
     // fp32 <-> fp16 on --resume: the rows move into stores of the new
     // precision (fp16 rounds to nearest). int8 rows are only made by export.
     if (cfg.row_precision == "int8" || cfg_.row_precision == "int8")
