@@ -11,40 +11,41 @@ if [ "${1:-}" = "--sanitize" ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -L unit --output-on-failure -j "$(nproc)"
 elif [ "${1:-}" = "--tsan" ]; then
   ./scripts/build.sh --tsan
+  supp="$PWD/scripts/tsan.supp"
   cd build-tsan
-  TSAN_OPTIONS=halt_on_error=1 ./tests/thread_pool_test
-  TSAN_OPTIONS=halt_on_error=1 ./tests/embedding_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/thread_pool_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/embedding_test
   # Eviction against training reads and updates, admission counting.
-  TSAN_OPTIONS=halt_on_error=1 ./tests/admission_test
-  TSAN_OPTIONS=halt_on_error=1 ./tests/pipeline_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/admission_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/pipeline_test
   # The tiered store: steps against its prefetch and write-back threads,
   # checkpoint walks and eviction.
-  TSAN_OPTIONS=halt_on_error=1 ./tests/tier_test \
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/tier_test \
     --gtest_filter='TieredStore.*:TieredPolicy.*:Tiered/RowStoreConformance/0.Concurrent*'
   # Distributed training's communication thread against the training threads.
-  TSAN_OPTIONS=halt_on_error=1 ./tests/dist_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/dist_test
   # embark serve's connection thread against its handler threads.
-  TSAN_OPTIONS=halt_on_error=1 ./tests/http_test
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/http_test
   # The hybrid trainer: 2 threads read a step's rows, then apply the summed
   # gradients of both shares, each to its own store shards.
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   ./embark gen --rows 20000 --valid-rows 2000 --out "$tmp/t.tsv" --valid-out "$tmp/v.tsv" >/dev/null
-  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 512 \
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 512 \
     --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --out "$tmp/m" --quiet
   # The same with admission, a cap and a TTL: eviction rounds on their own
   # thread while the 2 training threads read and update rows.
-  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 128 \
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 128 \
     --parse-threads 2 --bottom-mlp 16 --top-mlp 16 --admit-min-count 2 --max-rows 5000 --row-ttl 16 \
     --out "$tmp/m2" --quiet
   # Tiered training: 2 training threads against the tables' prefetch,
   # write-back and eviction threads, with a checkpoint walk at the end.
-  TSAN_OPTIONS=halt_on_error=1 ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 256 \
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 256 \
     --bottom-mlp 16 --top-mlp 16 --memory-budget 16M --table-dir "$tmp/tables" --max-rows 20000 \
     --out "$tmp/m3" --quiet
   # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
   # (a race makes the server exit with an error, which fails the checks).
-  TSAN_OPTIONS=halt_on_error=1 EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh
   echo "ThreadSanitizer: no data race reported"
 else
   ./scripts/build.sh

@@ -13,6 +13,7 @@
 
 #include "embedding/eviction.h"
 #include "embedding/row_store.h"
+#include "store_helpers.h"
 
 namespace embark {
 namespace {
@@ -191,22 +192,6 @@ TEST(MemoryStoreAdmission, ProbabilityDecidesReadsAndUpdatesAlike) {
   EXPECT_EQ(t->stats().rejected, n - rows);
 }
 
-// Rows with last_step = step for keys [b, e).
-void TouchAt(RowStore* t, uint32_t step, uint64_t b, uint64_t e) {
-  t->SetStep(step);
-  std::vector<uint64_t> keys;
-  for (uint64_t k = b; k < e; ++k) keys.push_back(k);
-  std::vector<float> w(keys.size() * 4);
-  ASSERT_TRUE(t->Get(keys.data(), keys.size(), w.data(), Access::kTrain).ok());
-}
-
-bool Has(RowStore* t, uint64_t k) {
-  std::vector<float> row(t->row_width());
-  RowMeta m;
-  bool found = false;
-  EXPECT_TRUE(t->Read(&k, 1, row.data(), &m, &found).ok());
-  return found;
-}
 
 TEST(MemoryStoreEviction, TtlDropsIdleRowsAndKeepsTouchedOnes) {
   RowPolicy p;

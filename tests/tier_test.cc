@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "row_store_conformance.h"
+#include "store_helpers.h"
 #include "test_util.h"
 
 namespace embark {
@@ -294,21 +295,6 @@ TableConfig PolicyConfig(RowPolicy p) {
   return c;
 }
 
-void TouchAt(RowStore* t, uint32_t step, uint64_t b, uint64_t e) {
-  t->SetStep(step);
-  std::vector<uint64_t> keys;
-  for (uint64_t k = b; k < e; ++k) keys.push_back(k);
-  std::vector<float> w(keys.size() * 4);
-  ASSERT_TRUE(t->Get(keys.data(), keys.size(), w.data(), Access::kTrain).ok());
-}
-
-bool Has(RowStore* t, uint64_t k) {
-  std::vector<float> row(t->row_width());
-  RowMeta m;
-  bool found = false;
-  EXPECT_TRUE(t->Read(&k, 1, row.data(), &m, &found).ok());
-  return found;
-}
 
 // The policy's rules hold whether a row is in RAM or on disk.
 TEST(TieredPolicy, AdmissionByCount) {

@@ -377,14 +377,7 @@ class MemoryStore : public RowStore {
 
   void SetStep(uint32_t step) override { step_.store(step, std::memory_order_relaxed); }
 
-  Status SetOptimizer(const SparseOptimizerConfig& opt) override {
-    if (opt.kind != cfg_.opt.kind)
-      return Status::InvalidArgument("table '" + cfg_.name + "' holds " + SparseOptName(cfg_.opt.kind) +
-                                     " state; cannot switch to " + SparseOptName(opt.kind));
-    cfg_.opt = opt;
-    opt_ = SparseOptimizer(opt, cfg_.dim);
-    return Status::OK();
-  }
+  Status SetOptimizer(const SparseOptimizerConfig& opt) override { return ReplaceOptimizer(opt, &cfg_, &opt_); }
 
   std::unique_ptr<RowIterator> NewIterator(size_t block_rows) const override;
 

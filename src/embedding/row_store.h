@@ -77,6 +77,17 @@ class SparseOptimizer {
   SparseUpdater updater_;
 };
 
+// A store's SetOptimizer: new settings for cfg->opt and *opt, refused when
+// they change the kind (and so the row layout).
+inline Status ReplaceOptimizer(const SparseOptimizerConfig& next, TableConfig* cfg, SparseOptimizer* opt) {
+  if (next.kind != cfg->opt.kind)
+    return Status::InvalidArgument("table '" + cfg->name + "' holds " + SparseOptName(cfg->opt.kind) +
+                                   " state; cannot switch to " + SparseOptName(next.kind));
+  cfg->opt = next;
+  *opt = SparseOptimizer(next, cfg->dim);
+  return Status::OK();
+}
+
 // Bookkeeping kept beside each row: 8 bytes.
 struct RowMeta {
   uint32_t last_step = 0;  // the store's step when the row was last read for training or updated
@@ -122,6 +133,23 @@ struct StoreStats {
   uint64_t hits = 0, misses = 0;  // row lookups answered by RAM, and by the disk tier
   uint64_t disk_read_bytes = 0, disk_write_bytes = 0;
   double stall_seconds = 0;  // time callers of Get and Update waited on the disk tier
+
+  // Adds another table's figures (rows and bytes add up too).
+  StoreStats& operator+=(const StoreStats& o) {
+    rows += o.rows;
+    memory_bytes += o.memory_bytes;
+    disk_bytes += o.disk_bytes;
+    admitted += o.admitted;
+    rejected += o.rejected;
+    evicted += o.evicted;
+    expired += o.expired;
+    hits += o.hits;
+    misses += o.misses;
+    disk_read_bytes += o.disk_read_bytes;
+    disk_write_bytes += o.disk_write_bytes;
+    stall_seconds += o.stall_seconds;
+    return *this;
+  }
 };
 
 // What a Get does with keys the store does not hold.

@@ -391,14 +391,7 @@ class TieredStore : public RowStore {
 
   void SetStep(uint32_t step) override { step_.store(step, std::memory_order_relaxed); }
 
-  Status SetOptimizer(const SparseOptimizerConfig& o) override {
-    if (o.kind != cfg_.opt.kind)
-      return Status::InvalidArgument("table '" + cfg_.name + "' holds " + SparseOptName(cfg_.opt.kind) +
-                                     " state; cannot switch to " + SparseOptName(o.kind));
-    cfg_.opt = o;
-    opt_ = SparseOptimizer(o, cfg_.dim);
-    return Status::OK();
-  }
+  Status SetOptimizer(const SparseOptimizerConfig& o) override { return ReplaceOptimizer(o, &cfg_, &opt_); }
 
   std::unique_ptr<RowIterator> NewIterator(size_t block_rows) const override;
 

@@ -472,13 +472,7 @@ std::string TableProgress(const Model& m) {
   for (int i = 0; i < m.num_tables(); ++i) {
     const RowPolicy& p = m.table(i)->config().policy;
     policy = policy || !p.admits_all() || p.drops();
-    const StoreStats st = m.table(i)->stats();
-    sum.rows += st.rows;
-    sum.admitted += st.admitted;
-    sum.evicted += st.evicted;
-    sum.expired += st.expired;
-    sum.hits += st.hits;
-    sum.misses += st.misses;
+    sum += m.table(i)->stats();
   }
   std::string out;
   char buf[160];
@@ -695,24 +689,26 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   rep.best_auc = best_auc;
   rep.samples_per_sec = rep.train_seconds > 0 ? rep.samples / rep.train_seconds : 0;
   rep.peak_rss_bytes = PeakRssBytes();
+  StoreStats sum;
   for (int i = 0; i < m.num_tables(); ++i) {
     const RowStore* t = m.table(i);
     const StoreStats st = t->stats();
     rep.embedding_rows = std::max(rep.embedding_rows, st.rows);
-    rep.embedding_bytes += st.memory_bytes;
     rep.embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
-    rep.rows_admitted += st.admitted;
-    rep.rows_rejected += st.rejected;
-    rep.rows_evicted += st.evicted;
-    rep.rows_expired += st.expired;
-    rep.cache_hits += st.hits;
-    rep.cache_misses += st.misses;
-    rep.disk_read_bytes += st.disk_read_bytes;
-    rep.disk_write_bytes += st.disk_write_bytes;
-    rep.stall_seconds += st.stall_seconds;
-    rep.table_ram_bytes += st.memory_bytes;
-    rep.table_disk_bytes += st.disk_bytes;
+    sum += st;
   }
+  rep.embedding_bytes = sum.memory_bytes;
+  rep.rows_admitted = sum.admitted;
+  rep.rows_rejected = sum.rejected;
+  rep.rows_evicted = sum.evicted;
+  rep.rows_expired = sum.expired;
+  rep.cache_hits = sum.hits;
+  rep.cache_misses = sum.misses;
+  rep.disk_read_bytes = sum.disk_read_bytes;
+  rep.disk_write_bytes = sum.disk_write_bytes;
+  rep.stall_seconds = sum.stall_seconds;
+  rep.table_ram_bytes = sum.memory_bytes;
+  rep.table_disk_bytes = sum.disk_bytes;
   rep.flops_per_sample = m.TrainFlopsPerSample();
   const DistStats ds = trainer->dist_stats();
   rep.comm_wait_seconds = ds.wait_seconds;
