@@ -21,7 +21,7 @@ elif [ "${1:-}" = "--tsan" ]; then
   # The tiered store: steps against its prefetch and write-back threads,
   # checkpoint walks and eviction.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/tier_test \
-    --gtest_filter='TieredStore.*:TieredPolicy.*:Tiered/RowStoreConformance/0.Concurrent*'
+    --gtest_filter='TieredStore.*:TieredPolicy.*:Tiered/RowStoreConformance/0.Concurrent*-TieredStore.Corrupted*:TieredStore.Budget*'
   # Distributed training's communication thread against the training threads.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/dist_test
   # embark serve's connection thread against its handler threads.
