@@ -237,12 +237,12 @@ class RocksDbTier : public DiskTier {
   }
 
   rocksdb::Status OpenDb(bool direct) {
-    // RAM: two write buffers of a quarter each (at most 64 MiB), the rest
-    // (at least 1 MiB) a block cache for index and filter blocks. Tables
-    // readers' own memory is charged to that cache too.
-    const size_t mem = std::max<size_t>(opt_.memory_bytes, 4 << 20);
-    const size_t wb = std::clamp<size_t>(mem / 4, 1 << 20, 64 << 20);
-    const size_t cache = std::max<size_t>(mem - 2 * wb, 1 << 20);
+    // RAM: two write buffers of a quarter each (at most 64 MiB), the rest a
+    // block cache for index and filter blocks. Table readers' own memory
+    // is charged to that cache too.
+    const size_t mem = std::max<size_t>(opt_.memory_bytes, 1 << 20);
+    const size_t wb = std::clamp<size_t>(mem / 4, 256 << 10, 64 << 20);
+    const size_t cache = mem - 2 * wb;
     cache_ = rocksdb::NewLRUCache(cache);
     stats_ = rocksdb::CreateDBStatistics();
     stats_->set_stats_level(rocksdb::StatsLevel::kExceptTimers);

@@ -929,11 +929,11 @@ Result<std::unique_ptr<RowStore>> NewTieredStore(const TableConfig& cfg, const T
   const size_t width = static_cast<size_t>(cfg.row_width());
   const size_t row_bytes = width * sizeof(float) + kTierBytesPerCachedRow;
   // The disk tier's share: a quarter of the budget (measured better than an
-  // eighth), between 4 and 256 MiB.
-  const size_t disk_mem = std::clamp<size_t>(opt.memory_budget / 4, 4 << 20, 256 << 20);
+  // eighth), between 1 and 256 MiB.
+  const size_t disk_mem = std::clamp<size_t>(opt.memory_budget / 4, 1 << 20, 256 << 20);
   size_t rows = opt.cache_rows;
   if (rows == 0) {
-    if (opt.memory_budget < disk_mem + 64 * 16 * row_bytes)
+    if (opt.memory_budget < disk_mem + kShards * 1024 + kShards * 4 * row_bytes)
       return Status::InvalidArgument("table '" + cfg.name + "': a memory budget of " +
                                      std::to_string(opt.memory_budget) + " bytes leaves no room for a cache");
     // Less a margin for the shards' fixed parts.

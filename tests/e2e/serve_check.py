@@ -457,6 +457,20 @@ check("infer answers after the drips", s == 200 and formatted(t) == expected(3)[
 os.kill(p.pid, signal.SIGTERM)
 check("SIGTERM after the drips: exit 0", p.wait(timeout=20) == 0)
 
+# ---- a memory budget: rows read through a RAM cache over a disk tier --------
+p, port = start("--memory-budget", "16M", "--table-dir", os.path.join(WORK, "serve_tables"))
+c = Client(port)
+s, t = c.call("POST", "/v2/models/ctr/infer", infer_body(ROWS[:50]))
+check("under --memory-budget, infer answers as predict does", s == 200 and formatted(t) == expected(3)[:50],
+      (s, t[:200]))
+s, t = c.call("GET", "/metrics")
+misses = re.search(r'embark_table_cache_misses_total\{table="embeddings"\} (\d+)', t)
+hits = re.search(r'embark_table_cache_hits_total\{table="embeddings"\} (\d+)', t)
+check("/metrics reports the table cache's hits and misses", s == 200 and misses and hits and
+      int(misses.group(1)) + int(hits.group(1)) > 0, t[-600:])
+os.kill(p.pid, signal.SIGTERM)
+check("SIGTERM under a memory budget: exit 0", p.wait(timeout=20) == 0)
+
 if FAILS:
     print(f"{len(FAILS)} check(s) failed", flush=True)
     sys.exit(1)
