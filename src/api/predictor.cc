@@ -30,8 +30,6 @@ Result<std::unique_ptr<Predictor>> Predictor::Open(const std::string& dir, const
   StorageOptions storage;
   storage.memory_budget = options.memory_budget;
   storage.dir = options.table_dir;
-  if (storage.memory_budget > 0 && storage.dir.empty())
-    return Status::InvalidArgument("a memory budget keeps rows beyond it on disk: give a table directory too");
   EMBARK_ASSIGN_OR_RETURN(rep->ck, LoadCheckpoint(dir, 0, 1, Env::Posix(), storage.memory_budget > 0 ? &storage : nullptr));
   InitBlas();
   rep->ck.model->FreezeForInference();

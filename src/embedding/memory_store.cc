@@ -271,11 +271,6 @@ class Shard {
 // (Admit), kUpdate asks without counting (Admitted).
 enum class Ask { kAll, kRead, kUpdate };
 
-void Touch(RowMeta* m, uint32_t step, bool update) {
-  m->last_step = step;
-  if (update && m->count < kFreeRow - 1) ++m->count;
-}
-
 class MemoryStore : public RowStore {
  public:
   explicit MemoryStore(const TableConfig& cfg)

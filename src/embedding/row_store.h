@@ -94,6 +94,14 @@ struct RowMeta {
   uint32_t count = 0;      // updates applied to the row (saturates)
 };
 
+// What a training read (update false) or an update does to a row's
+// metadata at `step`. The count saturates below UINT32_MAX, which a store
+// may keep for itself.
+inline void Touch(RowMeta* m, uint32_t step, bool update) {
+  m->last_step = step;
+  if (update && m->count < UINT32_MAX - 1) ++m->count;
+}
+
 // Rows read from a store in blocks: keys[i], rows[i * width .. + width), meta[i].
 struct RowBatch {
   std::vector<uint64_t> keys;

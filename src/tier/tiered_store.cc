@@ -58,11 +58,6 @@ struct KeyMeta {
   RowMeta meta;
 };
 
-void Touch(RowMeta* m, uint32_t step, bool update) {
-  m->last_step = step;
-  if (update && m->count < UINT32_MAX - 1) ++m->count;
-}
-
 // One shard of the cache: `cap` slots of rows with their keys, metadata and
 // flags, and an open-addressing index (linear probing, backward-shift
 // deletion) of 8-byte entries: 32 bits of the key's hash and slot + 1.
@@ -84,7 +79,6 @@ class Shard {
   float* Row(size_t e) { return rows_.data() + e * static_cast<size_t>(width_); }
   KeyMeta& At(size_t e) { return km_[e]; }
   uint8_t& Flags(size_t e) { return flags_[e]; }
-  size_t live() const { return live_; }
   size_t loading = 0, writing = 0;
 
   size_t bytes() const {
@@ -158,11 +152,16 @@ class Shard {
         if (dirty->size() < max) dirty->push_back(static_cast<uint32_t>(e));
         continue;
       }
-      Remove(e);
-      free_.pop_back();
-      return static_cast<int64_t>(e);
+      return Take(e);
     }
     return -1;
+  }
+
+  // Evicts row e (clean, not pinned) and hands its slot out.
+  int64_t Take(size_t e) {
+    Remove(e);
+    free_.pop_back();
+    return static_cast<int64_t>(e);
   }
 
   void SetHand(size_t e) { hand_ = e % cap_; }
@@ -208,6 +207,29 @@ class Shard {
 };
 
 enum class Mode { kGetTrain, kGetRead, kUpdate, kPut };
+
+// A batch of keys grouped by shard: keys[order[j]] for j in [start[s],
+// start[s + 1]) are shard s's, in their batch order; hashes[i] is Mix64 of
+// keys[i].
+struct Grouping {
+  std::vector<uint64_t> hashes;
+  std::vector<uint32_t> order;
+  size_t start[kShards + 1];
+
+  void Group(const uint64_t* keys, size_t n) {
+    hashes.resize(n);
+    order.resize(n);
+    std::fill(start, start + kShards + 1, 0);
+    for (size_t i = 0; i < n; ++i) {
+      hashes[i] = Mix64(keys[i]);
+      ++start[(hashes[i] & (kShards - 1)) + 1];
+    }
+    for (int s = 0; s < kShards; ++s) start[s + 1] += start[s];
+    size_t fill[kShards];
+    std::copy(start, start + kShards, fill);
+    for (size_t i = 0; i < n; ++i) order[fill[hashes[i] & (kShards - 1)]++] = static_cast<uint32_t>(i);
+  }
+};
 
 class TieredStore : public RowStore {
  public:
@@ -279,24 +301,23 @@ class TieredStore : public RowStore {
 
   Status Read(const uint64_t* keys, size_t n, float* rows, RowMeta* meta, bool* found) override {
     std::vector<uint32_t> miss;
-    Group(keys, n);
+    thread_local Grouping g;
+    g.Group(keys, n);
     for (int s = 0; s < kShards; ++s) {
-      if (start_[s] == start_[s + 1]) continue;
+      if (g.start[s] == g.start[s + 1]) continue;
       Shard& sh = *shards_[s];
       std::unique_lock<std::mutex> lk(sh.mu);
-      for (size_t j = start_[s]; j < start_[s + 1]; ++j) {
-        const size_t i = order_[j];
-        const int64_t e = sh.Find(keys[i], hashes_[i]);
-        if (e >= 0 && (sh.Flags(e) & kLoading)) {
-          // Its row is on disk (and unchanged) until the load lands.
+      for (size_t j = g.start[s]; j < g.start[s + 1]; ++j) {
+        const size_t i = g.order[j];
+        const int64_t e = sh.Find(keys[i], g.hashes[i]);
+        // A row being loaded is on disk, unchanged, until the load lands.
+        if (e < 0 || (sh.Flags(e) & kLoading)) {
           miss.push_back(static_cast<uint32_t>(i));
-        } else if (e >= 0) {
-          found[i] = true;
-          std::memcpy(rows + i * width_, sh.Row(e), sizeof(float) * width_);
-          if (meta) meta[i] = sh.At(e).meta;
-        } else {
-          miss.push_back(static_cast<uint32_t>(i));
+          continue;
         }
+        found[i] = true;
+        std::memcpy(rows + i * width_, sh.Row(e), sizeof(float) * width_);
+        if (meta) meta[i] = sh.At(e).meta;
       }
     }
     if (miss.empty()) return Status::OK();
@@ -330,9 +351,10 @@ class TieredStore : public RowStore {
   Status DropIf(const uint64_t* keys, size_t n, Pred drop, uint64_t* dropped) {
     std::vector<uint64_t> ks;
     std::vector<char> vals;
-    Group(keys, n);
-    const std::vector<size_t> start(start_, start_ + kShards + 1);
-    const std::vector<uint32_t> order(order_.begin(), order_.begin() + n);
+    Grouping g;
+    g.Group(keys, n);
+    const size_t* start = g.start;
+    const std::vector<uint32_t>& order = g.order;
     for (int s = 0; s < kShards; ++s) {
       if (start[s] == start[s + 1]) continue;
       Shard& sh = *shards_[s];
@@ -340,7 +362,7 @@ class TieredStore : public RowStore {
       // No load or write-back of these keys may be in flight: wait them out.
       sh.cv.wait(lk, [&] {
         for (size_t j = start[s]; j < start[s + 1]; ++j) {
-          const int64_t e = sh.Find(keys[order[j]], Mix64(keys[order[j]]));
+          const int64_t e = sh.Find(keys[order[j]], g.hashes[order[j]]);
           if (e >= 0 && (sh.Flags(e) & (kLoading | kWriting))) return false;
         }
         return true;
@@ -348,17 +370,15 @@ class TieredStore : public RowStore {
       // Each key's metadata: from RAM, else from disk (under the lock, so
       // no thread brings the key in meanwhile).
       std::vector<uint64_t> probe;
-      for (size_t j = start[s]; j < start[s + 1]; ++j) {
-        const uint64_t k = keys[order[j]];
-        if (sh.Find(k, Mix64(k)) < 0) probe.push_back(k);
-      }
+      for (size_t j = start[s]; j < start[s + 1]; ++j)
+        if (sh.Find(keys[order[j]], g.hashes[order[j]]) < 0) probe.push_back(keys[order[j]]);
       vals.resize(probe.size() * value_bytes_);
       std::unique_ptr<bool[]> on_disk(new bool[probe.size() + 1]);
       EMBARK_RETURN_IF_ERROR(disk_->MultiGet(probe.data(), probe.size(), vals.data(), on_disk.get()));
       ks.clear();
       for (size_t j = start[s]; j < start[s + 1]; ++j) {
         const uint64_t k = keys[order[j]];
-        const int64_t e = sh.Find(k, Mix64(k));
+        const int64_t e = sh.Find(k, g.hashes[order[j]]);
         if (e < 0 || !drop(sh.At(e).meta)) continue;
         sh.Remove(e);
         ks.push_back(k);
@@ -429,43 +449,21 @@ class TieredStore : public RowStore {
       std::unique_lock<std::mutex> lk(sh.mu);
       sh.cv.wait(lk, [&] { return sh.writing == 0; });
       sh.AllDirty(&dirty);
-      for (size_t b = 0; b < dirty.size(); b += 4096) {
-        const size_t e = std::min(dirty.size(), b + 4096);
-        std::vector<uint32_t> part(dirty.begin() + b, dirty.begin() + e);
-        EMBARK_RETURN_IF_ERROR(WriteBack(sh, part));
-      }
+      for (size_t b = 0; b < dirty.size(); b += 4096)
+        EMBARK_RETURN_IF_ERROR(WriteBack(sh, dirty.data() + b, std::min<size_t>(4096, dirty.size() - b)));
     }
     return Status::OK();
   }
 
-  DiskTier* disk() const { return disk_.get(); }
-  size_t value_bytes() const { return value_bytes_; }
-  int width() const { return width_; }
-
  private:
-  // Groups keys by shard into order_ (start_[s] .. start_[s + 1]).
-  void Group(const uint64_t* keys, size_t n) {
-    hashes_.resize(n);
-    order_.resize(n);
-    std::fill(start_, start_ + kShards + 1, 0);
-    for (size_t i = 0; i < n; ++i) {
-      hashes_[i] = Mix64(keys[i]);
-      ++start_[(hashes_[i] & (kShards - 1)) + 1];
-    }
-    for (int s = 0; s < kShards; ++s) start_[s + 1] += start_[s];
-    size_t fill[kShards];
-    std::copy(start_, start_ + kShards, fill);
-    for (size_t i = 0; i < n; ++i) order_[fill[hashes_[i] & (kShards - 1)]++] = static_cast<uint32_t>(i);
-  }
-
   // Writes rows `slots` of sh back (sh.mu held) and marks them clean.
-  Status WriteBack(Shard& sh, const std::vector<uint32_t>& slots) {
-    if (slots.empty()) return Status::OK();
-    std::vector<uint64_t> ks(slots.size());
-    std::vector<char> vals(slots.size() * value_bytes_);
-    for (size_t j = 0; j < slots.size(); ++j) Encode(sh, slots[j], &ks[j], vals.data() + j * value_bytes_);
-    EMBARK_RETURN_IF_ERROR(disk_->Write(ks.data(), ks.size(), vals.data(), nullptr, 0));
-    for (uint32_t e : slots) sh.Flags(e) &= static_cast<uint8_t>(~kDirty);
+  Status WriteBack(Shard& sh, const uint32_t* slots, size_t n) {
+    if (n == 0) return Status::OK();
+    std::vector<uint64_t> ks(n);
+    std::vector<char> vals(n * value_bytes_);
+    for (size_t j = 0; j < n; ++j) Encode(sh, slots[j], &ks[j], vals.data() + j * value_bytes_);
+    EMBARK_RETURN_IF_ERROR(disk_->Write(ks.data(), n, vals.data(), nullptr, 0));
+    for (size_t j = 0; j < n; ++j) sh.Flags(slots[j]) &= static_cast<uint8_t>(~kDirty);
     return Status::OK();
   }
 
@@ -483,17 +481,13 @@ class TieredStore : public RowStore {
     if (e >= 0) return e;
     if (dirty.empty()) return int64_t{-1};
     const auto t0 = Clock::now();
-    EMBARK_RETURN_IF_ERROR(WriteBack(sh, dirty));
+    EMBARK_RETURN_IF_ERROR(WriteBack(sh, dirty.data(), dirty.size()));
     stall_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
-    sync_writes_ += dirty.size();
     const uint32_t v = dirty[0];
     // The rows just written are clean and cold: the next allocations take
     // them, from the first on.
     sh.SetHand(v + 1);
-    sh.Remove(v);
-    // Remove put v on the free list; take it back.
-    e = sh.Alloc(&dirty, 0);
-    return e;
+    return sh.Take(v);
   }
 
   struct Load {
@@ -580,16 +574,13 @@ class TieredStore : public RowStore {
   Status Visit(const uint64_t* keys, size_t n, Mode mode, Fn&& fn) {
     thread_local std::vector<Load> loads;
     thread_local std::vector<uint32_t> later;
+    thread_local Grouping g;
     loads.clear();
     later.clear();
-    Group(keys, n);
-    // Group's arrays are the store's; this call's copy survives nested use.
-    thread_local std::vector<uint64_t> hashes;
-    thread_local std::vector<uint32_t> order;
-    hashes.assign(hashes_.begin(), hashes_.begin() + n);
-    order.assign(order_.begin(), order_.begin() + n);
-    size_t start[kShards + 1];
-    std::copy(start_, start_ + kShards + 1, start);
+    g.Group(keys, n);
+    const size_t* start = g.start;
+    const std::vector<uint32_t>& order = g.order;
+    const std::vector<uint64_t>& hashes = g.hashes;
     uint64_t hits = 0, misses = 0;
     for (int s = 0; s < kShards; ++s) {
       if (start[s] == start[s + 1]) continue;
@@ -729,7 +720,6 @@ class TieredStore : public RowStore {
             if (!st.ok()) f |= kDirty;  // still only in RAM; a caller's own write-back reports the error
           }
           sh.writing -= slots.size();
-          cleaned_ += st.ok() ? slots.size() : 0;
         }
         sh.cv.notify_all();
       }
@@ -741,6 +731,7 @@ class TieredStore : public RowStore {
   // write-back is left to the steps).
   void LoaderLoop() {
     std::vector<uint64_t> keys;
+    Grouping g;
     std::vector<Load> loads;
     std::vector<uint32_t> none;
     for (;;) {
@@ -751,22 +742,17 @@ class TieredStore : public RowStore {
         keys = std::move(prefetch_q_.front());
         prefetch_q_.pop_front();
       }
-      // By shard, so placeholders of one shard are made under one lock.
-      std::sort(keys.begin(), keys.end(), [](uint64_t a, uint64_t b) {
-        return (Mix64(a) & (kShards - 1)) < (Mix64(b) & (kShards - 1)) ||
-               ((Mix64(a) & (kShards - 1)) == (Mix64(b) & (kShards - 1)) && a < b);
-      });
-      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      // By shard, so placeholders of one shard are made under one lock (a
+      // repeated key finds its own placeholder).
+      g.Group(keys.data(), keys.size());
       loads.clear();
-      for (size_t b = 0; b < keys.size();) {
-        const int s = static_cast<int>(Mix64(keys[b]) & (kShards - 1));
-        size_t e = b;
-        while (e < keys.size() && static_cast<int>(Mix64(keys[e]) & (kShards - 1)) == s) ++e;
+      for (int s = 0; s < kShards; ++s) {
+        if (g.start[s] == g.start[s + 1]) continue;
         Shard& sh = *shards_[s];
         std::lock_guard<std::mutex> lk(sh.mu);
-        for (size_t j = b; j < e; ++j) {
-          const uint64_t h = Mix64(keys[j]);
-          const int64_t at = sh.Find(keys[j], h);
+        for (size_t j = g.start[s]; j < g.start[s + 1]; ++j) {
+          const uint32_t i = g.order[j];
+          const int64_t at = sh.Find(keys[i], g.hashes[i]);
           if (at >= 0) {
             if (!(sh.Flags(at) & kLoading)) sh.Flags(at) |= kRef;
             continue;
@@ -775,14 +761,12 @@ class TieredStore : public RowStore {
           if (sh.loading * 4 >= sh.cap()) break;
           const int64_t slot = sh.Alloc(&none, 0);
           if (slot < 0) break;
-          sh.Insert(keys[j], h, static_cast<size_t>(slot), kLive | kLoading);
+          sh.Insert(keys[i], g.hashes[i], static_cast<size_t>(slot), kLive | kLoading);
           ++sh.loading;
-          loads.push_back(Load{static_cast<uint32_t>(j), static_cast<uint32_t>(slot), static_cast<uint16_t>(s)});
+          loads.push_back(Load{i, static_cast<uint32_t>(slot), static_cast<uint16_t>(s)});
         }
-        b = e;
       }
       if (loads.empty()) continue;
-      prefetched_ += loads.size();
       auto keep = [](size_t, float*, RowMeta*, uint8_t*) {};
       (void)FinishLoads(keys.data(), loads, Mode::kGetRead, keep, false);
     }
@@ -801,12 +785,8 @@ class TieredStore : public RowStore {
   std::unique_ptr<Admission> admission_;  // null when the policy admits every id
   uint32_t last_ttl_scan_ = 0;
   std::atomic<uint64_t> rejected_{0}, evicted_{0}, expired_{0};
-  std::atomic<uint64_t> admitted_{0}, hits_{0}, misses_{0}, sync_writes_{0}, cleaned_{0}, prefetched_{0};
+  std::atomic<uint64_t> admitted_{0}, hits_{0}, misses_{0};
   std::atomic<int64_t> stall_ns_{0};
-  // Group's scratch (callers of one store method at a time per thread).
-  static thread_local std::vector<uint64_t> hashes_;
-  static thread_local std::vector<uint32_t> order_;
-  static thread_local size_t start_[kShards + 1];
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
@@ -814,10 +794,6 @@ class TieredStore : public RowStore {
   std::deque<std::vector<uint64_t>> prefetch_q_;
   std::thread cleaner_, loader_;
 };
-
-thread_local std::vector<uint64_t> TieredStore::hashes_;
-thread_local std::vector<uint32_t> TieredStore::order_;
-thread_local size_t TieredStore::start_[kShards + 1];
 
 // A walk of every row's metadata (dirty rows written back first), then
 // the rows to drop, re-checked under their shard's lock (a row used since
