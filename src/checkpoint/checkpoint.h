@@ -24,6 +24,16 @@ struct TrainerState {
   int64_t step = 0;
   uint64_t samples = 0;
   double best_auc = 0;
+  // Batch training: samples of epoch `epochs_done` already trained on (a
+  // checkpoint written mid-epoch resumes there, not at the epoch's start).
+  uint64_t epoch_samples = 0;
+  // Online training (docs/online.md): where the stream stands after the
+  // last trained sample (JSON written by the stream source; empty for batch
+  // runs), the last delta checkpoint this state contains, and, in a
+  // snapshot, the identity its deltas name as their base.
+  std::string stream_position;
+  uint64_t delta_seq = 0;
+  std::string snapshot_id;
 };
 
 struct DenseOptState {
@@ -47,6 +57,11 @@ struct LoadedCheckpoint {
   std::unique_ptr<Model> model;
   DenseOptState opt;
   TrainerState state;
+  // An online training directory (docs/online.md): the deltas applied on
+  // top of the snapshot, in order, and why the first one not applied was
+  // refused (OK when every delta present was applied).
+  uint64_t deltas_applied = 0;
+  Status delta_error;
 };
 
 // Verifies the manifest, sizes and checksums before reading anything else;
