@@ -126,7 +126,7 @@ nlohmann::json Entry(uint64_t bytes, uint64_t sum) { return {{"bytes", bytes}, {
 // Every file but the tables': config, data spec, dense state, trainer state.
 Status WriteModelFiles(Env* env, const std::string& staging, const Model& model, const DenseOptState& opt,
                        const TrainerState& ts, nlohmann::json* entries) {
-  nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
+  nlohmann::json st = TrainerStateJson(ts);
   const std::pair<const char*, std::string> files[] = {{"config.toml", ConfigToToml(model.config())},
                                                        {"data_spec.json", model.spec().ToJson()},
                                                        {"dense.bin", EncodeDense(model, opt)},
@@ -329,6 +329,32 @@ std::vector<std::string> TableFileNames(const Files& files, const std::string& b
 
 }  // namespace
 
+nlohmann::json TrainerStateJson(const TrainerState& ts) {
+  nlohmann::json st = {{"epochs_done", ts.epochs_done}, {"step", ts.step}, {"samples", ts.samples}, {"best_auc", ts.best_auc}};
+  // Written only when set, so batch checkpoints read by older builds stay as they were.
+  if (ts.epoch_samples > 0) st["epoch_samples"] = ts.epoch_samples;
+  if (!ts.stream_position.empty()) st["stream_position"] = nlohmann::json::parse(ts.stream_position);
+  if (ts.delta_seq > 0) st["delta_seq"] = ts.delta_seq;
+  if (!ts.snapshot_id.empty()) st["snapshot_id"] = ts.snapshot_id;
+  return st;
+}
+
+TrainerState TrainerStateFromJson(const nlohmann::json& st) {
+  TrainerState ts;
+  ts.epochs_done = IntAt<int>(st, "epochs_done", 0);
+  ts.step = IntAt<int64_t>(st, "step", 0);
+  ts.samples = IntAt<uint64_t>(st, "samples");
+  ts.best_auc = st.at("best_auc").get<double>();
+  if (st.contains("epoch_samples")) ts.epoch_samples = IntAt<uint64_t>(st, "epoch_samples");
+  if (st.contains("stream_position")) {
+    if (!st["stream_position"].is_object()) throw std::runtime_error("stream_position is not an object");
+    ts.stream_position = st["stream_position"].dump();
+  }
+  if (st.contains("delta_seq")) ts.delta_seq = IntAt<uint64_t>(st, "delta_seq");
+  if (st.contains("snapshot_id")) ts.snapshot_id = st.at("snapshot_id").get<std::string>();
+  return ts;
+}
+
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
                       Communicator* comm, Env* env) {
   std::string clean = dir;
@@ -408,10 +434,7 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
-    out.state.epochs_done = IntAt<int>(st, "epochs_done", 0);
-    out.state.step = IntAt<int64_t>(st, "step", 0);
-    out.state.samples = IntAt<uint64_t>(st, "samples");
-    out.state.best_auc = st.at("best_auc").get<double>();
+    out.state = TrainerStateFromJson(st);
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");
   }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "dist/comm.h"
 #include "model/model.h"
 #include "util/env.h"
@@ -35,6 +37,10 @@ struct TrainerState {
   uint64_t delta_seq = 0;
   std::string snapshot_id;
 };
+
+// trainer.json (docs/checkpoint.md); FromJson throws on a malformed field.
+nlohmann::json TrainerStateJson(const TrainerState& ts);
+TrainerState TrainerStateFromJson(const nlohmann::json& st);
 
 struct DenseOptState {
   int64_t step = 0;
