@@ -98,19 +98,45 @@ Result<std::unique_ptr<Model>> Model::Create(const TrainConfig& cfg, const DataS
     stores.push_back(m->tables_.back().get());
   }
   m->rows_ = StoreAccess(std::move(stores));
+  EMBARK_RETURN_IF_ERROR(m->AdoptParts(&b));
+  return m;
+}
 
-  m->parts_ = std::move(b.parts());
+Status Model::AdoptParts(FamilyBuilder* b) {
+  parts_ = std::move(b->parts());
   bool pools = false;
-  for (auto& p : m->parts_) {
-    p->set_packed_offset(m->packed_size_);
-    m->packed_size_ += p->packed_size();
+  for (auto& p : parts_) {
+    p->set_packed_offset(packed_size_);
+    packed_size_ += p->packed_size();
     pools = pools || p->reads_pooled();
   }
-  const int pooled = b.pooled();
-  if (pools && (pooled < 0 || pooled >= m->num_tables()))
-    return Status::InvalidArgument("model '" + cfg.model + "': a part reads pooled embeddings, but no table is pooled");
-  if (pools) m->pooled_ = pooled;
-  m->outputs_ = b.outputs();
+  const int pooled = b->pooled();
+  if (pools && (pooled < 0 || pooled >= num_tables()))
+    return Status::InvalidArgument("model '" + cfg_.model + "': a part reads pooled embeddings, but no table is pooled");
+  if (pools) pooled_ = pooled;
+  outputs_ = b->outputs();
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Model>> Model::ShareTables() const {
+  const Family* family = FindFamily(cfg_.model);
+  if (family == nullptr) return Status::InvalidArgument("unknown model '" + cfg_.model + "'");
+  std::unique_ptr<Model> m(new Model(cfg_, spec_));
+  // The family builds the same parts and parameter layout again (the
+  // config is this model's, so it fits); the tables are this model's.
+  FamilyBuilder b(cfg_, spec_, &m->params_);
+  EMBARK_RETURN_IF_ERROR(family->build(&b));
+  if (m->params_.size() != params_.size() || b.tables().size() != tables_.size())
+    return Status::InvalidArgument("Model::ShareTables: model '" + cfg_.model + "' built a different shape");
+  std::copy(params_.data(), params_.data() + params_.size(), m->params_.data());
+  m->tables_ = tables_;
+  m->tiered_ = tiered_;
+  m->table_optimizers_ = table_optimizers_;
+  std::vector<RowStore*> stores;
+  for (const auto& t : tables_) stores.push_back(t.get());
+  m->rows_ = StoreAccess(std::move(stores));
+  EMBARK_RETURN_IF_ERROR(m->AdoptParts(&b));
+  m->calibration_ = calibration_;
   return m;
 }
 

@@ -4,7 +4,8 @@
 // first-order weights, the FM pairwise term, a deep tower (with DCN-v2's
 // cross layers), DLRM's dot interaction.
 //
-// A Model owns its named embedding tables (RowStores) and dense parameters.
+// A Model holds its named embedding tables (RowStores, which models made by
+// ShareTables share) and owns its dense parameters.
 // Forward and Backward leave the model unchanged and take a per-thread
 // Workspace, so several threads run sub-batches at once against the same
 // model; rows are reached through a RowAccess (the model's own stores, or a
@@ -31,6 +32,7 @@
 namespace embark {
 
 class Part;
+class FamilyBuilder;
 
 // The click probability of a logit; every scoring path (eval, predict,
 // serve) uses this one function so their outputs agree bit for bit.
@@ -60,6 +62,14 @@ class Model {
   static Result<std::unique_ptr<Model>> Create(const TrainConfig& cfg, const DataSpec& spec,
                                                const StorageOptions* storage = nullptr);
   ~Model();
+
+  // A model of the same config and spec holding the same tables (not
+  // copies: a row put into a table after this call is seen by both models)
+  // with a copy of this model's dense parameters and calibration, not yet
+  // frozen. Serving applies a delta checkpoint with it: rows go into the
+  // shared tables, the delta's dense weights into the new model, which is
+  // frozen and swapped in while requests in flight finish on this one.
+  Result<std::unique_ptr<Model>> ShareTables() const;
 
   const TrainConfig& config() const { return cfg_; }
   const DataSpec& spec() const { return spec_; }
@@ -155,6 +165,8 @@ class Model {
 
  private:
   Model(const TrainConfig& cfg, const DataSpec& spec);
+  // Takes the parts the family built (after the tables are in place).
+  Status AdoptParts(FamilyBuilder* b);
   // Gives `ws` a scratch of each part's kind and a buffer per table.
   void Prepare(Workspace* ws) const;
   // Whether `ws` holds the sparse gradients of a Backward (for every table,
@@ -167,7 +179,7 @@ class Model {
   TrainConfig cfg_;
   DataSpec spec_;
   ParamSet params_;
-  std::vector<std::unique_ptr<RowStore>> tables_;
+  std::vector<std::shared_ptr<RowStore>> tables_;  // shared with ShareTables' models
   bool tiered_ = false;
   // Per table: which of a config's settings its optimizer takes.
   std::vector<Result<SparseOptimizerConfig> (*)(const TrainConfig&)> table_optimizers_;
