@@ -26,6 +26,9 @@ elif [ "${1:-}" = "--tsan" ]; then
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/dist_test
   # embark serve's connection thread against its handler threads.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/http_test
+  # Delta checkpoints applied in place (rows into the served tables, dense
+  # weights swapped) while requests are scored.
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/serve_delta_test
   # The hybrid trainer: 2 threads read a step's rows, then apply the summed
   # gradients of both shares, each to its own store shards.
   tmp=$(mktemp -d)

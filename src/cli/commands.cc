@@ -251,7 +251,9 @@ void RegisterServe(CLI::App* app) {
   auto o = std::make_shared<serve::ServerOptions>();
   auto quiet = std::make_shared<bool>(false);
   auto max_body_mb = std::make_shared<double>(64);
-  cmd->add_option("--model", o->model_dir, "Checkpoint directory (watched for a newer checkpoint)")
+  cmd->add_option("--model", o->model_dir,
+                  "Checkpoint directory (watched for a newer checkpoint, and for the delta checkpoints of "
+                  "embark train --stream, applied in place)")
       ->required()
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--name", o->name, "Model name in URLs (default: the directory's name)");
@@ -301,8 +303,9 @@ void RegisterServe(CLI::App* app) {
                   "connection is closed")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
-  cmd->add_option("--poll", o->poll_s, "Seconds between checks of the model directory (0: reload only on SIGHUP or "
-                                       "POST /v2/repository/models/NAME/load)")
+  cmd->add_option("--poll", o->poll_s,
+                  "Seconds between checks of the model directory for a new snapshot or new deltas (0: reload only "
+                  "on SIGHUP or POST /v2/repository/models/NAME/load)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
   auto token_file = std::make_shared<std::string>();

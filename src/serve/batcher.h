@@ -22,12 +22,16 @@
 namespace embark::serve {
 
 // A loaded checkpoint, shared by the requests scored on it: a reload swaps
-// in a new one while requests in flight keep the old one alive.
+// in a new one while requests in flight keep the old one alive. A delta
+// applied in place swaps in a new one too, sharing the tables (Model::
+// ShareTables), the encoder, the version and the metadata of the one before.
 struct ServedModel {
   std::unique_ptr<Model> model;
-  std::unique_ptr<RowEncoder> encoder;
-  std::string version_str;  // "1" for the first load, +1 per reload
+  std::shared_ptr<const RowEncoder> encoder;
+  std::string version_str;  // "1" for the first load, +1 per reload; deltas keep it
   std::string metadata_json;
+  std::string snapshot_id;  // of the snapshot loaded (deltas name it as their base)
+  uint64_t delta_seq = 0;   // the last delta in the model (0: none)
 };
 
 struct BatcherOptions {

@@ -1,5 +1,6 @@
 #include "serve/metrics.h"
 
+#include <chrono>
 #include <cstdio>
 
 namespace embark::serve {
@@ -49,7 +50,32 @@ void ServerMetrics::ObserveBatch(size_t rows) {
   ++batches_;
 }
 
+void ServerMetrics::DeltasApplied(uint64_t n, uint64_t seq, double written_unix, double sample_unix,
+                                  double apply_seconds) {
+  deltas_applied_ += n;
+  std::lock_guard<std::mutex> lock(mu_);
+  delta_.seq = seq;
+  delta_.written_unix = written_unix;
+  delta_.sample_unix = sample_unix;
+  if (apply_seconds >= 0) delta_.apply_seconds = apply_seconds;
+}
+
+void ServerMetrics::SetDeltaSeq(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seq == delta_.seq) return;
+  delta_ = DeltaState{seq, 0, 0, delta_.apply_seconds};
+}
+
+uint64_t ServerMetrics::delta_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return delta_.seq;
+}
+
 std::string ServerMetrics::Render() const {
+  return Render(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string ServerMetrics::Render(double now_unix) const {
   std::string out;
   out += "# HELP embark_requests_total HTTP requests by endpoint and status code.\n";
   out += "# TYPE embark_requests_total counter\n";
@@ -81,6 +107,39 @@ std::string ServerMetrics::Render() const {
   out += "# HELP embark_http_connections_refused_total Connections refused for being over --max-connections.\n";
   out += "# TYPE embark_http_connections_refused_total counter\n";
   out += "embark_http_connections_refused_total " + std::to_string(connections_refused_.load()) + "\n";
+  DeltaState d;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    d = delta_;
+  }
+  out += "# HELP embark_deltas_applied_total Delta checkpoints applied, in place or by a full load.\n";
+  out += "# TYPE embark_deltas_applied_total counter\n";
+  out += "embark_deltas_applied_total " + std::to_string(deltas_applied_.load()) + "\n";
+  out += "# HELP embark_deltas_failed_total Delta checkpoints refused (incomplete, corrupt, or not following the "
+         "model served).\n# TYPE embark_deltas_failed_total counter\n";
+  out += "embark_deltas_failed_total " + std::to_string(deltas_failed_.load()) + "\n";
+  out += "# HELP embark_delta_seq Sequence number of the last delta in the model served (0: none).\n";
+  out += "# TYPE embark_delta_seq gauge\n";
+  out += "embark_delta_seq " + std::to_string(d.seq) + "\n";
+  char buf[160];
+  if (d.written_unix > 0) {
+    std::snprintf(buf, sizeof(buf), "embark_delta_age_seconds %.3f\n", now_unix - d.written_unix);
+    out += "# HELP embark_delta_age_seconds Seconds since the newest delta applied was written.\n";
+    out += "# TYPE embark_delta_age_seconds gauge\n";
+    out += buf;
+  }
+  if (d.sample_unix > 0) {
+    std::snprintf(buf, sizeof(buf), "embark_delta_sample_age_seconds %.3f\n", now_unix - d.sample_unix);
+    out += "# HELP embark_delta_sample_age_seconds Seconds since the newest sample trained into the model served "
+           "was read from the stream.\n# TYPE embark_delta_sample_age_seconds gauge\n";
+    out += buf;
+  }
+  if (d.apply_seconds >= 0) {
+    std::snprintf(buf, sizeof(buf), "embark_delta_apply_seconds %.6f\n", d.apply_seconds);
+    out += "# HELP embark_delta_apply_seconds Seconds the last delta applied in place took (verify, rows, dense "
+           "swap).\n# TYPE embark_delta_apply_seconds gauge\n";
+    out += buf;
+  }
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/delta.h"
 #include "serve/batcher.h"
 #include "serve/http_front.h"
 #include "serve/request.h"
@@ -44,7 +45,8 @@ using Clock = std::chrono::steady_clock;
 
 // Identifies the checkpoint's current contents cheaply: every entry's name,
 // inode, size and modification time. A checkpoint swapped in by embark train
-// (or copied over) changes it.
+// (or copied over) changes it; a delta written into its deltas/ folder does
+// not (deltas are applied in place, not by a full load).
 std::string DirSignature(const std::string& dir) {
   std::string sig;
   struct stat st {};
@@ -55,7 +57,7 @@ std::string DirSignature(const std::string& dir) {
   std::vector<std::string> entries;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
+    if (name == "." || name == ".." || name == "deltas") continue;
     struct stat fs {};
     if (::stat((dir + "/" + name).c_str(), &fs) != 0) continue;
     entries.push_back(name + ":" + std::to_string(fs.st_ino) + ":" + std::to_string(fs.st_size) + ":" +
@@ -171,9 +173,12 @@ struct Server::Impl {
 
   std::mutex model_mu;  // guards `current`
   std::shared_ptr<const ServedModel> current;
-  std::mutex reload_mu;  // one reload at a time; guards the reload state below
+  std::mutex reload_mu;  // one reload or delta apply at a time; guards the reload state below
   std::string loaded_sig, failed_sig;
   int64_t next_version = 1;
+  // A delta refused (0: none): neither it nor any after it is tried again
+  // until a full load (deltas after a missing one would miss its rows).
+  uint64_t refused_seq = 0;
 
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
@@ -188,7 +193,14 @@ struct Server::Impl {
     return current;
   }
 
-  Result<std::shared_ptr<ServedModel>> Load(int64_t version) {
+  // What a full load did besides loading the snapshot.
+  struct LoadReport {
+    uint64_t deltas_applied = 0;
+    DeltaInfo last;      // the last delta applied (seq 0: unknown)
+    Status delta_error;  // why the delta after it was refused
+  };
+
+  Result<std::shared_ptr<ServedModel>> Load(int64_t version, LoadReport* report) {
     if (opt.memory_budget > 0 && opt.table_dir.empty())
       return Status::InvalidArgument("--memory-budget keeps rows beyond it on disk: give --table-dir too");
     StorageOptions storage;
@@ -196,22 +208,44 @@ struct Server::Impl {
     // Two slots: a version loads while the one before it still serves; by
     // then the one before that is gone.
     if (opt.memory_budget > 0) storage.dir = opt.table_dir + "/slot-" + std::to_string(version % 2);
+    // The snapshot and the deltas that follow it (LoadCheckpoint applies them).
     EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.model_dir, 0, 1, Env::Posix(), opt.memory_budget > 0 ? &storage : nullptr));
     auto m = std::make_shared<ServedModel>();
     m->model = std::move(ck.model);
     m->model->FreezeForInference();
-    m->encoder = std::make_unique<RowEncoder>(m->model->spec());
+    m->encoder = std::make_shared<const RowEncoder>(m->model->spec());
     m->version_str = std::to_string(version);
     m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder);
+    m->snapshot_id = ck.state.snapshot_id;
+    m->delta_seq = ck.state.delta_seq;
+    // Freshness of the last delta the load applied (its info is read
+    // again: LoadCheckpoint keeps only the trainer state).
+    if (ck.deltas_applied > 0) {
+      auto d = Delta::Open(opt.model_dir, m->delta_seq, *m->model);
+      if (d.ok()) {
+        report->last = d.value()->info();
+        m->snapshot_id = report->last.base;
+      }
+    }
+    report->deltas_applied = ck.deltas_applied;
+    report->delta_error = ck.delta_error;
     return m;
   }
 
+  // Checks the directory: a new snapshot is loaded in full (Load), new
+  // deltas of the snapshot served are applied in place (ApplyDeltas).
   Status Reload(bool force) {
     std::lock_guard<std::mutex> one(reload_mu);
     const std::string sig = DirSignature(opt.model_dir);
-    if (!force && (sig == loaded_sig || sig == failed_sig)) return Status::OK();
+    if (force || (sig != loaded_sig && sig != failed_sig)) return FullReload(sig);
+    if (sig == failed_sig) return Status::OK();  // a broken snapshot: its deltas cannot apply either
+    return ApplyDeltas(sig);
+  }
+
+  Status FullReload(const std::string& sig) {
     const int64_t version = next_version;
-    auto loaded = Load(version);
+    LoadReport report;
+    auto loaded = Load(version, &report);
     if (!loaded.ok()) {
       failed_sig = sig;
       metrics.CountReload(false);
@@ -220,10 +254,25 @@ struct Server::Impl {
                 static_cast<long long>(version - 1), loaded.status().message().c_str());
       return loaded.status();
     }
+    std::shared_ptr<const ServedModel> m = std::move(loaded).value();
     {
       std::lock_guard<std::mutex> lock(model_mu);
-      current = std::move(loaded).value();
+      current = m;
     }
+    metrics.SetDeltaSeq(m->delta_seq);
+    if (report.deltas_applied > 0)
+      metrics.DeltasApplied(report.deltas_applied, m->delta_seq, report.last.written_unix,
+                            report.last.newest_sample_unix, -1);
+    refused_seq = 0;
+    if (!report.delta_error.ok()) {
+      refused_seq = m->delta_seq + 1;
+      metrics.CountDeltaFailed();
+      log.Log(LogLevel::kError, "delta %llu of %s refused; serving version %lld with deltas to %llu (later deltas "
+                                "wait for the next snapshot): %s",
+              static_cast<unsigned long long>(refused_seq), opt.model_dir.c_str(), static_cast<long long>(version),
+              static_cast<unsigned long long>(m->delta_seq), report.delta_error.message().c_str());
+    }
+    m.reset();
     loaded_sig = sig;
     failed_sig.clear();
     ++next_version;
@@ -233,6 +282,81 @@ struct Server::Impl {
     // held it, before the next reload) goes back to the system.
     ::malloc_trim(0);
     log.Log(LogLevel::kInfo, "serving %s version %lld", opt.model_dir.c_str(), static_cast<long long>(version));
+    return Status::OK();
+  }
+
+  // A delta not applied: counted and logged once (it is not tried again).
+  Status RefuseDelta(const ServedModel& cur, uint64_t seq, const Status& why) {
+    refused_seq = seq;
+    metrics.CountDeltaFailed();
+    log.Log(LogLevel::kError, "delta %llu of %s refused, still serving version %s with deltas to %llu (later deltas "
+                              "wait for the next snapshot): %s",
+            static_cast<unsigned long long>(seq), opt.model_dir.c_str(), cur.version_str.c_str(),
+            static_cast<unsigned long long>(cur.delta_seq), why.message().c_str());
+    return why;
+  }
+
+  // Applies in place, in order, the deltas of the directory that follow the
+  // model served: each is verified whole (Delta::Open) before anything
+  // changes; its rows go into the served tables (safe under concurrent
+  // reads), its dense weights into a new model sharing those tables, frozen
+  // and swapped in. A delta of another snapshot, or after a gap, means a
+  // new snapshot is being swapped in: loaded in full once it is there.
+  Status ApplyDeltas(const std::string& sig) {
+    std::shared_ptr<const ServedModel> cur = Current();
+    if (!cur) return Status::OK();
+    auto listed = ListDeltas(opt.model_dir);
+    if (!listed.ok()) return listed.status();
+    for (const uint64_t seq : listed.value()) {
+      if (seq <= cur->delta_seq) continue;
+      if (refused_seq != 0 && seq >= refused_seq) break;
+      // Anything not following the model served: a new snapshot (with its
+      // own deltas) may have been swapped in since `sig` was taken.
+      auto changed = [&] { return DirSignature(opt.model_dir) != sig; };
+      if (seq != cur->delta_seq + 1) {
+        if (changed()) return FullReload(DirSignature(opt.model_dir));
+        return RefuseDelta(*cur, seq, Status::NotFound("delta " + std::to_string(seq) + " follows delta " +
+                                                       std::to_string(cur->delta_seq) + ": the deltas between are missing"));
+      }
+      const auto t0 = Clock::now();
+      auto opened = Delta::Open(opt.model_dir, seq, *cur->model);
+      if (!opened.ok()) {
+        if (changed()) return FullReload(DirSignature(opt.model_dir));
+        return RefuseDelta(*cur, seq, opened.status());
+      }
+      const Delta& d = *opened.value();
+      if (d.info().base != cur->snapshot_id) {
+        if (changed()) return FullReload(DirSignature(opt.model_dir));
+        return RefuseDelta(*cur, seq, Status::Corruption("delta " + std::to_string(seq) + " applies to snapshot '" +
+                                                         d.info().base + "', not to the one served ('" +
+                                                         cur->snapshot_id + "')"));
+      }
+      EMBARK_ASSIGN_OR_RETURN(std::unique_ptr<Model> next, cur->model->ShareTables());
+      if (Status st = d.Apply(next.get()); !st.ok()) {
+        // Some rows are in the served tables: the model is none the trainer
+        // wrote. Load the directory in full (or keep what is served if that
+        // fails too, as any failed reload does).
+        (void)RefuseDelta(*cur, seq, st);
+        return FullReload(DirSignature(opt.model_dir));
+      }
+      next->FreezeForInference();
+      auto m = std::make_shared<ServedModel>();
+      m->model = std::move(next);
+      m->encoder = cur->encoder;
+      m->version_str = cur->version_str;
+      m->metadata_json = cur->metadata_json;
+      m->snapshot_id = cur->snapshot_id;
+      m->delta_seq = seq;
+      {
+        std::lock_guard<std::mutex> lock(model_mu);
+        current = m;
+      }
+      cur = std::move(m);
+      const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+      metrics.DeltasApplied(1, seq, d.info().written_unix, d.info().newest_sample_unix, took);
+      log.Log(LogLevel::kDebug, "applied delta %llu (%llu rows) in %.1f ms", static_cast<unsigned long long>(seq),
+              static_cast<unsigned long long>(d.info().rows), took * 1e3);
+    }
     return Status::OK();
   }
 

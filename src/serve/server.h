@@ -1,6 +1,6 @@
 // embark serve: a checkpoint behind the Open Inference Protocol (KServe v2)
-// over HTTP/JSON, with dynamic micro-batching, hot reload and Prometheus
-// metrics. Endpoints and behaviour are described in docs/serving.md.
+// over HTTP/JSON, with dynamic micro-batching, hot reload, delta checkpoints
+// of online training applied in place, and Prometheus metrics. Endpoints and behaviour are described in docs/serving.md.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +27,10 @@ struct ServerOptions {
   // not taking its answer is closed (a request cut short gets 408).
   int timeout_s = 5;
   double request_timeout_s = 10;  // a request's first byte to its last; later: 408
-  double poll_s = 2;             // model directory check interval; 0: only on SIGHUP or the load endpoint
+  // Model directory check interval: a new snapshot is loaded in full, new
+  // delta checkpoints (online training) are applied in place. 0: only on
+  // SIGHUP or the load endpoint (both load in full, deltas included).
+  double poll_s = 1;
   // The repository load endpoint answers only requests carrying
   // "Authorization: Bearer <admin_token>"; empty: the endpoint is disabled.
   std::string admin_token;
@@ -49,6 +52,9 @@ class Server {
   int port() const;
   // Loads the checkpoint again if it changed (or always, with `force`) and
   // swaps it in; a broken checkpoint is refused and the old one kept.
+  // Without `force` and with the snapshot unchanged, applies the delta
+  // checkpoints that follow the model served (docs/serving.md); a broken
+  // one is refused (the error returned) and not tried again.
   Status Reload(bool force);
   // Stops accepting, finishes what is in flight, and makes Run return.
   void Shutdown();
