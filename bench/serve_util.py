@@ -54,7 +54,7 @@ def make_model(embark, work, name="ctr", seed=1):
 
 def start_server(embark, model_dir, args, log_path):
     """Starts `embark serve` on a free port; returns (process, port)."""
-    log = open(log_path, "a")
+    log = open(log_path, "a", buffering=1)  # line by line: tests read it while the server runs
     p = subprocess.Popen([embark, "serve", "--model", model_dir, "--port", "0", *args], stdout=log,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

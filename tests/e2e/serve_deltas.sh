@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# embark serve following online training: deltas written into the served
+# directory are applied in place (answers equal to `embark predict` on
+# snapshot plus deltas, bit for bit, with no failed request under load); a
+# corrupted delta is refused and counted while serving goes on; a new
+# snapshot loads in full and recovers. Deltas come from bench/delta_writer
+# (written as the stream trainer writes them, without training).
+source "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+WRITER=${EMBARK_DELTA_WRITER:-$(dirname "$EMBARK")/bench/delta_writer}
+if [ ! -x "$WRITER" ]; then echo "skipped: no $WRITER (build the delta_writer target)"; exit 77; fi
+cd "$WORK"
+"$EMBARK" gen --rows 20000 --valid-rows 1000 --seed 11 --out train.tsv --valid-out valid.tsv >/dev/null
+small=(--data train.tsv --quiet --batch 512 --bottom-mlp 32,16 --top-mlp 32 --embedding-dim 8 --threads 2 --model dlrm)
+"$EMBARK" train "${small[@]}" --out online >/dev/null
+"$EMBARK" train "${small[@]}" --seed 2 --out next >/dev/null
+/usr/bin/python3 "$HERE/serve_deltas_check.py" "$EMBARK" "$WRITER" "$WORK" || fail "serve delta checks (see above)"
+finish
