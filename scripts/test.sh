@@ -49,6 +49,9 @@ elif [ "${1:-}" = "--tsan" ]; then
   # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
   # (a race makes the server exit with an error, which fails the checks).
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh
+  # Deltas applied in place under load, a corrupted one refused, a memory budget.
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" \
+    bash ../tests/e2e/serve_deltas.sh
   echo "ThreadSanitizer: no data race reported"
 else
   ./scripts/build.sh

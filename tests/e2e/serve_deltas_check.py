@@ -168,6 +168,17 @@ check("... at delta 0", metric(port, "embark_delta_seq") == 0)
 
 os.kill(p.pid, signal.SIGTERM)
 check("SIGTERM: exit 0", p.wait(timeout=20) == 0)
+
+# ---- under a memory budget: deltas go into the tiered store's cache ----------
+p, port = su.start_server(EMBARK, ONLINE, ["--poll", "0.2", "--memory-budget", "16M", "--table-dir",
+                                           os.path.join(WORK, "serve_tables")], os.path.join(WORK, "serve.log"))
+write_deltas(ONLINE, 2, 3000, 0)
+check("under --memory-budget, deltas 1-2 of the new snapshot are applied", wait_metric(port, "embark_delta_seq", 2))
+want = predict("pb")
+got, version, _ = answers(port)
+check("... and serve equals predict on snapshot + deltas", got == want and want != want_next, got and got[:3])
+os.kill(p.pid, signal.SIGTERM)
+check("SIGTERM under a memory budget: exit 0", p.wait(timeout=20) == 0)
 if FAILS:
     print(f"{len(FAILS)} check(s) failed", flush=True)
     sys.exit(1)
