@@ -3,8 +3,11 @@
 # directory are applied in place (answers equal to `embark predict` on
 # snapshot plus deltas, bit for bit, with no failed request under load); a
 # corrupted delta is refused and counted while serving goes on; a new
-# snapshot loads in full and recovers. Deltas come from bench/delta_writer
-# (written as the stream trainer writes them, without training).
+# snapshot loads in full and recovers; the same under --memory-budget.
+# Deltas come from bench/delta_writer (written as the stream trainer writes
+# them, without training), then from `embark train --stream` itself: the
+# server follows it under load, with the newest trained sample served within
+# seconds, and equals predict on its directory once the stream pauses.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 WRITER=${EMBARK_DELTA_WRITER:-$(dirname "$EMBARK")/bench/delta_writer}

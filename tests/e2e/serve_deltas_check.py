@@ -2,8 +2,9 @@
 serve_deltas.sh (which trains the checkpoints).
 
 Usage: serve_deltas_check.py EMBARK DELTA_WRITER WORKDIR. WORKDIR holds
-valid.tsv, `online` (the served directory, deltas are written into it) and
-`next` (a later snapshot, swapped in at the end).
+train.tsv, valid.tsv, `online` (the served directory, deltas are written into
+it) and `next` (a later snapshot, swapped in); the last part runs
+`embark train --stream` into `live` and serves that.
 """
 import http.client
 import json
@@ -179,6 +180,114 @@ got, version, _ = answers(port)
 check("... and serve equals predict on snapshot + deltas", got == want and want != want_next, got and got[:3])
 os.kill(p.pid, signal.SIGTERM)
 check("SIGTERM under a memory budget: exit 0", p.wait(timeout=20) == 0)
+# ---- following `embark train --stream` -------------------------------------
+# The trainer reads a named pipe fed 500 rows every 0.25 s and writes a delta
+# every second; the server follows it under load. Then the stream pauses:
+# once its last delta is served, serve equals predict on the directory; the
+# trainer's final snapshot (SIGTERM) is loaded in full.
+LIVE = os.path.join(WORK, "live")
+pipe = os.path.join(WORK, "pipe")
+os.mkfifo(pipe)
+feed_rows = open(os.path.join(WORK, "train.tsv")).readlines()[:10000]
+trainer = subprocess.Popen([EMBARK, "train", "--stream", "--data", pipe, "--out", LIVE, "--format", "criteo",
+                            "--model", "fm", "--embedding-dim", "8", "--batch-size", "500", "--delta-every", "1s",
+                            "--max-batch-delay", "0.2", "--report-every", "200ms", "--json"],
+                           stdout=open(os.path.join(WORK, "stream.jsonl"), "w"),
+                           stderr=open(os.path.join(WORK, "stream.err"), "w"))
+
+
+def feed():
+    with open(pipe, "w") as f:
+        for i in range(0, len(feed_rows), 500):
+            f.writelines(feed_rows[i:i + 500])
+            f.flush()
+            time.sleep(0.25)
+        # Held open: the stream pauses rather than ends.
+        time.sleep(8)
+
+
+feeder = threading.Thread(target=feed)
+feeder.start()
+deadline = time.time() + 30
+while time.time() < deadline and not os.path.exists(os.path.join(LIVE, "MANIFEST.json")):
+    time.sleep(0.05)
+p, port = su.start_server(EMBARK, LIVE, ["--poll", "0.2"], os.path.join(WORK, "serve.log"))
+BODY = su.infer_body(ROWS)
+stop.clear()
+load = {"ok": 0, "fail": []}
+
+
+def hammer_live():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = su.infer_body(ROWS[:8])
+    while not stop.is_set():
+        c.request("POST", "/v2/models/live/infer", body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status == 200:
+            load["ok"] += 1
+        else:
+            load["fail"].append(r.status)
+
+
+hammers = [threading.Thread(target=hammer_live) for _ in range(2)]
+for h in hammers:
+    h.start()
+ages, seqs = [], []
+t_end = time.time() + 5.5
+while time.time() < t_end:
+    a, q = metric(port, "embark_delta_sample_age_seconds"), metric(port, "embark_delta_seq")
+    if a is not None:
+        ages.append(a)
+    seqs.append(q)
+    time.sleep(0.1)
+stop.set()
+for h in hammers:
+    h.join()
+
+
+def trained_samples():
+    n = 0
+    for line in open(os.path.join(WORK, "stream.jsonl")):
+        try:
+            n = max(n, json.loads(line).get("samples", 0))
+        except ValueError:
+            pass
+    return n
+
+
+deadline = time.time() + 30
+while time.time() < deadline and trained_samples() < len(feed_rows):
+    time.sleep(0.1)
+time.sleep(2.0)  # the last delta (due 1 s after the last step) is written
+last = max([int(n) for n in os.listdir(os.path.join(LIVE, "deltas")) if n.isdigit()] or [0])
+check("the stream trained every row fed (%d) and wrote deltas (the last: %d)" % (trained_samples(), last),
+      trained_samples() == len(feed_rows) and last >= 3)
+check("the server followed the trainer's deltas in place (seq %s .. %s)" % (seqs[0], seqs[-1]),
+      seqs[-1] is not None and seqs[-1] >= 2 and metric(port, "embark_model_version") == 1)
+check("freshness while the stream ran: newest trained sample served at most %.2f s old (deltas every 1 s, poll 0.2 s)"
+      % max(ages or [99]), ages and max(ages) < 5, ages[-10:])
+check("requests answered while following the stream: %d, none failed" % load["ok"], load["ok"] > 10 and not load["fail"],
+      load["fail"][:5])
+check("the last delta (%d) is served" % last, wait_metric(port, "embark_delta_seq", last))
+ONLINE = LIVE
+want = predict("pl")
+s_, t_ = call(port, "POST", "/v2/models/live/infer", BODY)
+got = re.search(r'"data":\[([^\]]*)\]', t_).group(1).split(",") if s_ == 200 else None
+check("serve equals predict on the stream's snapshot + deltas, bit for bit", got == want,
+      [(i, a, b) for i, (a, b) in enumerate(zip(got or [], want)) if a != b][:3])
+check("no delta refused", metric(port, "embark_deltas_failed_total") == 0)
+trainer.send_signal(signal.SIGTERM)
+check("the stream trainer stops on SIGTERM (exit 0)", trainer.wait(timeout=60) == 0)
+feeder.join()
+check("its final snapshot is loaded in full (version 2)", wait_metric(port, "embark_model_version", 2))
+want = predict("pf")
+s_, t_ = call(port, "POST", "/v2/models/live/infer", BODY)
+got = re.search(r'"data":\[([^\]]*)\]', t_).group(1).split(",") if s_ == 200 else None
+check("... and served as predict answers it", got == want, got and got[:3])
+os.kill(p.pid, signal.SIGTERM)
+check("SIGTERM: exit 0", p.wait(timeout=20) == 0)
+
 if FAILS:
     print(f"{len(FAILS)} check(s) failed", flush=True)
     sys.exit(1)
