@@ -3,7 +3,7 @@
 # bench/serve_bench.sh (DLRM in the Criteo shape, examples/dlrm.toml, batch 1
 # and batch 256 over 8 connections) against `embark serve`, once with the
 # directory left alone and once with a delta of DELTA_ROWS rows (per table)
-# arriving every DELTA_EVERY seconds, written by bench/delta_writer (as the
+# arriving every DELTA_EVERY seconds, written by tests/e2e/delta_writer.cc (as the
 # stream trainer writes them, without training: what is measured is the
 # serving side). Target: p99 at most 20% above the run without deltas, and
 # no failed request.
@@ -21,7 +21,7 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/embark-online-serve-bench-XXXXXX")}
 [ "${BUILD:-1}" = 0 ] || "$ROOT/scripts/build.sh" >/dev/null
 E="$ROOT/build/embark"
 LOAD="$ROOT/build/bench/serve_load"
-WRITER="$ROOT/build/bench/delta_writer"
+WRITER="$ROOT/build/tests/delta_writer"
 mkdir -p "$WORK"
 cd "$WORK"
 [ -f train.tsv ] || "$E" gen --rows "$ROWS" --valid-rows 10000 --seed 1 --out train.tsv --valid-out valid.tsv >/dev/null

@@ -1,7 +1,8 @@
 // Writes delta checkpoints into an online model directory as a stream
-// trainer would, without training: for the serving benchmark
-// (bench/online_serve_bench.sh) and the serve end-to-end test, which measure
-// and check what serving does with deltas, not what training costs.
+// trainer would, without training: for the serve end-to-end test
+// (serve_deltas.sh) and the serving benchmark (bench/online_serve_bench.sh),
+// which check and measure what serving does with deltas, not what training
+// costs.
 //
 //   delta_writer DIR COUNT ROWS EVERY_S [SEED]
 //
