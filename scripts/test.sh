@@ -18,6 +18,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   # Eviction against training reads and updates, admission counting.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/admission_test
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/pipeline_test
+  # The stream reader's thread against its consumer.
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/stream_test
   # The tiered store: steps against its prefetch and write-back threads,
   # checkpoint walks and eviction.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/tier_test \
@@ -43,6 +45,19 @@ elif [ "${1:-}" = "--tsan" ]; then
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./embark train --data "$tmp/t.tsv" --valid "$tmp/v.tsv" --threads 2 --batch 256 \
     --bottom-mlp 16 --top-mlp 16 --memory-budget 16M --table-dir "$tmp/tables" --max-rows 20000 \
     --out "$tmp/m3" --quiet
+  # Online training: the stream reader's thread against the 2 training
+  # threads, delta checkpoints and eviction rounds; SIGTERM ends it.
+  mkdir "$tmp/stream" && cp "$tmp/t.tsv" "$tmp/stream/"
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./embark train --stream --data "$tmp/stream" --format criteo \
+    --threads 2 --batch 256 --bottom-mlp 16 --top-mlp 16 --row-ttl 16 --delta-every 5 --report-every 1s \
+    --out "$tmp/m4" --json --quiet >"$tmp/stream.jsonl" &
+  pid=$!
+  for _ in $(seq 600); do
+    grep -q '"samples":20000,' "$tmp/stream.jsonl" 2>/dev/null && break
+    sleep 0.5
+  done
+  kill -TERM $pid
+  wait $pid
   # embark serve end to end: reloads under load, pipelining, drips, SIGTERM
   # (a race makes the server exit with an error, which fails the checks).
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" EMBARK="$PWD/embark" EMBARK_SOURCE_DIR="$(cd .. && pwd)" bash ../tests/e2e/serve.sh

@@ -3,6 +3,7 @@
 // and the data.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,16 @@ struct TrainOptions {
   std::string resume_from;
   // A TOML file of parameters, applied before the values set below.
   std::string config_file;
+  // Online training (docs/online.md): when set, Fit() trains on this
+  // unbounded source instead of train_files: "-" (standard input), a named
+  // pipe, a directory watched for new files (each read once, in name order)
+  // or a file followed as it grows. It writes delta checkpoints and
+  // snapshots to out_dir and returns only once Trainer::Stop() is called
+  // (or the source fails). When out_dir holds a checkpoint and resume_from
+  // is empty, the run resumes it: its snapshot, deltas and stream position.
+  std::string stream;
+  // With stream: called with one JSON object per report_every.
+  std::function<void(const std::string&)> on_stream_report;
   // Progress line on stderr and info logs (the CLI's default).
   bool progress = false;
   bool log_info = false;

@@ -98,7 +98,11 @@ class Trainer {
 
   // Trains to the end of the configured epochs or an early stop, writing
   // the checkpoint to options.out_dir (with early stopping, the best one).
+  // With options.stream, trains online until Stop().
   Result<TrainReport> Fit();
+  // Asks a running Fit to finish its step, write its checkpoint and return.
+  // Safe from any thread and from a signal handler.
+  void Stop();
 
   // A reader of `files` with this model's data spec.
   Result<std::unique_ptr<BatchReader>> Read(const std::vector<std::string>& files,

@@ -1,5 +1,6 @@
 // embark::Trainer: options resolved by train/job, the distributed job
 // joined when launched under mpirun/srun, and a TrainerImpl doing the work.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -7,6 +8,7 @@
 #include "dist/comm.h"
 #include "embark/trainer.h"
 #include "train/job.h"
+#include "train/online.h"
 #include "train/trainer.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -15,6 +17,9 @@ namespace embark {
 
 struct Trainer::Rep {
   TrainJob job;
+  std::string stream;
+  std::function<void(const std::string&)> on_stream_report;
+  std::atomic<bool> stop{false};
   std::unique_ptr<Communicator> comm;
   Logger log;
   std::unique_ptr<TrainerImpl> impl;
@@ -26,6 +31,14 @@ Trainer::~Trainer() = default;
 Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
   TrainRequest req;
   req.params.resume_dir = options.resume_from;
+  if (!options.stream.empty()) {
+    if (!options.train_files.empty())
+      return Status::InvalidArgument("--stream reads one source (--data): give it once, and no other training files");
+    if (options.out_dir.empty()) return Status::InvalidArgument("--stream needs --out: deltas and snapshots go there");
+    // A stream restarted into its own output directory picks up where it stopped.
+    if (req.params.resume_dir.empty() && Env::Posix()->FileExists(options.out_dir + "/MANIFEST.json"))
+      req.params.resume_dir = options.out_dir;
+  }
   req.params.config_file = options.config_file;
   req.params.values = options.values();
   req.train_files = options.train_files;
@@ -36,6 +49,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
   req.allow_no_train_files = true;
   auto rep = std::make_unique<Rep>();
   EMBARK_ASSIGN_OR_RETURN(rep->job, MakeTrainJob(req));
+  rep->stream = options.stream;
+  rep->on_stream_report = options.on_stream_report;
   if (!req.out_dir.empty()) {
     // Before any training: the checkpoint's swap would delete what is there.
     Status s = fs::CheckReplaceable(req.out_dir);
@@ -60,10 +75,19 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
 }
 
 Result<TrainReport> Trainer::Fit() {
+  if (!rep_->stream.empty()) {
+    StreamJob sj;
+    sj.source = rep_->stream;
+    sj.stop = &rep_->stop;
+    sj.on_report = rep_->on_stream_report;
+    return FitStream(rep_->impl.get(), rep_->job, sj, rep_->log);
+  }
   if (rep_->job.train_files.empty()) return Status::InvalidArgument("Fit: no training files");
   if (rep_->job.out_dir.empty()) return Status::InvalidArgument("Fit: no output directory (out_dir)");
   return embark::Fit(rep_->impl.get(), rep_->job, rep_->log);
 }
+
+void Trainer::Stop() { rep_->stop.store(true, std::memory_order_relaxed); }
 
 Result<std::unique_ptr<BatchReader>> Trainer::Read(const std::vector<std::string>& files,
                                                    const ReadSettings& settings) const {

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/delta.h"
+#include "checkpoint/files.h"
 #include "checkpoint/table_file.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -48,6 +50,8 @@ class Reader {
   size_t pos_ = 0;
 };
 
+}  // namespace
+
 std::string EncodeDense(const Model& m, const DenseOptState& opt) {
   std::string s(kDenseMagic, 8);
   Put<uint64_t>(&s, m.params().size());
@@ -61,17 +65,17 @@ std::string EncodeDense(const Model& m, const DenseOptState& opt) {
   return s;
 }
 
-Status DecodeDense(std::string_view data, const std::string& path, Model* m, DenseOptState* opt) {
+Status DecodeDense(std::string_view data, const std::string& path, size_t params, float* out, DenseOptState* opt) {
   Reader r(data, path);
   char magic[8];
   for (char& c : magic) EMBARK_RETURN_IF_ERROR(r.Get(&c));
   if (std::memcmp(magic, kDenseMagic, 8) != 0) return Status::Corruption(path + ": not an embark dense file");
   uint64_t n = 0;
   EMBARK_RETURN_IF_ERROR(r.Get(&n));
-  if (n != m->params().size())
+  if (n != params)
     return Status::Corruption(path + ": " + std::to_string(n) + " parameters, the model has " +
-                              std::to_string(m->params().size()));
-  EMBARK_RETURN_IF_ERROR(r.GetFloats(m->params().data(), n));
+                              std::to_string(params));
+  EMBARK_RETURN_IF_ERROR(r.GetFloats(out, n));
   EMBARK_RETURN_IF_ERROR(r.Get(&opt->step));
   uint32_t slots = 0;
   EMBARK_RETURN_IF_ERROR(r.Get(&slots));
@@ -91,6 +95,8 @@ std::string Hex(uint64_t v) {
   std::snprintf(buf, sizeof(buf), "%016" PRIx64, v);
   return buf;
 }
+
+namespace {
 
 // ---- the model's tables ----------------------------------------------------------
 
@@ -245,10 +251,7 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
 
 // ---- reading -------------------------------------------------------------------
 
-struct FileEntry {
-  uint64_t bytes = 0;
-  std::string xxh64;
-};
+}  // namespace
 
 // A file whose size is not its manifest entry's.
 Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed) {
@@ -265,6 +268,8 @@ Result<std::string> ReadVerified(Env* env, const std::string& path, const FileEn
     return Status::Corruption(path + ": checksum mismatch (file is corrupted)");
   return bytes;
 }
+
+namespace {
 
 // Rows of one table file into t (only those this rank owns when shard_count > 1).
 Status LoadTableFile(Env* env, const std::string& path, const FileEntry& e, int version, RowStore* t,
@@ -431,7 +436,8 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   StorageOptions where = storage ? *storage : StorageOptions{};
   if (!storage || PrecisionOf(cfg) == RowPrecision::kInt8) where.precision = PrecisionOf(cfg);
   EMBARK_ASSIGN_OR_RETURN(out.model, Model::Create(cfg, spec, &where));
-  EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model.get(), &out.opt));
+  EMBARK_RETURN_IF_ERROR(DecodeDense(small["dense.bin"], dir + "/dense.bin", out.model->params().size(),
+                                     out.model->params().data(), &out.opt));
   try {
     auto st = nlohmann::json::parse(small["trainer.json"]);
     out.state = TrainerStateFromJson(st);
@@ -482,6 +488,8 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
       EMBARK_RETURN_IF_ERROR(
           LoadTableFile(env, dir + "/" + name, files[name], version, table, shard_index, shard_count));
   }
+  // An online training directory: the deltas written since this snapshot.
+  if (shard_count <= 1) EMBARK_RETURN_IF_ERROR(ApplyDeltas(dir, &out, env));
   return out;
 }
 

@@ -5,9 +5,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -109,14 +111,30 @@ void RegisterGen(CLI::App* app) {
 struct TrainArgs {
   TrainOptions opt;
   std::vector<std::pair<std::string, std::string>> values;  // parameter flags, in order
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, stream = false;
 };
+
+// The trainer a SIGTERM or SIGINT asks to stop (train --stream).
+std::atomic<Trainer*> g_stream_trainer{nullptr};
+
+extern "C" void StopStream(int) {
+  if (Trainer* t = g_stream_trainer.load()) t->Stop();
+}
 
 void RegisterTrain(CLI::App* app) {
   auto* cmd = app->add_subcommand("train", "Train a model; writes a checkpoint directory");
   auto a = std::make_shared<TrainArgs>();
   TrainOptions& o = a->opt;
-  cmd->add_option("--data", o.train_files, "Training files (plain, gzip or zstd)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", o.train_files,
+                  "Training files (plain, gzip or zstd); with --stream, the one source: - (standard input), a named "
+                  "pipe, a directory (new files read once, in name order) or a file followed as it grows")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& v) { return v == "-" ? std::string() : CLI::ExistingPath(v); }, "PATH"));
+  cmd->add_flag("--stream", a->stream,
+                "Online training: read --data without end, score each batch before training on it, write delta "
+                "checkpoints (--delta-every) and snapshots (--snapshot-every) to --out; SIGTERM or SIGINT stops it "
+                "after a final snapshot. Restarted with the same --out, it resumes (docs/online.md)");
   cmd->add_option("--valid", o.valid_files, "Validation files")->check(CLI::ExistingFile);
   cmd->add_option("--out", o.out_dir, "Checkpoint directory to write")->required();
   cmd->add_option("--config", o.config_file, "TOML file of parameters (see docs/parameters.md)")
@@ -160,10 +178,38 @@ void RegisterTrain(CLI::App* app) {
     for (const auto& [name, value] : a->values) Check(o.Set(name, value));
     o.progress = !a->quiet;
     o.log_info = !a->quiet;
+    if (a->stream) {
+      if (o.train_files.size() != 1) Check(Status::InvalidArgument("--stream reads one source: give --data once"));
+      o.stream = o.train_files[0];
+      o.train_files.clear();
+      if (a->json)
+        o.on_stream_report = [](const std::string& line) {
+          std::printf("%s\n", line.c_str());
+          std::fflush(stdout);
+        };
+    } else {
+      for (const std::string& f : o.train_files)
+        if (f == "-" || std::filesystem::is_directory(f))
+          Check(Status::InvalidArgument("--data " + f + ": " +
+                                        (f == "-" ? "standard input" : std::string("a directory")) +
+                                        " is a stream source: add --stream, or give files"));
+    }
     // Under mpirun/srun every rank runs this same command; rank 0 speaks.
     auto trainer = Unwrap(Trainer::Open(o));
     const bool lead = trainer->rank() == 0;
+    if (a->stream) {
+      // The first SIGTERM or SIGINT stops the stream cleanly; a second one
+      // (the handler resets itself) ends the process at once.
+      g_stream_trainer.store(trainer.get());
+      struct sigaction sa {};
+      sa.sa_handler = StopStream;
+      sa.sa_flags = SA_RESETHAND;
+      sigemptyset(&sa.sa_mask);
+      sigaction(SIGTERM, &sa, nullptr);
+      sigaction(SIGINT, &sa, nullptr);
+    }
     auto result = trainer->Fit();
+    g_stream_trainer.store(nullptr);
     if (!result.ok() && trainer->ranks() > 1) {
       // The other ranks would wait for this one: end the whole job.
       std::fprintf(stderr, "embark: rank %d: %s\n", trainer->rank(), result.status().message().c_str());

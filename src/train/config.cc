@@ -102,6 +102,14 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
 // ResolveResumeConfig and the preamble of ParamsMarkdown for the rule.
 #define FIXED OnResume::kFixed
 #define CHANGES OnResume::kMayChange
+#define P_INTERVAL(field, group, resume, help)                                                       \
+  ParamDef{#field, group, "interval", resume, help, [](const TrainConfig& c) { return c.field; },      \
+           [](TrainConfig* c, const std::string& s) {                                                 \
+             EMBARK_RETURN_IF_ERROR(ParseInterval(s).status());                                       \
+             c->field = s;                                                                            \
+             return Status::OK();                                                                     \
+           },                                                                                         \
+           P_COPY(field)}
 #define P_COPY(field) [](const TrainConfig& from, TrainConfig* to) { to->field = from.field; }
 
 #define P_INT(field, group, resume, lo, hi, help)                                                           \
@@ -200,6 +208,20 @@ const std::vector<ParamDef> kParams = {
     P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
           "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
           "atomically, and a resume from one restarts its epoch."),
+    P_INTERVAL(delta_every, "online", CHANGES,
+               "train --stream: write a delta checkpoint (the rows trained since the last, the dense weights, the "
+               "stream position) to --out this often: steps (500) or time (10s, 5m); 0: never. A crash loses at "
+               "most this much training."),
+    P_INTERVAL(snapshot_every, "online", CHANGES,
+               "train --stream: write a full checkpoint to --out this often (steps or time); it folds in and "
+               "removes the deltas before it. 0: only when the stream is stopped."),
+    P_INT(metric_window, "online", CHANGES, 100, int64_t{1} << 32,
+          "train --stream: samples in the sliding window of the progressive metrics (each batch is scored "
+          "before it is trained on)."),
+    P_INTERVAL(report_every, "online", CHANGES,
+               "train --stream: how often the progressive metrics are reported (one --json line each)."),
+    P_FLOAT(max_batch_delay, "online", CHANGES, 0.001, 3600,
+            "train --stream: seconds a partial batch waits for more samples before it is trained on."),
     P_SIZE(memory_budget, "storage", CHANGES,
            "RAM for the embedding tables (rows, optimizer state, index, cache metadata), e.g. 4G; rows beyond it "
            "live on disk under --table-dir. 0: every row in RAM."),
@@ -322,6 +344,10 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
       if (auto* i = v.as_integer()) s = std::to_string(i->get());
       else if (auto* str = v.as_string()) s = str->get();
       else return wrong("a size (bytes, or a string such as \"4G\")");
+    } else if (type == "interval") {
+      if (auto* i = v.as_integer()) s = std::to_string(i->get());
+      else if (auto* str = v.as_string()) s = str->get();
+      else return wrong("an interval (steps, or a string such as \"10s\")");
     } else if (type == "bool") {
       if (!v.is_boolean()) return wrong("true or false");
       s = v.as_boolean()->get() ? "true" : "false";
@@ -355,7 +381,7 @@ std::string ConfigToToml(const TrainConfig& cfg) {
   for (const auto& p : kParams) {
     std::string v = p.get(cfg);
     std::string t = p.type;
-    if (t == "string") {
+    if (t == "string" || t == "interval") {
       std::string q = "\"";
       for (char c : v) {
         if (c == '"' || c == '\\') q += '\\';
@@ -367,6 +393,31 @@ std::string ConfigToToml(const TrainConfig& cfg) {
     out += std::string(p.name) + " = " + v + "\n";
   }
   return out;
+}
+
+Result<Interval> ParseInterval(const std::string& text) {
+  const std::string s(TrimSpaces(text));
+  Interval iv;
+  size_t digits = 0;
+  while (digits < s.size() && (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.')) ++digits;
+  const std::string num = s.substr(0, digits), unit = s.substr(digits);
+  auto bad = [&] {
+    return Status::InvalidArgument("'" + text + "' is not an interval: a number of steps (500) or a time (250ms, 10s, 5m, 1h)");
+  };
+  if (num.empty()) return bad();
+  if (unit.empty()) {
+    int64_t v = 0;
+    if (!ParseInt64(num, 0, int64_t{1} << 40, &v).ok()) return bad();
+    iv.steps = v;
+    return iv;
+  }
+  double v = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (ec != std::errc() || p != num.data() + num.size() || !(v >= 0)) return bad();
+  const double scale = unit == "ms" ? 1e-3 : unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
+  if (scale < 0 || v * scale > 1e9) return bad();
+  iv.seconds = v * scale;
+  return iv;
 }
 
 Status ValidateConfig(const TrainConfig& cfg) {

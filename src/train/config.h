@@ -48,6 +48,12 @@ struct TrainConfig {
   int early_stop_patience = 0;
   std::string calibrate = "platt";
   int64_t checkpoint_every = 0;
+  // online training (train --stream; docs/online.md)
+  std::string delta_every = "10s";
+  std::string snapshot_every = "1h";
+  int64_t metric_window = 100000;
+  std::string report_every = "10s";
+  float max_batch_delay = 1.0f;
   // storage of embedding rows (docs/storage.md)
   int64_t memory_budget = 0;  // bytes of RAM for the tables; 0: every row in RAM
   std::string table_dir;      // where rows beyond memory_budget live
@@ -66,6 +72,16 @@ struct TrainConfig {
   std::string dense_compression = "none";
   float comm_timeout = 120;
 };
+
+// A cadence: every so many steps ("500") or so much wall time ("250ms",
+// "10s", "5m", "1h"); "0" is never.
+struct Interval {
+  int64_t steps = 0;
+  double seconds = 0;
+  bool off() const { return steps == 0 && seconds == 0; }
+};
+// InvalidArgument naming `text` when it is neither.
+Result<Interval> ParseInterval(const std::string& text);
 
 // What `embark train --resume` may do with a parameter.
 enum class OnResume {

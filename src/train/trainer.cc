@@ -33,17 +33,12 @@ uint64_t PeakRssBytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
 }
 
-namespace {
-
-// User + system CPU seconds of the whole process (all threads).
 double ProcessCpuSeconds() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
-
-}  // namespace
 
 int DefaultThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
@@ -222,7 +217,7 @@ Status TrainerImpl::Diverged(int64_t step, double loss, float grad_sum) const {
   return Status::InvalidArgument(buf);
 }
 
-Result<StepStats> TrainerImpl::Step(const Batch& batch) {
+Result<StepStats> TrainerImpl::Step(const Batch& batch, float* outputs) {
   const size_t n = batch.size();  // 0 on a rank whose input ended before the others'
   const size_t parts = std::min(th_.size(), n);
   const float inv_n = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
@@ -246,6 +241,8 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch) {
     model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
   });
   for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
+  if (outputs != nullptr)
+    for (size_t i = 0; i < parts; ++i) std::copy(th_[i].out.begin(), th_[i].out.end(), outputs + Range(n, parts, i).first * K);
   if (separable) EMBARK_RETURN_IF_ERROR(ApplySparse(parts, n, rows));
   if (!separable && parts > 0) {
     // The objective couples the batch's samples: it sees every output at
@@ -397,12 +394,17 @@ Status TrainerImpl::Save(const std::string& dir, double best_auc) {
   // A checkpoint holds the rows the policy keeps as of now (at most
   // max_rows), not those created since the last round.
   if (evict_every_ > 0) EMBARK_RETURN_IF_ERROR(EvictAll(static_cast<uint32_t>(state_.step)));
-  DenseOptState os;
-  os.step = opt_->step();
-  for (int i = 0; i < opt_->num_slots(); ++i) os.slots.push_back(opt_->slot(i));
+  const DenseOptState os = DenseState();
   TrainerState s = state_;
   s.best_auc = std::isfinite(best_auc) ? best_auc : 0;
   return SaveCheckpoint(dir, *model_, os, s, session_ ? session_->comm() : nullptr);
+}
+
+DenseOptState TrainerImpl::DenseState() const {
+  DenseOptState os;
+  os.step = opt_->step();
+  for (int i = 0; i < opt_->num_slots(); ++i) os.slots.push_back(opt_->slot(i));
+  return os;
 }
 
 Status TrainerImpl::Drain() {
@@ -454,6 +456,12 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
     ts = ck.state;
     log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s), step %lld", job.resume_dir.c_str(), ts.epochs_done,
             static_cast<long long>(ts.step));
+    if (ck.deltas_applied > 0)
+      log.Log(LogLevel::kInfo, "applied %llu delta checkpoint(s) after its snapshot, up to delta %llu",
+              static_cast<unsigned long long>(ck.deltas_applied), static_cast<unsigned long long>(ts.delta_seq));
+    if (!ck.delta_error.ok())
+      log.Log(LogLevel::kWarn, "resuming without the deltas from the first refused one on: %s",
+              ck.delta_error.message().c_str());
   } else {
     const StorageOptions storage = StorageOptions::FromConfig(cfg, rank, ranks);
     EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec, &storage));

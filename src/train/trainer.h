@@ -94,7 +94,10 @@ class TrainerImpl {
   // threads and ranks. So the split changes only the order of float sums. Allocates nothing in steady state (same batch sizes). A
   // loss or dense gradient that is not finite ends training with an error
   // naming the step, before the dense weights take it.
-  Result<StepStats> Step(const Batch& batch);
+  // With `outputs`, also writes there the model's outputs (logits) for the
+  // batch as the step's forward pass computed them, before any update: the
+  // scores of progressive validation (batch.size() * outputs() floats).
+  Result<StepStats> Step(const Batch& batch, float* outputs = nullptr);
 
   // Exact metrics on `files` (collective when distributed: every rank
   // passes the same files).
@@ -119,6 +122,8 @@ class TrainerImpl {
   // eviction round; before reading the tables from outside the trainer.
   Status Drain();
 
+  // The dense optimizer's state as a checkpoint holds it.
+  DenseOptState DenseState() const;
   Model& model() { return *model_; }
   const TrainerState& state() const { return state_; }
   TrainerState& state() { return state_; }
@@ -201,6 +206,8 @@ Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>
                               int64_t max_bad_lines, int parse_threads);
 
 uint64_t PeakRssBytes();
+// User + system CPU seconds of the whole process (all threads).
+double ProcessCpuSeconds();
 int DefaultThreads();
 
 }  // namespace embark

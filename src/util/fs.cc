@@ -109,6 +109,29 @@ bool IsCheckpointFileName(const std::string& name) {
   return std::regex_match(name, kName);
 }
 
+// Whether `deltas` (an online model's delta folder, checkpoint/delta.h)
+// holds nothing but delta folders and their staging folders, each holding
+// only a delta's files.
+bool HoldsOnlyDeltas(const std::string& deltas, Env* env) {
+  static const std::regex kDelta(R"(^(\.tmp-)?[0-9]{12}(-[0-9]+)?$)");
+  auto names = env->ListDir(deltas);
+  if (!names.ok()) return false;
+  for (const std::string& name : names.value()) {
+    if (!std::regex_match(name, kDelta)) return false;
+    auto files = env->ListDir(deltas + "/" + name);
+    if (!files.ok()) return false;
+    for (const std::string& f : files.value())
+      if (!IsCheckpointFileName(f)) return false;
+  }
+  return true;
+}
+
+// Whether `name` in checkpoint folder `dir` is embark's: a checkpoint file,
+// or the folder of an online model's deltas.
+bool IsCheckpointEntry(const std::string& dir, const std::string& name, Env* env) {
+  return IsCheckpointFileName(name) || (name == "deltas" && HoldsOnlyDeltas(dir + "/" + name, env));
+}
+
 // Whether every entry of `dir` is such a name: only such a directory is
 // embark's to remove, whatever its name says. Not a directory, or
 // unreadable: not ours.
@@ -116,7 +139,7 @@ bool HoldsOnlyCheckpointFiles(const std::string& dir, Env* env) {
   auto names = env->ListDir(dir);
   if (!names.ok()) return false;
   for (const std::string& name : names.value())
-    if (!IsCheckpointFileName(name)) return false;
+    if (!IsCheckpointEntry(dir, name, env)) return false;
   return true;
 }
 
@@ -133,7 +156,7 @@ Status CheckReplaceable(const std::string& dest, Env* env) {
   bool manifest = false;
   for (const std::string& n : *names) {
     manifest = manifest || n == "MANIFEST.json";
-    if (!IsCheckpointFileName(n) && (foreign.empty() || n < foreign)) foreign = n;
+    if (!IsCheckpointEntry(dest, n, env) && (foreign.empty() || n < foreign)) foreign = n;
   }
   if (!foreign.empty() || !manifest)
     return Status::InvalidArgument(
