@@ -44,7 +44,9 @@ struct Field {
   uint32_t vocab;
   double missing;
   std::vector<double> cdf;
-  double slide = 0;  // ranks an id moves down a window (drift; may be a fraction); 0: ids keep their ranks
+  // With drift, ids move slide / kDriftSlideVocab ranks down a window (the
+  // fraction accumulating); 0: ids keep their ranks.
+  uint32_t slide = 0;
 };
 
 struct Planted {
@@ -63,11 +65,11 @@ struct Planted {
   static double Shrink(uint32_t rank) { return std::pow(1.0 + rank / 30.0, -0.75); }
 
   // An id is named by its label: without drift the label is its rank; with
-  // drift the id at `rank` in window w is rank - w * slide, so window 0 is
-  // the model without drift, an id moves `slide` ranks down a window, and
-  // the new ids at the top have labels below any seen before.
+  // drift the id at `rank` in window w is rank - shift(w), so window 0 is
+  // the model without drift, an id moves down as the shift grows, and the
+  // new ids at the top have labels below any seen before.
   int64_t Label(int f, uint32_t rank, uint32_t w) const {
-    return static_cast<int64_t>(rank) - static_cast<int64_t>(std::floor(w * fields[f].slide));
+    return static_cast<int64_t>(rank) - static_cast<int64_t>(uint64_t{w} * fields[f].slide / kDriftSlideVocab);
   }
   // Which of its weight draws an id has in window w: a new one every
   // kDriftPeriod windows, at a phase of the id's own; 0 in window 0 and
@@ -118,7 +120,7 @@ Planted MakePlanted(const GenOptions& opt) {
     double s = 0;
     for (uint32_t i = 0; i < fl.vocab; ++i) fl.cdf[i] = (s += std::pow(i + 1.0, -opt.zipf));
     for (auto& c : fl.cdf) c /= s;
-    if (opt.drift && fl.vocab >= kDriftMinVocab) fl.slide = std::min(1.0, fl.vocab / kDriftSlideVocab);
+    if (opt.drift && fl.vocab >= kDriftMinVocab) fl.slide = std::min(fl.vocab, kDriftSlideVocab);
     p.fields.push_back(std::move(fl));
   }
   for (int i = 0; i < kDense; ++i) {

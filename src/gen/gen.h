@@ -16,9 +16,9 @@
 // the truth of each window. Window 0's model is the one above. Then:
 //  - ids appear and fade: in each field of n >= kDriftMinVocab ids, every id
 //    moves min(1, n / kDriftSlideVocab) ranks a window down the Zipf ranking
-//    towards the tail (a fraction accumulates: 0.3 is one rank in windows 4,
-//    7, 10, ...), and ids never seen before take the top ranks so freed. An
-//    id's weights shrink with its rank as it fades.
+//    towards the tail (a fraction accumulates: at 0.3 the ids move a rank in
+//    windows 4, 7, 10, ...), and ids never seen before take the top ranks so
+//    freed. An id's weights shrink with its rank as it fades.
 //  - ids change their click rates: every kDriftPeriod windows, at a phase of
 //    its own, each id's weights (first-order and latent) are redrawn as a mix
 //    of their window-0 values and a fresh draw (kDriftChange of the fresh
@@ -48,7 +48,7 @@ constexpr uint64_t kMaxGenRows = 1000000000;
 constexpr uint32_t kDefaultDriftWindows = 12;
 constexpr uint32_t kMaxDriftWindows = 100000;
 constexpr uint32_t kDriftMinVocab = 1000;
-constexpr double kDriftSlideVocab = 20000;
+constexpr uint32_t kDriftSlideVocab = 20000;
 constexpr uint32_t kDriftPeriod = 8;
 constexpr double kDriftChange = 0.35;
 
