@@ -260,7 +260,9 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
                           {"snapshots", snapshots},
                           {"rss_bytes", rss},
                           {"bad_lines", reader.bad_lines().count},
-                          {"newest_sample_unix", newest_sample}};
+                          {"newest_sample_unix", newest_sample},
+                          {"position", state.stream_position.empty() ? nlohmann::json(nullptr)
+                                                                     : nlohmann::json::parse(state.stream_position)}};
       stream.on_report(j.dump());
     }
     sums = ObjectiveSums{};
