@@ -159,6 +159,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   uint64_t deltas = 0, snapshots = 0, delta_bytes = 0;
   double newest_sample = 0;
   TouchedKeys touched;
+  bool need_base = false;  // --out lacks the snapshot this run's deltas apply to
 
   // A snapshot: a new id, the deltas before it folded in (the directory is
   // replaced), the touched keys forgotten.
@@ -168,12 +169,14 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     state.snapshot_id = NewSnapshotId(state.step);
     EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, state.best_auc));
     touched.Clear();
+    need_base = false;
     ++snapshots;
     snapshot_seconds += Since(s0);
     aside_cpu += ProcessCpuSeconds() - c0;
     return Status::OK();
   };
   auto delta = [&]() -> Status {
+    if (need_base) return snapshot();
     const double c0 = ProcessCpuSeconds();
     const auto s0 = Clock::now();
     EMBARK_RETURN_IF_ERROR(trainer->Drain());
@@ -210,7 +213,9 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
       EMBARK_ASSIGN_OR_RETURN(std::vector<uint64_t> seqs, ListDeltas(job.out_dir));
       fresh = !seqs.empty() && seqs.back() > state.delta_seq;
     }
-    if (fresh) EMBARK_RETURN_IF_ERROR(snapshot());
+    // Written before the first delta (or at the stop), so that a stream
+    // failing on its first lines leaves no --out behind.
+    need_base = fresh;
   }
 
   Window window(static_cast<size_t>(cfg.metric_window));
@@ -323,8 +328,11 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   reader.Stop();
   // Stopped (or failed): what was trained since the last delta goes into a
   // final snapshot, unless the model itself is what failed.
-  if (failed.ok() || failed.code() != Status::Code::kInvalidArgument) {
-    if (steps_since_delta > 0 || deltas > 0) {
+  // A clean stop always leaves a checkpoint; a failure one only when
+  // something was trained since the last one written.
+  const bool trained_since = steps_since_delta > 0;
+  if (failed.ok() || (failed.code() != Status::Code::kInvalidArgument && trained_since)) {
+    if (failed.ok() || trained_since || need_base) {
       Status s = snapshot();
       if (!s.ok() && failed.ok()) failed = s;
     }
