@@ -218,6 +218,8 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     need_base = fresh;
   }
 
+  // Keys trained since the last delta, for the next one (none without deltas).
+  const bool track = !delta_every.off();
   Window window(static_cast<size_t>(cfg.metric_window));
   Cadence delta_c{delta_every}, snap_c{snapshot_every}, report_c{report_every};
   delta_c.Reset(state.step);
@@ -298,7 +300,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
         window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
       sums.loss += st->sums.loss;
       sum_n += n;
-      touched.Add(sb.batch.keys);
+      if (track) touched.Add(sb.batch.keys);
       state.stream_position = sb.position.dump();
       newest_sample = std::max(newest_sample, sb.newest_unix);
       rep.samples += n;
@@ -323,6 +325,28 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     if (report_c.Due(state.step)) {
       report();
       report_c.Reset(state.step);
+    }
+  }
+  // A clean stop trains what was read (lines of a pipe cannot be read
+  // again) before the final snapshot.
+  if (failed.ok()) {
+    reader.Finish();
+    for (;;) {
+      auto got = reader.Next(&sb, 5.0);
+      if (!got.ok() || !got.value()) break;
+      const size_t n = sb.batch.size();
+      logits.resize(n * static_cast<size_t>(model.outputs()));
+      auto st = trainer->Step(sb.batch, logits.data());
+      if (!st.ok()) {
+        failed = st.status();
+        break;
+      }
+      for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
+      if (track) touched.Add(sb.batch.keys);
+      state.stream_position = sb.position.dump();
+      newest_sample = std::max(newest_sample, sb.newest_unix);
+      rep.samples += n;
+      ++steps_since_delta;
     }
   }
   reader.Stop();
