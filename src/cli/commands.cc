@@ -226,10 +226,15 @@ void RegisterTrain(CLI::App* app) {
       std::printf("%s\n", ToJson(rep, info.model).dump().c_str());
       return;
     }
-    std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), %.1f CPU-seconds, "
-                "peak RSS %.1f MiB\n",
-                info.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
-                rep.samples_per_sec, rep.threads, rep.cpu_seconds, rep.peak_rss_bytes / 1048576.0);
+    if (a->stream)
+      std::printf("trained %s online: %llu samples from the stream, %.1f CPU-seconds, peak RSS %.1f MiB\n",
+                  info.model.c_str(), static_cast<unsigned long long>(rep.samples), rep.cpu_seconds,
+                  rep.peak_rss_bytes / 1048576.0);
+    else
+      std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), %.1f CPU-seconds, "
+                  "peak RSS %.1f MiB\n",
+                  info.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
+                  rep.samples_per_sec, rep.threads, rep.cpu_seconds, rep.peak_rss_bytes / 1048576.0);
     if (rep.ranks > 1)
       std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", rep.ranks,
                   static_cast<unsigned long long>(rep.global_samples),
