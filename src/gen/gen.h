@@ -37,8 +37,9 @@
 
 namespace embark {
 
-// gen keeps every row's true probability in memory (20 bytes a row) to
-// report the optimal AUC: rows and valid_rows are at most this.
+// gen keeps every row's true probability in memory (20 bytes a row; with
+// drift 8 more for each row of the window being written) to report the
+// optimal AUC: rows and valid_rows are at most this.
 constexpr uint64_t kMaxGenRows = 1000000000;
 
 // Drift (above): windows when none are asked for, the most there may be;
