@@ -1,7 +1,8 @@
 // Fuzz target for the checkpoint readers: a table file (checkpoint/
-// table_file.h: header, blocks with their checksums, end block) and the data
-// spec (data_spec.json). The first byte picks which; for a table, the second
-// picks the row shape. Any bytes must give an error or rows of the declared
+// table_file.h: header, blocks with their checksums, end block), the data
+// spec (data_spec.json), and trainer.json with the stream position it
+// carries (given to a directory source's and a followed file's Seek). The
+// first byte picks which; for a table, the second picks the row shape. Any bytes must give an error or rows of the declared
 // shape, and no allocation is sized by an unchecked number from the file.
 #include <unistd.h>
 
@@ -9,7 +10,9 @@
 #include <cstdio>
 #include <string>
 
+#include "checkpoint/checkpoint.h"
 #include "checkpoint/table_file.h"
+#include "stream/source.h"
 #include "data/spec.h"
 #include "fuzz/fuzz_util.h"
 #include "util/env.h"
@@ -18,7 +21,30 @@ using embark::fuzz::Check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  if (data[0] % 2 == 0) {
+  if (data[0] % 3 == 2) {
+    auto j = nlohmann::json::parse(data + 1, data + size, nullptr, false);
+    if (j.is_discarded()) return 0;
+    try {
+      embark::TrainerState st = embark::TrainerStateFromJson(j);
+      Check(st.step >= 0);
+    } catch (const std::exception&) {
+    }
+    static const std::string dir = "/tmp/embark-checkpoint-fuzz-dir-" + std::to_string(::getpid());
+    static const std::string file = dir + "/f";
+    static bool made = [] {
+      std::string cmd = "mkdir -p " + dir + " && printf 'a\\nb\\n' > " + file;
+      return std::system(cmd.c_str()) == 0;
+    }();
+    if (!made) return 0;
+    for (const std::string& where : {dir, file}) {
+      auto src = embark::OpenLineSource(where);
+      if (!src.ok()) continue;
+      std::string note;
+      (void)src.value()->Seek(j, &note);
+    }
+    return 0;
+  }
+  if (data[0] % 3 == 0) {
     auto spec = embark::DataSpec::FromJson(std::string(reinterpret_cast<const char*>(data + 1), size - 1));
     if (spec.ok()) {
       Check(spec->num_fields >= 1 && spec->num_fields <= embark::kMaxFields);

@@ -35,6 +35,10 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
     if (!options.train_files.empty())
       return Status::InvalidArgument("--stream reads one source (--data): give it once, and no other training files");
     if (options.out_dir.empty()) return Status::InvalidArgument("--stream needs --out: deltas and snapshots go there");
+    if (!options.valid_files.empty())
+      return Status::InvalidArgument(
+          "--stream validates progressively (each batch is scored before it is trained on): --valid is for batch "
+          "training");
     // A stream restarted into its own output directory picks up where it stopped.
     if (req.params.resume_dir.empty() && Env::Posix()->FileExists(options.out_dir + "/MANIFEST.json"))
       req.params.resume_dir = options.out_dir;
@@ -48,7 +52,12 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
   req.progress = options.progress;
   req.allow_no_train_files = true;
   auto rep = std::make_unique<Rep>();
-  EMBARK_ASSIGN_OR_RETURN(rep->job, MakeTrainJob(req));
+  auto job = MakeTrainJob(req);
+  if (!job.ok() && !options.stream.empty() && job.status().message().rfind("no training files", 0) == 0)
+    return Status::InvalidArgument(
+        "--stream: give the data format (--format criteo, libsvm, libffm with --ffm-fields, or csv with --schema): "
+        "there is no file to guess it from");
+  EMBARK_ASSIGN_OR_RETURN(rep->job, std::move(job));
   rep->stream = options.stream;
   rep->on_stream_report = options.on_stream_report;
   if (!req.out_dir.empty()) {

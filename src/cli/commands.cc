@@ -48,27 +48,54 @@ void PrintMetrics(const char* what, const Metrics& m) {
 }
 
 // ---- gen -------------------------------------------------------------------
+void PrintWindows(const GenOptions& opt, const GenReport& r) {
+  std::printf("wrote %llu rows in %zu windows", static_cast<unsigned long long>(r.train.rows), r.windows.size());
+  if (!opt.out.empty()) std::printf(" to %s", opt.out.c_str());
+  if (!opt.out_dir.empty())
+    std::printf("%s %s .. %s", opt.out.empty() ? " to" : " and", r.windows.front().path.c_str(),
+                r.windows.back().path.c_str());
+  std::printf("\n%6s %10s %7s %12s %16s %18s %13s\n", "window", "rows", "ctr", "optimal_auc", "optimal_logloss",
+              "window0_model_auc", "new_id_share");
+  for (const GenWindow& w : r.windows)
+    std::printf("%6u %10llu %7.4f %12.6f %16.6f %18.6f %13.4f\n", w.index,
+                static_cast<unsigned long long>(w.figures.rows), w.figures.ctr, w.figures.optimal_auc,
+                w.figures.optimal_logloss, w.window0_model_auc, w.new_id_share);
+  std::printf("all windows: ctr %.4f  optimal_auc %.6f  optimal_logloss %.6f\n", r.train.ctr, r.train.optimal_auc,
+              r.train.optimal_logloss);
+}
+
 void RegisterGen(CLI::App* app) {
   auto* cmd = app->add_subcommand("gen", "Write Criteo-format data drawn from a planted model; print its optimal AUC/logloss");
   auto opt = std::make_shared<GenOptions>();
   auto json = std::make_shared<bool>(false);
   // Range-checked before conversion: a negative count is refused, not wrapped.
-  cmd->add_option("--rows", opt->rows, "Training rows to write")
+  cmd->add_option("--rows", opt->rows, "Training rows to write (with --drift: in all, split evenly over the windows)")
       ->required()
       ->check(CLI::Range(uint64_t{1}, kMaxGenRows));
   cmd->add_option("--seed", opt->seed, "Seed: same seed, same bytes")->capture_default_str();
-  cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV)")->required();
+  cmd->add_option("--out", opt->out, "Training file to write (Criteo TSV); with --drift every window, in order");
   cmd->add_option("--valid-rows", opt->valid_rows, "Validation rows to write (same planted model)")
       ->check(CLI::Range(uint64_t{0}, kMaxGenRows));
   cmd->add_option("--valid-out", opt->valid_out, "Validation file to write");
   cmd->add_option("--vocab", opt->max_vocab, "Ids in the largest categorical fields")->capture_default_str();
   cmd->add_option("--zipf", opt->zipf, "Zipf exponent of id frequencies")->capture_default_str();
-  cmd->add_flag("--json", *json, "Print one JSON object with the figures");
+  cmd->add_flag("--drift", opt->drift,
+                "A stream whose planted model changes from window to window: ids appear and fade, ids change "
+                "their click rates; prints each window's optimal AUC (docs/data.md)");
+  cmd->add_option("--windows", opt->windows,
+                  "Windows of --drift data [" + std::to_string(kDefaultDriftWindows) + "]")
+      ->check(CLI::Range(uint32_t{1}, kMaxDriftWindows));
+  cmd->add_option("--out-dir", opt->out_dir,
+                  "With --drift: write DIR/part-00000.tsv, part-00001.tsv, ... one file a window, each through a "
+                  "dot-file temporary (for train --stream on DIR)");
+  cmd->add_flag("--json", *json, "Print one JSON object with the figures (with --drift: a \"windows\" array)");
   cmd->callback([opt, json] {
     GenReport r = Unwrap(Generate(*opt));
     const GenFigures& f = r.valid.rows > 0 ? r.valid : r.train;
     if (*json) {
       std::printf("%s\n", ToJson(r).dump().c_str());
+    } else if (!r.windows.empty()) {
+      PrintWindows(*opt, r);
     } else {
       std::printf("wrote %llu rows to %s", static_cast<unsigned long long>(r.train.rows), opt->out.c_str());
       if (r.valid.rows > 0)
@@ -199,10 +226,15 @@ void RegisterTrain(CLI::App* app) {
       std::printf("%s\n", ToJson(rep, info.model).dump().c_str());
       return;
     }
-    std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), %.1f CPU-seconds, "
-                "peak RSS %.1f MiB\n",
-                info.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
-                rep.samples_per_sec, rep.threads, rep.cpu_seconds, rep.peak_rss_bytes / 1048576.0);
+    if (a->stream)
+      std::printf("trained %s online: %llu samples from the stream, %.1f CPU-seconds, peak RSS %.1f MiB\n",
+                  info.model.c_str(), static_cast<unsigned long long>(rep.samples), rep.cpu_seconds,
+                  rep.peak_rss_bytes / 1048576.0);
+    else
+      std::printf("trained %s: %d epoch(s), %llu samples, %.0f samples/s on %d thread(s), %.1f CPU-seconds, "
+                  "peak RSS %.1f MiB\n",
+                  info.model.c_str(), rep.epochs_done, static_cast<unsigned long long>(rep.samples),
+                  rep.samples_per_sec, rep.threads, rep.cpu_seconds, rep.peak_rss_bytes / 1048576.0);
     if (rep.ranks > 1)
       std::printf("%d ranks: %llu samples in all, %.0f samples/s; rank 0 waited %.2f s on communication\n", rep.ranks,
                   static_cast<unsigned long long>(rep.global_samples),

@@ -36,6 +36,11 @@ void StreamReader::Stop() {
   cv_.notify_all();
 }
 
+void StreamReader::Finish() {
+  finish_.store(true);
+  cv_.notify_all();
+}
+
 void StreamReader::Fail(Status st) {
   std::lock_guard<std::mutex> lk(mu_);
   error_ = std::move(st);
@@ -52,7 +57,7 @@ bool StreamReader::Emit(nlohmann::json pos) {
   cur_.Reset(spec_.num_dense, spec_.num_fields);
   cur_first_ = cur_newest_ = 0;
   std::unique_lock<std::mutex> lk(mu_);
-  cv_.wait(lk, [&] { return stop_.load() || ready_.size() < opt_.queue; });
+  cv_.wait(lk, [&] { return stop_.load() || finish_.load() || ready_.size() < opt_.queue; });
   if (stop_.load()) return false;
   ready_.push_back(std::move(b));
   cv_.notify_all();
@@ -67,6 +72,13 @@ void StreamReader::Loop() {
   std::vector<uint32_t> skipped;
   std::vector<uint64_t> ends;  // per parsed sample: bytes of c.text up to the end of its line
   while (!stop_.load()) {
+    if (finish_.load()) {
+      if (cur_.size() > 0) Emit(std::move(pos));
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = true;
+      cv_.notify_all();
+      return;
+    }
     // A partial batch waits for more lines only until its first sample has
     // waited max_delay_s.
     double wait = 0.2;
@@ -147,6 +159,7 @@ void StreamReader::Loop() {
       cur_newest_ = c.read_unix;
       if (cur_.size() == opt_.batch_size) {
         if (!Emit(src_->PositionAfter(c, ends[i]))) return;
+        // Finishing: the rest of this chunk goes into the batch being built.
       }
     }
     if (cur_.size() > 0 && !ends.empty()) pos = src_->PositionAfter(c, ends.back());
@@ -157,6 +170,7 @@ Result<bool> StreamReader::Next(StreamBatch* out, double wait_s) {
   std::unique_lock<std::mutex> lk(mu_);
   cv_.wait_for(lk, std::chrono::duration<double>(std::max(0.0, wait_s)),
                [&] { return !ready_.empty() || done_ || stop_.load(); });
+  if (stop_.load() && !finish_.load()) return false;
   if (!ready_.empty()) {
     *out = std::move(ready_.front());
     ready_.pop_front();

@@ -372,6 +372,9 @@ class DirSource : public LineSource {
         return Status::InvalidArgument("the checkpoint's stream position is of a " + pos.at("source").get<std::string>() +
                                        " source, not a directory");
       resume_file_ = pos.at("file").get<std::string>();
+      if (resume_file_.empty() || resume_file_.find('/') != std::string::npos || resume_file_ == "." ||
+          resume_file_ == "..")
+        return Status::InvalidArgument("the stream position names '" + resume_file_ + "', not a file of " + dir_);
       resume_offset_ = pos.at("offset").get<uint64_t>();
       resume_line_ = pos.at("line").get<uint64_t>();
     } catch (const std::exception& e) {

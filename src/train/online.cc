@@ -159,6 +159,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   uint64_t deltas = 0, snapshots = 0, delta_bytes = 0;
   double newest_sample = 0;
   TouchedKeys touched;
+  bool need_base = false;  // --out lacks the snapshot this run's deltas apply to
 
   // A snapshot: a new id, the deltas before it folded in (the directory is
   // replaced), the touched keys forgotten.
@@ -168,12 +169,14 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     state.snapshot_id = NewSnapshotId(state.step);
     EMBARK_RETURN_IF_ERROR(trainer->Save(job.out_dir, state.best_auc));
     touched.Clear();
+    need_base = false;
     ++snapshots;
     snapshot_seconds += Since(s0);
     aside_cpu += ProcessCpuSeconds() - c0;
     return Status::OK();
   };
   auto delta = [&]() -> Status {
+    if (need_base) return snapshot();
     const double c0 = ProcessCpuSeconds();
     const auto s0 = Clock::now();
     EMBARK_RETURN_IF_ERROR(trainer->Drain());
@@ -210,9 +213,13 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
       EMBARK_ASSIGN_OR_RETURN(std::vector<uint64_t> seqs, ListDeltas(job.out_dir));
       fresh = !seqs.empty() && seqs.back() > state.delta_seq;
     }
-    if (fresh) EMBARK_RETURN_IF_ERROR(snapshot());
+    // Written before the first delta (or at the stop), so that a stream
+    // failing on its first lines leaves no --out behind.
+    need_base = fresh;
   }
 
+  // Keys trained since the last delta, for the next one (none without deltas).
+  const bool track = !delta_every.off();
   Window window(static_cast<size_t>(cfg.metric_window));
   Cadence delta_c{delta_every}, snap_c{snapshot_every}, report_c{report_every};
   delta_c.Reset(state.step);
@@ -260,7 +267,9 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
                           {"snapshots", snapshots},
                           {"rss_bytes", rss},
                           {"bad_lines", reader.bad_lines().count},
-                          {"newest_sample_unix", newest_sample}};
+                          {"newest_sample_unix", newest_sample},
+                          {"position", state.stream_position.empty() ? nlohmann::json(nullptr)
+                                                                     : nlohmann::json::parse(state.stream_position)}};
       stream.on_report(j.dump());
     }
     sums = ObjectiveSums{};
@@ -291,7 +300,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
         window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
       sums.loss += st->sums.loss;
       sum_n += n;
-      touched.Add(sb.batch.keys);
+      if (track) touched.Add(sb.batch.keys);
       state.stream_position = sb.position.dump();
       newest_sample = std::max(newest_sample, sb.newest_unix);
       rep.samples += n;
@@ -318,11 +327,36 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
       report_c.Reset(state.step);
     }
   }
+  // A clean stop trains what was read (lines of a pipe cannot be read
+  // again) before the final snapshot.
+  if (failed.ok()) {
+    reader.Finish();
+    for (;;) {
+      auto got = reader.Next(&sb, 5.0);
+      if (!got.ok() || !got.value()) break;
+      const size_t n = sb.batch.size();
+      logits.resize(n * static_cast<size_t>(model.outputs()));
+      auto st = trainer->Step(sb.batch, logits.data());
+      if (!st.ok()) {
+        failed = st.status();
+        break;
+      }
+      for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
+      if (track) touched.Add(sb.batch.keys);
+      state.stream_position = sb.position.dump();
+      newest_sample = std::max(newest_sample, sb.newest_unix);
+      rep.samples += n;
+      ++steps_since_delta;
+    }
+  }
   reader.Stop();
   // Stopped (or failed): what was trained since the last delta goes into a
   // final snapshot, unless the model itself is what failed.
-  if (failed.ok() || failed.code() != Status::Code::kInvalidArgument) {
-    if (steps_since_delta > 0 || deltas > 0) {
+  // A clean stop always leaves a checkpoint; a failure one only when
+  // something was trained since the last one written.
+  const bool trained_since = steps_since_delta > 0;
+  if (failed.ok() || (failed.code() != Status::Code::kInvalidArgument && trained_since)) {
+    if (failed.ok() || trained_since || need_base) {
       Status s = snapshot();
       if (!s.ok() && failed.ok()) failed = s;
     }

@@ -82,6 +82,28 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model) {
 nlohmann::json ToJson(const GenReport& r) {
   const GenFigures& f = r.valid.rows > 0 ? r.valid : r.train;
   nlohmann::json j;
+  if (!r.windows.empty()) {
+    j["rows"] = r.train.rows;
+    j["ctr"] = f.ctr;
+    j["optimal_auc"] = Num(f.optimal_auc);
+    j["optimal_logloss"] = Num(f.optimal_logloss);
+    nlohmann::json windows = nlohmann::json::array();
+    for (const GenWindow& w : r.windows) {
+      nlohmann::json o;
+      o["index"] = w.index;
+      o["rows"] = w.figures.rows;
+      o["ctr"] = w.figures.ctr;
+      o["optimal_auc"] = Num(w.figures.optimal_auc);
+      o["optimal_logloss"] = Num(w.figures.optimal_logloss);
+      o["first_order_auc"] = Num(w.figures.first_order_auc);
+      o["window0_model_auc"] = Num(w.window0_model_auc);
+      o["new_id_share"] = w.new_id_share;
+      if (!w.path.empty()) o["path"] = w.path;
+      windows.push_back(std::move(o));
+    }
+    j["windows"] = std::move(windows);
+    return j;
+  }
   j["rows"] = r.train.rows;
   j["valid_rows"] = r.valid.rows;
   j["ctr"] = f.ctr;

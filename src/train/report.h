@@ -24,7 +24,10 @@ nlohmann::json ToJson(const TrainReport& r, const std::string& model);
 // rows, valid_rows, and the figures of the validation data when there is
 // some (else of the training data): ctr, optimal_auc, optimal_logloss,
 // first_order_auc; plus the training data's train_optimal_auc and
-// train_optimal_logloss.
+// train_optimal_logloss. With drift (r.windows not empty): rows, ctr,
+// optimal_auc and optimal_logloss of all windows together, and "windows":
+// an array of {index, rows, ctr, optimal_auc, optimal_logloss,
+// first_order_auc, window0_model_auc, new_id_share, path (with out_dir)}.
 nlohmann::json ToJson(const GenReport& r);
 
 }  // namespace embark

@@ -17,14 +17,28 @@ std::string ParentDir(const std::string& path) {
 AtomicFile::AtomicFile(Env* env, std::string path, std::string tmp, std::unique_ptr<WritableFile> file)
     : env_(env), path_(std::move(path)), tmp_(std::move(tmp)), file_(std::move(file)) {}
 
+namespace {
+
+Result<std::unique_ptr<WritableFile>> OpenTemp(const std::string& tmp, Env* env) {
+  auto file = env->NewWritableFile(tmp);
+  if (!file.ok()) (void)env->RemoveFile(tmp);  // open(O_CREAT) may have made it before failing
+  return file;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AtomicFile>> AtomicFile::CreateHidden(const std::string& path, Env* env) {
+  const size_t slash = path.rfind('/');
+  const size_t name = slash == std::string::npos ? 0 : slash + 1;
+  std::string tmp = path.substr(0, name) + "." + path.substr(name) + ".tmp." + std::to_string(::getpid());
+  EMBARK_ASSIGN_OR_RETURN(auto file, OpenTemp(tmp, env));
+  return std::unique_ptr<AtomicFile>(new AtomicFile(env, path, std::move(tmp), std::move(file)));
+}
+
 Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path, Env* env) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto file = env->NewWritableFile(tmp);
-  if (!file.ok()) {
-    (void)env->RemoveFile(tmp);  // open(O_CREAT) may have made it before failing
-    return file.status();
-  }
-  return std::unique_ptr<AtomicFile>(new AtomicFile(env, path, std::move(tmp), std::move(file).value()));
+  EMBARK_ASSIGN_OR_RETURN(auto file, OpenTemp(tmp, env));
+  return std::unique_ptr<AtomicFile>(new AtomicFile(env, path, std::move(tmp), std::move(file)));
 }
 
 AtomicFile::~AtomicFile() { Abort(); }

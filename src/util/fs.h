@@ -27,6 +27,10 @@ namespace embark::fs {
 class AtomicFile {
  public:
   static Result<std::unique_ptr<AtomicFile>> Create(const std::string& path, Env* env = Env::Posix());
+  // The same with the temporary a dot-file beside `path` (`.NAME.tmp.<pid>`):
+  // for a directory that a reader watches and that skips dot-files, so the
+  // reader sees the file whole or not at all.
+  static Result<std::unique_ptr<AtomicFile>> CreateHidden(const std::string& path, Env* env = Env::Posix());
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
