@@ -134,6 +134,7 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     std::string v = std::string(p.type) == "bool" ? "true" : std::string(p.type) == "int list" ? "3,2" : "";
     if (std::string(p.type) == "int" || std::string(p.type) == "float") v = p.get(from) == "2" ? "3" : "2";
     if (std::string(p.type) == "size") v = "3M";
+    if (std::string(p.type) == "interval") v = "42s";
     if (std::string(p.name) == "admit_probability") v = "0.5";
     if (std::string(p.type) == "string") {
       for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16"})
@@ -147,6 +148,26 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     p.copy(TrainConfig(), &to);
     EXPECT_EQ(ConfigToToml(to), ConfigToToml(TrainConfig())) << p.name;
   }
+}
+
+TEST(Config, IntervalsAreStepsOrTimes) {
+  EXPECT_EQ(ParseInterval("500")->steps, 500);
+  EXPECT_EQ(ParseInterval("0")->off(), true);
+  EXPECT_DOUBLE_EQ(ParseInterval("250ms")->seconds, 0.25);
+  EXPECT_DOUBLE_EQ(ParseInterval("10s")->seconds, 10);
+  EXPECT_DOUBLE_EQ(ParseInterval("1.5m")->seconds, 90);
+  EXPECT_DOUBLE_EQ(ParseInterval("2h")->seconds, 7200);
+  for (const char* bad : {"", "s", "10x", "-5", "1e3", "10 s", "5.5"})
+    EXPECT_FALSE(ParseInterval(bad).ok()) << bad;
+  // A TOML integer is steps; a string any interval; written back quoted.
+  TrainConfig c;
+  ASSERT_TRUE(ParseConfigToml("delta_every = 20\nsnapshot_every = \"5m\"\n", "t.toml", &c).ok());
+  EXPECT_EQ(c.delta_every, "20");
+  EXPECT_EQ(c.snapshot_every, "5m");
+  TrainConfig back;
+  ASSERT_TRUE(ParseConfigToml(ConfigToToml(c), "t.toml", &back).ok());
+  EXPECT_EQ(back.snapshot_every, "5m");
+  EXPECT_FALSE(ParseConfigToml("delta_every = 1.5\n", "t.toml", &c).ok());
 }
 
 TEST(Config, SizesTakeSuffixesAndPathsSurviveToml) {

@@ -215,7 +215,7 @@ const std::vector<ParamDef> kParams = {
     P_INTERVAL(snapshot_every, "online", CHANGES,
                "train --stream: write a full checkpoint to --out this often (steps or time); it folds in and "
                "removes the deltas before it. 0: only when the stream is stopped."),
-    P_INT(metric_window, "online", CHANGES, 100, int64_t{1} << 32,
+    P_INT(metric_window, "online", CHANGES, 2, int64_t{1} << 32,
           "train --stream: samples in the sliding window of the progressive metrics (each batch is scored "
           "before it is trained on)."),
     P_INTERVAL(report_every, "online", CHANGES,
