@@ -457,9 +457,10 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
     ts = ck.state;
-    log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s) and %llu sample(s) of the next, step %lld",
-            job.resume_dir.c_str(), ts.epochs_done, static_cast<unsigned long long>(ts.epoch_samples),
-            static_cast<long long>(ts.step));
+    const std::string into =
+        ts.epoch_samples > 0 ? " and " + std::to_string(ts.epoch_samples) + " sample(s) of the next" : "";
+    log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s)%s, step %lld", job.resume_dir.c_str(), ts.epochs_done,
+            into.c_str(), static_cast<long long>(ts.step));
   } else {
     const StorageOptions storage = StorageOptions::FromConfig(cfg, rank, ranks);
     EMBARK_ASSIGN_OR_RETURN(model, Model::Create(cfg, job.spec, &storage));
