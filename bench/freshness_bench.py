@@ -17,11 +17,13 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve_util as su  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBARK = os.environ.get("EMBARK", os.path.join(ROOT, "build", "embark"))
@@ -33,9 +35,7 @@ DELTA_EVERY = os.environ.get("DELTA_EVERY", "10s")
 MODEL = os.environ.get("MODEL", "deepfm")
 os.makedirs(WORK, exist_ok=True)
 os.chdir(WORK)
-cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-            .splitlines() if l.startswith("Model name")), "?")
-print(f"CPU: {cpu}, {os.cpu_count()} cores")
+print(f"CPU: {su.cpu_model()}, {os.cpu_count()} cores")
 
 if not os.path.exists("background.tsv"):
     subprocess.run([EMBARK, "gen", "--rows", "400000", "--out", "background.tsv", "--vocab", "200000", "--seed", "3"],
@@ -70,35 +70,12 @@ trainer = subprocess.Popen([EMBARK, "train", "--stream", "--data", "grow.tsv", "
 threading.Thread(target=feeder, daemon=True).start()
 while not os.path.exists("model/MANIFEST.json"):
     time.sleep(0.1)
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
-server = subprocess.Popen([EMBARK, "serve", "--model", "model", "--name", "ctr", "--port", str(port), "--poll", "1"],
-                          stderr=open("serve.log", "w"))
-conn = None
-for _ in range(300):
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/v2/health/ready")
-        if conn.getresponse().read() and True:
-            break
-    except OSError:
-        time.sleep(0.1)
-
-
-def body(rows):
-    inputs = []
-    for i in range(13):
-        inputs.append({"name": f"I{i+1}", "datatype": "INT64", "shape": [len(rows)],
-                       "data": [int(r[1 + i]) if r[1 + i] else None for r in rows]})
-    for i in range(26):
-        inputs.append({"name": f"C{i+1}", "datatype": "BYTES", "shape": [len(rows)], "data": [r[14 + i] for r in rows]})
-    return json.dumps({"inputs": inputs})
+server, port = su.start_server(EMBARK, "model", ["--name", "ctr", "--poll", "1"], os.path.join(WORK, "serve.log"))
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
 
 def predict(rows):
-    conn.request("POST", "/v2/models/ctr/infer", body(rows), {"Content-Type": "application/json"})
+    conn.request("POST", "/v2/models/ctr/infer", su.infer_body(rows), {"Content-Type": "application/json"})
     r = conn.getresponse()
     data = json.loads(r.read())
     if r.status != 200:
@@ -142,7 +119,7 @@ trainer.wait()
 
 lat.sort()
 def pct(p):
-    return lat[min(len(lat) - 1, int(round(p / 100 * (len(lat) - 1))))]
+    return su.percentile(lat, p)
 print(f"model {MODEL}, --delta-every {DELTA_EVERY}, --max-batch-delay 1 (default), serve --poll 1; "
       f"background {RATE} samples/s")
 print(f"\n| probes | p50 s | p90 s | p99 s | max s |\n|---:|---:|---:|---:|---:|")

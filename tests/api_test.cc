@@ -291,15 +291,18 @@ TEST(Api, PeriodicCheckpointOutlivesAFailedRun) {
   EXPECT_EQ(info->step, 18);
   EXPECT_EQ(info->samples, 18u * 128);
   EXPECT_EQ(info->epochs_done, 0);
+  EXPECT_EQ(info->epoch_samples, 18u * 128);  // the cursor: where in the epoch it was written
 
-  // Resuming from it restarts the epoch, on the good data alone.
+  // Resuming from it goes on at that sample of the epoch, on the good data
+  // alone: the last 2 steps of 128.
   TrainOptions r = SmallFm(good, dir + "/model");
   r.resume_from = dir + "/model";
   auto resumed = Trainer::Open(r);
   ASSERT_TRUE(resumed.ok()) << resumed.status().message();
   auto rep = (*resumed)->Fit();
   ASSERT_TRUE(rep.ok()) << rep.status().message();
-  EXPECT_EQ(rep->steps, 38);
+  EXPECT_EQ(rep->steps, 20);
+  EXPECT_EQ(rep->samples, 2u * 128);
 
   // It cannot be combined with early stopping: both would write out_dir.
   ASSERT_TRUE(o.Set("early_stop_patience", "2").ok());

@@ -134,6 +134,7 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     std::string v = std::string(p.type) == "bool" ? "true" : std::string(p.type) == "int list" ? "3,2" : "";
     if (std::string(p.type) == "int" || std::string(p.type) == "float") v = p.get(from) == "2" ? "3" : "2";
     if (std::string(p.type) == "size") v = "3M";
+    if (std::string(p.type) == "interval") v = "42s";
     if (std::string(p.name) == "admit_probability") v = "0.5";
     if (std::string(p.type) == "string") {
       for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16"})
@@ -147,6 +148,26 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     p.copy(TrainConfig(), &to);
     EXPECT_EQ(ConfigToToml(to), ConfigToToml(TrainConfig())) << p.name;
   }
+}
+
+TEST(Config, IntervalsAreStepsOrTimes) {
+  EXPECT_EQ(ParseInterval("500")->steps, 500);
+  EXPECT_EQ(ParseInterval("0")->off(), true);
+  EXPECT_DOUBLE_EQ(ParseInterval("250ms")->seconds, 0.25);
+  EXPECT_DOUBLE_EQ(ParseInterval("10s")->seconds, 10);
+  EXPECT_DOUBLE_EQ(ParseInterval("1.5m")->seconds, 90);
+  EXPECT_DOUBLE_EQ(ParseInterval("2h")->seconds, 7200);
+  for (const char* bad : {"", "s", "10x", "-5", "1e3", "10 s", "5.5"})
+    EXPECT_FALSE(ParseInterval(bad).ok()) << bad;
+  // A TOML integer is steps; a string any interval; written back quoted.
+  TrainConfig c;
+  ASSERT_TRUE(ParseConfigToml("delta_every = 20\nsnapshot_every = \"5m\"\n", "t.toml", &c).ok());
+  EXPECT_EQ(c.delta_every.steps, 20);
+  EXPECT_EQ(c.snapshot_every.seconds, 300);
+  TrainConfig back;
+  ASSERT_TRUE(ParseConfigToml(ConfigToToml(c), "t.toml", &back).ok());
+  EXPECT_EQ(back.snapshot_every.seconds, 300);
+  EXPECT_FALSE(ParseConfigToml("delta_every = 1.5\n", "t.toml", &c).ok());
 }
 
 TEST(Config, SizesTakeSuffixesAndPathsSurviveToml) {
@@ -167,6 +188,95 @@ TEST(Config, SizesTakeSuffixesAndPathsSurviveToml) {
   c.memory_budget = int64_t{1} << 30;
   c.table_dir.clear();
   EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
+TEST(Interval, StepsTimeOrOff) {
+  auto parse = [](const char* t) {
+    auto r = ParseInterval(t);
+    EXPECT_TRUE(r.ok()) << t << ": " << r.status().message();
+    return r.ok() ? r.value() : Interval{-1, -1};
+  };
+  EXPECT_EQ(parse("500"), (Interval{500, 0}));
+  EXPECT_EQ(parse("1"), (Interval{1, 0}));
+  EXPECT_TRUE(parse("0").off());
+  EXPECT_TRUE(parse("0s").off());
+  EXPECT_EQ(parse("250ms"), (Interval{0, 0.25}));
+  EXPECT_EQ(parse("10s"), (Interval{0, 10}));
+  EXPECT_EQ(parse("5m"), (Interval{0, 300}));
+  EXPECT_EQ(parse("1h"), (Interval{0, 3600}));
+  EXPECT_EQ(parse("1.5h"), (Interval{0, 5400}));
+  EXPECT_EQ(parse(" 30s "), (Interval{0, 30}));
+  EXPECT_FALSE(parse("30s").off());
+  for (const char* bad : {"", "s", "-1", "-5s", "1.5", "10x", "10 s", "1e3", "5min", "ten", "1..2s", "99999999999999"}) {
+    auto r = ParseInterval(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos) << r.status().message();
+  }
+  // IntervalStr writes what ParseInterval reads back.
+  for (const char* t : {"0", "500", "250ms", "10s", "90s", "5m", "1h", "1.5h", "2.5s"}) {
+    const Interval iv = parse(t);
+    EXPECT_EQ(parse(IntervalStr(iv).c_str()), iv) << t << " -> " << IntervalStr(iv);
+  }
+  EXPECT_EQ(IntervalStr(parse("5m")), "5m");
+  EXPECT_EQ(IntervalStr(parse("90s")), "90s");
+  EXPECT_EQ(IntervalStr(parse("250ms")), "250ms");
+}
+
+TEST(Interval, CadenceCountsStepsOrTheClock) {
+  using C = Cadence::Clock;
+  const C::time_point t0{};
+  Cadence steps({3, 0}, t0);
+  std::vector<int64_t> due;
+  for (int64_t s = 1; s <= 10; ++s)
+    if (steps.Due(s, t0)) due.push_back(s);
+  EXPECT_EQ(due, (std::vector<int64_t>{3, 6, 9}));
+  Cadence off({}, t0);
+  for (int64_t s = 1; s <= 10; ++s) EXPECT_FALSE(off.Due(s, t0 + std::chrono::hours(s)));
+  // Every second of the clock passed in, counted from the last time it was due.
+  Cadence time({0, 1.0}, t0);
+  EXPECT_FALSE(time.Due(1, t0 + std::chrono::milliseconds(400)));
+  EXPECT_FALSE(time.Due(2, t0 + std::chrono::milliseconds(999)));
+  EXPECT_TRUE(time.Due(3, t0 + std::chrono::milliseconds(1200)));
+  EXPECT_FALSE(time.Due(4, t0 + std::chrono::milliseconds(2100)));
+  EXPECT_TRUE(time.Due(5, t0 + std::chrono::milliseconds(2200)));
+  EXPECT_TRUE(time.Due(6, t0 + std::chrono::seconds(60)));
+}
+
+// checkpoint_every was an int of steps: config.toml files that say
+// `checkpoint_every = 0` (or any integer) still load, as steps; a time is a
+// string, and is written as one.
+TEST(Config, CheckpointEveryTakesStepsOrTime) {
+  TrainConfig c;
+  ASSERT_TRUE(ParseConfigToml("checkpoint_every = 0\n", "old.toml", &c).ok());
+  EXPECT_TRUE(c.checkpoint_every.off());
+  ASSERT_TRUE(ParseConfigToml("checkpoint_every = 500\n", "old.toml", &c).ok());
+  EXPECT_EQ(c.checkpoint_every, (Interval{500, 0}));
+  ASSERT_TRUE(ParseConfigToml("checkpoint_every = \"10m\"\n", "new.toml", &c).ok());
+  EXPECT_EQ(c.checkpoint_every, (Interval{0, 600}));
+  ASSERT_TRUE(ParseConfigToml("checkpoint_every = \"200\"\n", "new.toml", &c).ok());
+  EXPECT_EQ(c.checkpoint_every, (Interval{200, 0}));
+  Status s = ParseConfigToml("checkpoint_every = 1.5\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("f.toml: 'checkpoint_every': expected an interval"), std::string::npos) << s.message();
+  s = ParseConfigToml("checkpoint_every = \"10 minutes\"\n", "f.toml", &c);
+  EXPECT_NE(s.message().find("'10 minutes' is not an interval"), std::string::npos) << s.message();
+  // Steps are written as a TOML integer (as builds before the change read
+  // them), a time as a string; both read back.
+  c.checkpoint_every = {250, 0};
+  EXPECT_NE(ConfigToToml(c).find("\ncheckpoint_every = 250\n"), std::string::npos);
+  c.checkpoint_every = {0, 30};
+  const std::string toml = ConfigToToml(c);
+  EXPECT_NE(toml.find("\ncheckpoint_every = \"30s\"\n"), std::string::npos) << toml;
+  TrainConfig back;
+  ASSERT_TRUE(ParseConfigToml(toml, "config.toml", &back).ok());
+  EXPECT_EQ(back.checkpoint_every, c.checkpoint_every);
+  EXPECT_NE(ConfigToToml(TrainConfig()).find("\ncheckpoint_every = 0\n"), std::string::npos);
+  // As a flag, and with early stopping (both write --out): refused either way.
+  ASSERT_TRUE(FindParam("checkpoint_every")->set(&c, "1h").ok());
+  c.early_stop_patience = 2;
+  s = ValidateConfig(c);
+  EXPECT_NE(s.message().find("--checkpoint-every and --early-stop-patience"), std::string::npos) << s.message();
+  ASSERT_TRUE(FindParam("checkpoint_every")->set(&c, "0").ok());
+  EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
 TEST(Config, FixedParametersAreTheModelsShapeAndStoredState) {

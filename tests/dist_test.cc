@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -429,6 +430,110 @@ TEST(DistributedTraining, RanksTrainTheModelOneProcessTrains) {
     for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
     EXPECT_LT(worst, 1e-4f) << N << " ranks";
   }
+}
+
+// The mid-epoch cursor across ranks. Deterministic ranks read the whole
+// input in one order and train their slice of each global batch: the
+// cursor counts global samples, and 2 ranks killed after a checkpoint
+// mid-epoch and resumed (on 2 ranks) end with the straight run's model.
+// Ranks reading their own chunks keep no cursor. A time cadence is
+// refused under MPI (the ranks must save at the same step).
+TEST(DistributedTraining, MidEpochCursorAcrossRanks) {
+  const std::string dir = testing::TempDir() + "/dist_cursor";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  GenOptions go;
+  go.rows = 3000;
+  go.valid_rows = 300;
+  go.out = dir + "/train.tsv";
+  go.valid_out = dir + "/valid.tsv";
+  go.max_vocab = 2000;
+  ASSERT_TRUE(Generate(go).ok());
+  auto job_for = [&](const std::string& out) {
+    TrainJob job;
+    job.cfg.model = "fm";
+    job.cfg.embedding_dim = 4;
+    job.cfg.batch_size = 256;
+    job.cfg.deterministic = true;
+    job.cfg.shuffle_window = 700;
+    job.cfg.epochs = 2;
+    job.spec = DataSpec::Criteo();
+    job.train_files = {go.out};
+    job.out_dir = out;
+    job.progress = false;
+    job.dist.staleness = 0;
+    return job;
+  };
+  Logger quiet(LogLevel::kError);
+  struct Ranks {
+    std::vector<Status> st;
+    std::vector<TrainReport> rep;
+  };
+  auto run = [&](int ranks, const std::function<void(TrainJob*)>& edit) {
+    Ranks out{std::vector<Status>(ranks), std::vector<TrainReport>(ranks)};
+    ThreadGroup g(ranks);
+    g.Run([&](Communicator* comm) {
+      TrainJob job = job_for("");
+      edit(&job);
+      job.comm = comm;
+      auto r = Train(job, quiet);
+      out.st[comm->rank()] = r.status();
+      if (r.ok()) out.rep[comm->rank()] = *r;
+    });
+    return out;
+  };
+  auto straight = run(2, [&](TrainJob* j) { j->out_dir = dir + "/straight"; });
+  ASSERT_TRUE(straight.st[0].ok()) << straight.st[0].message();
+
+  auto killed = run(2, [&](TrainJob* j) {
+    j->out_dir = dir + "/killed";
+    j->cfg.checkpoint_every = Interval{5, 0};
+    j->after_checkpoint = [](const TrainerState&) { return Status::IOError("killed"); };
+  });
+  ASSERT_FALSE(killed.st[0].ok());
+  ASSERT_FALSE(killed.st[1].ok());
+  auto ck = LoadCheckpoint(dir + "/killed");
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  EXPECT_EQ(ck->state.step, 5);
+  EXPECT_EQ(ck->state.epochs_done, 0);
+  EXPECT_EQ(ck->state.epoch_samples, 5u * 256);  // global samples
+
+  auto resumed = run(2, [&](TrainJob* j) {
+    j->out_dir = dir + "/killed";
+    j->resume_dir = dir + "/killed";
+  });
+  ASSERT_TRUE(resumed.st[0].ok()) << resumed.st[0].message();
+  EXPECT_EQ(resumed.rep[0].global_samples, 2u * 3000 - 5 * 256);
+  auto a = LoadCheckpoint(dir + "/straight"), b = LoadCheckpoint(dir + "/killed");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(b->state.samples, 2u * 3000);
+  ASSERT_EQ(a->model->params().size(), b->model->params().size());
+  EXPECT_EQ(std::memcmp(a->model->params().data(), b->model->params().data(),
+                        a->model->params().size() * sizeof(float)),
+            0)
+      << "2 ranks killed and resumed differ from 2 ranks never killed";
+
+  // Ranks on their own chunks: a mid-epoch checkpoint holds no cursor.
+  auto own = run(2, [&](TrainJob* j) {
+    j->out_dir = dir + "/own";
+    j->train_files = {go.out, go.valid_out};  // a file each (less than a chunk): every rank has input
+    j->cfg.deterministic = false;
+    j->cfg.threads = 1;
+    j->cfg.checkpoint_every = Interval{3, 0};
+    j->after_checkpoint = [](const TrainerState&) { return Status::IOError("killed"); };
+  });
+  ASSERT_FALSE(own.st[0].ok());
+  auto own_ck = LoadCheckpoint(dir + "/own");
+  ASSERT_TRUE(own_ck.ok()) << own_ck.status().message();
+  EXPECT_EQ(own_ck->state.step, 3);
+  EXPECT_EQ(own_ck->state.epoch_samples, 0u);
+
+  auto timed = run(2, [&](TrainJob* j) {
+    j->out_dir = dir + "/timed";
+    j->cfg.checkpoint_every = Interval{0, 30};
+  });
+  ASSERT_FALSE(timed.st[0].ok());
+  EXPECT_NE(timed.st[0].message().find("under MPI give it in steps"), std::string::npos) << timed.st[0].message();
 }
 
 }  // namespace

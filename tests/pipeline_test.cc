@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <set>
@@ -80,6 +81,32 @@ TEST(Pipeline, ShuffleIsSeededAndKeepsEverySample) {
   std::vector<uint64_t> in_order;
   for (int i = 0; i < 1000; ++i) in_order.push_back(FeatureKeyForTest(i));
   EXPECT_NE(k1, in_order);
+}
+
+// The resume cursor: a stream that skips its first k samples returns the
+// rest of the same shuffled order, cut into whole batches from there, for
+// any k (inside a shuffle window, at its edge, past the end).
+TEST(Pipeline, SkipResumesTheShuffledOrder) {
+  auto a = testing::WriteTemp("skip.svm", Lines(1000));
+  StreamOptions so;
+  so.batch_size = 100;
+  so.shuffle_window = 300;
+  so.seed = 9;
+  const auto all = Drain(OpenStream({a}, DataSpec::Libsvm(), SmallChunks(), so).get());
+  ASSERT_EQ(all.size(), 1000u);
+  for (uint64_t k : {1, 100, 250, 299, 300, 301, 700, 999, 1000, 1500}) {
+    for (size_t batch : {100, 64}) {
+      StreamOptions sk = so;
+      sk.skip = k;
+      sk.batch_size = batch;
+      size_t batches = 0;
+      const auto rest = Drain(OpenStream({a}, DataSpec::Libsvm(), SmallChunks(), sk).get(), &batches);
+      const size_t left = 1000 - std::min<size_t>(k, 1000);
+      ASSERT_EQ(rest.size(), left) << "skip " << k;
+      EXPECT_TRUE(std::equal(rest.begin(), rest.end(), all.begin() + (1000 - left))) << "skip " << k;
+      EXPECT_EQ(batches, (left + batch - 1) / batch) << "skip " << k << ", batch " << batch;
+    }
+  }
 }
 
 TEST(Pipeline, BadLinesFailWithLocationUnlessTolerated) {

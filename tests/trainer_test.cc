@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <limits>
 #include <new>
+#include <tuple>
 
 #include "gen/gen.h"
 #include "model/families/families.h"
@@ -461,6 +462,184 @@ TEST(TrainerImpl, TakesTheRunsSparseSettingsButNotAnotherOptimizerKind) {
   auto refused = TrainerImpl::Create(kind, std::move(other).value(), {}, {});
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("sgd"), std::string::npos) << refused.status().message();
+}
+
+// Every row of a store, sorted by key: key, weights and optimizer state,
+// metadata (last_step << 32 | count).
+std::vector<std::tuple<uint64_t, std::vector<float>, uint64_t>> SortedRows(const RowStore& t) {
+  std::vector<std::tuple<uint64_t, std::vector<float>, uint64_t>> all;
+  auto it = t.NewIterator(64);
+  RowBatch b;
+  const size_t w = t.row_width();
+  while (it->Next(&b).value())
+    for (size_t i = 0; i < b.size(); ++i)
+      all.emplace_back(b.keys[i], std::vector<float>(b.rows.begin() + i * w, b.rows.begin() + (i + 1) * w),
+                       uint64_t{b.meta[i].last_step} << 32 | b.meta[i].count);
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+// Two checkpoints hold the same model bit for bit: dense weights and
+// optimizer state, every row with its state and metadata, the counters.
+void ExpectSameCheckpoint(const std::string& want_dir, const std::string& got_dir) {
+  auto want = LoadCheckpoint(want_dir), got = LoadCheckpoint(got_dir);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const ParamSet& a = want->model->params();
+  const ParamSet& b = got->model->params();
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << "dense weights differ";
+  EXPECT_EQ(want->opt.step, got->opt.step);
+  ASSERT_EQ(want->opt.slots.size(), got->opt.slots.size());
+  for (size_t i = 0; i < want->opt.slots.size(); ++i) {
+    ASSERT_EQ(want->opt.slots[i].size(), got->opt.slots[i].size());
+    EXPECT_EQ(std::memcmp(want->opt.slots[i].data(), got->opt.slots[i].data(), want->opt.slots[i].size() * sizeof(float)),
+              0)
+        << "dense optimizer slot " << i << " differs";
+  }
+  ASSERT_EQ(want->model->num_tables(), got->model->num_tables());
+  for (int t = 0; t < want->model->num_tables(); ++t) {
+    const auto wr = SortedRows(*want->model->table(t)), gr = SortedRows(*got->model->table(t));
+    ASSERT_EQ(wr.size(), gr.size()) << "table " << t;
+    size_t differ = 0;
+    for (size_t i = 0; i < wr.size(); ++i) {
+      const auto& [wk, wrow, wmeta] = wr[i];
+      const auto& [gk, grow, gmeta] = gr[i];
+      if (wk != gk || wmeta != gmeta || std::memcmp(wrow.data(), grow.data(), wrow.size() * sizeof(float)) != 0)
+        ++differ;
+    }
+    EXPECT_EQ(differ, 0u) << "rows of table " << t << " differ";
+  }
+  EXPECT_EQ(want->state.step, got->state.step);
+  EXPECT_EQ(want->state.samples, got->state.samples);
+  EXPECT_EQ(want->state.epochs_done, got->state.epochs_done);
+  EXPECT_EQ(want->state.epoch_samples, got->state.epoch_samples);
+}
+
+// checkpoint_every and the mid-epoch cursor: a run killed right after a
+// periodic checkpoint (in its first epoch, or in its second), resumed from
+// it, ends with the model of the run that was never interrupted, bit for
+// bit; the resumed run trains only the samples the killed one had not.
+TEST(Fit, KilledMidEpochAndResumedEqualsTheUninterruptedRun) {
+  InitBlas();
+  const std::string dir = testing::TempDir() + "/fit_cursor";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const GenOptions g = GenerateIn(dir, "", 3000, 100, 11);  // 12 steps of 256 an epoch, the last of 184
+  ASSERT_FALSE(g.out.empty());
+  TrainConfig cfg = SmallConfig();
+  cfg.epochs = 2;
+  cfg.shuffle_window = 700;  // several windows an epoch
+  Logger quiet(LogLevel::kWarn);
+  auto job_for = [&](const std::string& out) {
+    TrainJob job;
+    job.cfg = cfg;
+    job.spec = DataSpec::Criteo();
+    job.train_files = {g.out};
+    job.out_dir = out;
+    job.progress = false;
+    return job;
+  };
+  auto straight = Train(job_for(dir + "/straight"), quiet);
+  ASSERT_TRUE(straight.ok()) << straight.status().message();
+  ASSERT_EQ(straight->steps, 24);
+
+  for (int kill_at : {7, 17}) {
+    SCOPED_TRACE("killed after step " + std::to_string(kill_at));
+    const std::string out = dir + "/killed" + std::to_string(kill_at);
+    TrainJob killed = job_for(out);
+    killed.cfg.checkpoint_every = Interval{kill_at, 0};
+    killed.after_checkpoint = [](const TrainerState&) { return Status::IOError("killed"); };
+    auto dead = Train(killed, quiet);
+    ASSERT_FALSE(dead.ok());
+    EXPECT_EQ(dead.status().message(), "killed");
+    auto ck = LoadCheckpoint(out);
+    ASSERT_TRUE(ck.ok()) << ck.status().message();
+    EXPECT_EQ(ck->state.step, kill_at);
+    EXPECT_EQ(ck->state.epochs_done, kill_at / 12);
+    EXPECT_EQ(ck->state.epoch_samples, uint64_t(kill_at % 12) * 256);
+    EXPECT_EQ(ck->state.samples, uint64_t(kill_at / 12) * 3000 + uint64_t(kill_at % 12) * 256);
+
+    TrainJob resume = job_for(out);  // into the same directory, as `embark train --resume DIR --out DIR`
+    resume.resume_dir = out;
+    auto rest = Train(resume, quiet);
+    ASSERT_TRUE(rest.ok()) << rest.status().message();
+    EXPECT_EQ(rest->samples, 2 * 3000 - ck->state.samples) << "the resumed run trained samples twice, or skipped some";
+    EXPECT_EQ(rest->steps, 24);
+    ExpectSameCheckpoint(dir + "/straight", out);
+  }
+
+  // The cursor must matter: resuming the first-epoch checkpoint as if at
+  // the epoch's start (the behaviour before it) gives another model.
+  {
+    const std::string out = dir + "/restart";
+    TrainJob killed = job_for(out);
+    killed.cfg.checkpoint_every = Interval{7, 0};
+    killed.after_checkpoint = [](const TrainerState&) { return Status::IOError("killed"); };
+    ASSERT_FALSE(Train(killed, quiet).ok());
+    auto ck = LoadCheckpoint(out);
+    ASSERT_TRUE(ck.ok());
+    TrainerState at_start = ck->state;
+    at_start.epoch_samples = 0;
+    auto t = TrainerImpl::Create(cfg, std::move(ck->model), ck->opt, at_start);
+    ASSERT_TRUE(t.ok());
+    TrainJob resume = job_for(out);
+    auto rest = Fit(t->get(), resume, quiet);
+    ASSERT_TRUE(rest.ok()) << rest.status().message();
+    EXPECT_EQ(rest->samples, 2u * 3000);  // the first 7 steps trained again
+    auto a = LoadCheckpoint(dir + "/straight"), b = LoadCheckpoint(out);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_NE(std::memcmp(a->model->params().data(), b->model->params().data(), a->model->params().size() * sizeof(float)),
+              0);
+  }
+}
+
+// A checkpoint_every of wall time saves as the clock says: with 1 ms, a
+// run of 24 steps saves at least once before its end, each save a whole
+// checkpoint holding its cursor; with steps, exactly at their multiples.
+TEST(Fit, CheckpointEveryByTimeOrSteps) {
+  InitBlas();
+  const std::string dir = testing::TempDir() + "/fit_cadence";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const GenOptions g = GenerateIn(dir, "", 3000, 100, 12);
+  ASSERT_FALSE(g.out.empty());
+  Logger quiet(LogLevel::kWarn);
+  TrainJob job;
+  job.cfg = SmallConfig();
+  job.cfg.epochs = 2;
+  job.spec = DataSpec::Criteo();
+  job.train_files = {g.out};
+  job.out_dir = dir + "/out";
+  job.progress = false;
+  std::vector<TrainerState> saves;
+  job.after_checkpoint = [&](const TrainerState& s) {
+    auto ck = LoadCheckpoint(job.out_dir);  // on disk, complete, with this state
+    if (!ck.ok()) return ck.status();
+    EXPECT_EQ(ck->state.step, s.step);
+    EXPECT_EQ(ck->state.epoch_samples, s.epoch_samples);
+    saves.push_back(s);
+    return Status::OK();
+  };
+  auto r = ParseInterval("1ms");
+  ASSERT_TRUE(r.ok());
+  job.cfg.checkpoint_every = r.value();
+  auto rep = Train(job, quiet);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  ASSERT_GE(saves.size(), 1u);
+  for (const TrainerState& s : saves) {
+    EXPECT_GE(s.step, 1);
+    EXPECT_LE(s.step, 24);
+    EXPECT_EQ(s.samples, uint64_t(s.epochs_done) * 3000 + s.epoch_samples);
+  }
+
+  saves.clear();
+  job.cfg.checkpoint_every = Interval{5, 0};
+  job.out_dir = dir + "/steps";
+  ASSERT_TRUE(Train(job, quiet).ok());
+  std::vector<int64_t> steps;
+  for (const TrainerState& s : saves) steps.push_back(s.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{5, 10, 15, 20}));
 }
 
 }  // namespace

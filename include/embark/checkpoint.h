@@ -30,6 +30,7 @@ struct CheckpointInfo {
   int epochs_done = 0;
   int64_t step = 0;
   uint64_t samples = 0;     // trained on
+  uint64_t epoch_samples = 0;  // of epoch epochs_done + 1 trained on (a save mid-epoch); --resume goes on from there
   uint64_t dense_params = 0;
   std::vector<TableInfo> tables;
 };

@@ -56,7 +56,7 @@ struct TrainOptions {
 struct ParamInfo {
   std::string name;           // "dense_lr"
   std::string flag;           // "--dense-lr"
-  std::string type;           // "int", "float", "string", "bool", "int list"
+  std::string type;           // "int", "float", "string", "bool", "int list", "size" (bytes, "4G"), "interval" (steps or time, "30s")
   std::string group;          // "model", "optimizer", "training", "data", "distributed"
   std::string default_value;  // as text
   std::string help;

@@ -76,6 +76,7 @@ CheckpointInfo Describe(const Model& model, const TrainerState& state, const std
   info.epochs_done = state.epochs_done;
   info.step = state.step;
   info.samples = state.samples;
+  info.epoch_samples = state.epoch_samples;
   info.dense_params = model.params().size();
   for (int t = 0; t < model.num_tables(); ++t) {
     const RowStore* s = model.table(t);

@@ -497,14 +497,17 @@ void RegisterVerify(CLI::App* app) {
                                          {"epochs_done", info.epochs_done},
                                          {"step", info.step},
                                          {"samples", info.samples},
+                                         {"epoch_samples", info.epoch_samples},
                                          {"dense_params", info.dense_params},
                                          {"tables", tables}}
                                .dump()
                                .c_str());
       return;
     }
-    std::printf("%s: ok: %s model on %s data, %d epoch(s) done, step %lld, %llu samples, %llu dense parameters\n",
-                info.dir.c_str(), info.model.c_str(), info.data_format.c_str(), info.epochs_done,
+    const std::string into =
+        info.epoch_samples > 0 ? " and " + std::to_string(info.epoch_samples) + " samples of the next" : "";
+    std::printf("%s: ok: %s model on %s data, %d epoch(s)%s done, step %lld, %llu samples, %llu dense parameters\n",
+                info.dir.c_str(), info.model.c_str(), info.data_format.c_str(), info.epochs_done, into.c_str(),
                 static_cast<long long>(info.step), static_cast<unsigned long long>(info.samples),
                 static_cast<unsigned long long>(info.dense_params));
     for (const auto& t : info.tables)

@@ -1,5 +1,6 @@
 #include "data/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -170,7 +171,7 @@ uint64_t DataReader::bytes_read() const {
 }
 
 BatchStream::BatchStream(std::unique_ptr<DataReader> reader, StreamOptions opt)
-    : reader_(std::move(reader)), opt_(opt), rng_(Mix64(opt.seed)) {
+    : reader_(std::move(reader)), opt_(opt), skip_(opt.skip), rng_(Mix64(opt.seed)) {
   thread_ = std::thread([this] { Produce(); });
 }
 
@@ -217,6 +218,12 @@ Result<bool> BatchStream::Build(Batch* out) {
       }
       pos_ = 0;
       if (order_.empty()) break;
+    }
+    if (skip_ > 0) {  // the cursor: drop samples without copying them
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(skip_, order_.size() - pos_));
+      pos_ += k;
+      skip_ -= k;
+      continue;
     }
     if (!shape_set) {
       out->Reset(pool_.num_dense, pool_.num_fields);

@@ -103,6 +103,11 @@ struct StreamOptions {
   size_t shuffle_window = 0;  // samples mixed at once; 0 or 1 keeps input order
   uint64_t seed = 1;
   size_t prefetch = 4;        // batches prepared ahead
+  // Samples dropped from the start of the stream's order (after the
+  // shuffle, which they still take part in): the batches that follow are
+  // those a stream without skip returns after its first `skip` samples. A
+  // resumed epoch's cursor (TrainerState::epoch_samples).
+  uint64_t skip = 0;
 };
 
 // Mini-batches from a DataReader, prepared on a background thread.
@@ -129,6 +134,7 @@ class BatchStream {
   Batch pool_;
   std::vector<uint32_t> order_;
   size_t pos_ = 0;
+  uint64_t skip_;  // samples of opt_.skip still to drop
   bool input_done_ = false;
   uint64_t rng_;
 

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -102,14 +103,6 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
 // ResolveResumeConfig and the preamble of ParamsMarkdown for the rule.
 #define FIXED OnResume::kFixed
 #define CHANGES OnResume::kMayChange
-#define P_INTERVAL(field, group, resume, help)                                                       \
-  ParamDef{#field, group, "interval", resume, help, [](const TrainConfig& c) { return c.field; },      \
-           [](TrainConfig* c, const std::string& s) {                                                 \
-             EMBARK_RETURN_IF_ERROR(ParseInterval(s).status());                                       \
-             c->field = s;                                                                            \
-             return Status::OK();                                                                     \
-           },                                                                                         \
-           P_COPY(field)}
 #define P_COPY(field) [](const TrainConfig& from, TrainConfig* to) { to->field = from.field; }
 
 #define P_INT(field, group, resume, lo, hi, help)                                                           \
@@ -137,6 +130,15 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
 #define P_SIZE(field, group, resume, help)                                                           \
   ParamDef{#field, group, "size", resume, help, [](const TrainConfig& c) { return std::to_string(c.field); }, \
            [](TrainConfig* c, const std::string& s) { return ParseSize(s, &c->field); }, P_COPY(field)}
+// An Interval (ParseInterval): steps or wall time; in TOML an integer
+// (steps) or a string ("30s").
+#define P_INTERVAL(field, group, resume, help)                                                         \
+  ParamDef{#field, group, "interval", resume, help, [](const TrainConfig& c) { return IntervalStr(c.field); }, \
+           [](TrainConfig* c, const std::string& s) {                                                 \
+             EMBARK_ASSIGN_OR_RETURN(c->field, ParseInterval(s));                                     \
+             return Status::OK();                                                                     \
+           },                                                                                         \
+           P_COPY(field)}
 #define P_STRING(field, group, resume, help)                                                          \
   ParamDef{#field, group, "string", resume, help, [](const TrainConfig& c) { return c.field; },       \
            [](TrainConfig* c, const std::string& s) {                                                 \
@@ -205,9 +207,10 @@ const std::vector<ParamDef> kParams = {
              "Post-hoc calibration of the click probability, fitted on the validation data (--valid) at every "
              "validation and stored with the model: platt (p = sigmoid(a * logit + b); AUC unchanged) or none.",
              "platt", "none"),
-    P_INT(checkpoint_every, "training", CHANGES, 0, int64_t{1} << 40,
-          "Also save the checkpoint to --out every N steps (0: only at the end); each save replaces the last "
-          "atomically, and a resume from one restarts its epoch."),
+    P_INTERVAL(checkpoint_every, "training", CHANGES,
+               "Also save the checkpoint to --out every N steps (\"500\") or every so much wall time (\"30s\", "
+               "\"10m\", \"1h\"; in steps only under MPI); 0: only at the end. Each save replaces the last "
+               "atomically, and --resume from one continues mid-epoch at the sample where it was written."),
     P_INTERVAL(delta_every, "online", CHANGES,
                "train --stream: write a delta checkpoint (the rows trained since the last, the dense weights, the "
                "stream position) to --out this often: steps (500) or time (10s, 5m); 0: never. A crash loses at "
@@ -215,7 +218,7 @@ const std::vector<ParamDef> kParams = {
     P_INTERVAL(snapshot_every, "online", CHANGES,
                "train --stream: write a full checkpoint to --out this often (steps or time); it folds in and "
                "removes the deltas before it. 0: only when the stream is stopped."),
-    P_INT(metric_window, "online", CHANGES, 100, int64_t{1} << 32,
+    P_INT(metric_window, "online", CHANGES, 2, int64_t{1} << 32,
           "train --stream: samples in the sliding window of the progressive metrics (each batch is scored "
           "before it is trained on)."),
     P_INTERVAL(report_every, "online", CHANGES,
@@ -261,6 +264,48 @@ const std::vector<ParamAlias> kAliases = {
 };
 
 }  // namespace
+
+Result<Interval> ParseInterval(const std::string& text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("'" + text +
+                                   "' is not an interval: steps (\"500\"), a time (\"250ms\", \"10s\", \"5m\", "
+                                   "\"1h\") or 0 (off)");
+  };
+  const std::string_view t = TrimSpaces(text);
+  size_t digits = 0;
+  while (digits < t.size() && (std::isdigit(static_cast<unsigned char>(t[digits])) || t[digits] == '.')) ++digits;
+  const std::string_view number = t.substr(0, digits), unit = t.substr(digits);
+  if (number.empty()) return bad();
+  Interval iv;
+  if (unit.empty()) {  // steps: a whole number
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
+    if (ec != std::errc() || p != number.data() + number.size() || v < 0 || v > (int64_t{1} << 40)) return bad();
+    iv.steps = v;
+    return iv;
+  }
+  double v = 0;
+  auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
+  if (ec != std::errc() || p != number.data() + number.size() || !(v >= 0)) return bad();
+  const double scale = unit == "ms" ? 1e-3 : unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
+  if (scale < 0) return bad();
+  iv.seconds = v * scale;
+  if (!(iv.seconds <= 1e9)) return bad();  // about 30 years
+  return iv;
+}
+
+std::string IntervalStr(const Interval& iv) {
+  if (iv.steps > 0) return std::to_string(iv.steps);
+  if (iv.seconds <= 0) return "0";
+  const double s = iv.seconds;
+  std::ostringstream o;
+  o.precision(15);
+  if (s >= 3600 && std::fmod(s, 3600) == 0) o << s / 3600 << "h";
+  else if (s >= 60 && std::fmod(s, 60) == 0) o << s / 60 << "m";
+  else if (s >= 1) o << s << "s";
+  else o << s * 1000 << "ms";
+  return o.str();
+}
 
 const std::vector<ParamDef>& TrainParams() { return kParams; }
 
@@ -340,14 +385,14 @@ static Status ReadConfigToml(const std::string_view* text, const std::string& pa
       } else {
         return wrong("a number");
       }
+    } else if (type == "interval") {
+      if (auto* i = v.as_integer()) s = std::to_string(i->get());  // steps, as written before time was allowed
+      else if (auto* str = v.as_string()) s = str->get();
+      else return wrong("an interval (steps, or a string such as \"30s\")");
     } else if (type == "size") {
       if (auto* i = v.as_integer()) s = std::to_string(i->get());
       else if (auto* str = v.as_string()) s = str->get();
       else return wrong("a size (bytes, or a string such as \"4G\")");
-    } else if (type == "interval") {
-      if (auto* i = v.as_integer()) s = std::to_string(i->get());
-      else if (auto* str = v.as_string()) s = str->get();
-      else return wrong("an interval (steps, or a string such as \"10s\")");
     } else if (type == "bool") {
       if (!v.is_boolean()) return wrong("true or false");
       s = v.as_boolean()->get() ? "true" : "false";
@@ -381,7 +426,7 @@ std::string ConfigToToml(const TrainConfig& cfg) {
   for (const auto& p : kParams) {
     std::string v = p.get(cfg);
     std::string t = p.type;
-    if (t == "string" || t == "interval") {
+    if (t == "string" || (t == "interval" && v.find_first_not_of("0123456789") != std::string::npos)) {
       std::string q = "\"";
       for (char c : v) {
         if (c == '"' || c == '\\') q += '\\';
@@ -395,35 +440,10 @@ std::string ConfigToToml(const TrainConfig& cfg) {
   return out;
 }
 
-Result<Interval> ParseInterval(const std::string& text) {
-  const std::string s(TrimSpaces(text));
-  Interval iv;
-  size_t digits = 0;
-  while (digits < s.size() && (std::isdigit(static_cast<unsigned char>(s[digits])) || s[digits] == '.')) ++digits;
-  const std::string num = s.substr(0, digits), unit = s.substr(digits);
-  auto bad = [&] {
-    return Status::InvalidArgument("'" + text + "' is not an interval: a number of steps (500) or a time (250ms, 10s, 5m, 1h)");
-  };
-  if (num.empty()) return bad();
-  if (unit.empty()) {
-    int64_t v = 0;
-    if (!ParseInt64(num, 0, int64_t{1} << 40, &v).ok()) return bad();
-    iv.steps = v;
-    return iv;
-  }
-  double v = 0;
-  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
-  if (ec != std::errc() || p != num.data() + num.size() || !(v >= 0)) return bad();
-  const double scale = unit == "ms" ? 1e-3 : unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
-  if (scale < 0 || v * scale > 1e9) return bad();
-  iv.seconds = v * scale;
-  return iv;
-}
-
 Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
-  if (cfg.checkpoint_every > 0 && cfg.early_stop_patience > 0)
+  if (!cfg.checkpoint_every.off() && cfg.early_stop_patience > 0)
     return Status::InvalidArgument(
         "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");
   if (cfg.memory_budget > 0 && cfg.table_dir.empty())
@@ -475,7 +495,9 @@ std::string ParamsMarkdown() {
       "Each can be given in a TOML file (`--config FILE`, `name = value`) or on the command line\n"
       "(`--name value`, with `_` written as `-`); the command line wins. In TOML a value has the\n"
       "parameter's type: an int is an integer, a float an integer or a float, a bool `true` or\n"
-      "`false`, a string quoted, an int list `[a, b]`; another type (`epochs = 1e3`) is refused.\n\n"
+      "`false`, a string quoted, an int list `[a, b]`, a size or an interval an integer or a string\n"
+      "(`\"4G\"`, `\"30s\"`); another type (`epochs = 1e3`) is refused. An interval is steps (`500`),\n"
+      "wall time (`\"250ms\"`, `\"30s\"`, `\"10m\"`, `\"1h\"`) or `0` (off).\n\n"
       "## On `--resume`\n\n"
       "A resumed run starts from the checkpoint's config (its `config.toml`), not from the defaults.\n"
       "Values given explicitly, as a flag or in `--config`, then apply by the column *on resume*:\n\n"

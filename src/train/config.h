@@ -3,6 +3,7 @@
 // validation, and docs/parameters.md (`embark params --markdown`).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -12,6 +13,40 @@
 #include "util/status.h"
 
 namespace embark {
+
+// A cadence: every `steps` training steps, or every `seconds` of wall time
+// (one of the two); neither is off. Parameters of this type
+// (checkpoint_every) take "500" (steps), "250ms", "10s", "5m", "1h" (time;
+// a decimal number such as "1.5h" too) or "0" (off).
+struct Interval {
+  int64_t steps = 0;
+  double seconds = 0;
+  bool off() const { return steps == 0 && seconds == 0; }
+  bool operator==(const Interval& o) const { return steps == o.steps && seconds == o.seconds; }
+};
+// "500" steps; "250ms","10s","5m","1h" time; "0" off; else InvalidArgument naming the text.
+Result<Interval> ParseInterval(const std::string& text);
+// The text ParseInterval reads back as `iv`: "0", "500", "30s", "10m", "1.5h", "250ms".
+std::string IntervalStr(const Interval& iv);
+
+// When an Interval comes round, asked after each step: Due(step, now) is
+// true when `step` is a multiple of its steps, or when its seconds have
+// passed since it was last due (or since Start). The clock is passed in.
+class Cadence {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Cadence(Interval iv, Clock::time_point start) : iv_(iv), last_(start) {}
+  bool Due(int64_t step, Clock::time_point now) {
+    if (iv_.steps > 0) return step % iv_.steps == 0;
+    if (iv_.seconds <= 0 || std::chrono::duration<double>(now - last_).count() < iv_.seconds) return false;
+    last_ = now;
+    return true;
+  }
+
+ private:
+  Interval iv_;
+  Clock::time_point last_;
+};
 
 struct TrainConfig {
   // model
@@ -47,12 +82,12 @@ struct TrainConfig {
   int64_t eval_every = 0;
   int early_stop_patience = 0;
   std::string calibrate = "platt";
-  int64_t checkpoint_every = 0;
+  Interval checkpoint_every;  // off
   // online training (train --stream; docs/online.md)
-  std::string delta_every = "10s";
-  std::string snapshot_every = "1h";
+  Interval delta_every{0, 10};
+  Interval snapshot_every{0, 3600};
   int64_t metric_window = 100000;
-  std::string report_every = "10s";
+  Interval report_every{0, 10};
   float max_batch_delay = 1.0f;
   // storage of embedding rows (docs/storage.md)
   int64_t memory_budget = 0;  // bytes of RAM for the tables; 0: every row in RAM
@@ -73,16 +108,6 @@ struct TrainConfig {
   float comm_timeout = 120;
 };
 
-// A cadence: every so many steps ("500") or so much wall time ("250ms",
-// "10s", "5m", "1h"); "0" is never.
-struct Interval {
-  int64_t steps = 0;
-  double seconds = 0;
-  bool off() const { return steps == 0 && seconds == 0; }
-};
-// InvalidArgument naming `text` when it is neither.
-Result<Interval> ParseInterval(const std::string& text);
-
 // What `embark train --resume` may do with a parameter.
 enum class OnResume {
   kFixed,      // it shapes the model or its stored state: the checkpoint's value stays, a different one is refused
@@ -92,7 +117,7 @@ enum class OnResume {
 struct ParamDef {
   const char* name;
   const char* group;
-  const char* type;  // "int", "float", "string", "bool", "int list"
+  const char* type;  // "int", "float", "string", "bool", "int list", "size", "interval"
   OnResume on_resume;
   const char* help;
   std::string (*get)(const TrainConfig&);

@@ -72,8 +72,10 @@ class Window {
   std::vector<float> labels_;
 };
 
-// Whether an Interval has come round since (steps, time) of the last time.
-struct Cadence {
+// Whether an Interval has come round since the step and time it was last
+// reset (a delta or snapshot is due so long after the last one, whatever
+// wrote it).
+struct Every {
   Interval every;
   int64_t last_step = 0;
   Clock::time_point last_time = Clock::now();
@@ -121,9 +123,8 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   if (job.comm != nullptr && job.comm->size() > 1)
     return Status::InvalidArgument("--stream trains in one process; it does not run under mpirun/srun yet");
   if (job.out_dir.empty()) return Status::InvalidArgument("--stream needs --out: deltas and snapshots go there");
-  EMBARK_ASSIGN_OR_RETURN(const Interval delta_every, ParseInterval(cfg.delta_every));
-  EMBARK_ASSIGN_OR_RETURN(const Interval snapshot_every, ParseInterval(cfg.snapshot_every));
-  EMBARK_ASSIGN_OR_RETURN(Interval report_every, ParseInterval(cfg.report_every));
+  const Interval delta_every = cfg.delta_every, snapshot_every = cfg.snapshot_every;
+  Interval report_every = cfg.report_every;
   if (report_every.off()) report_every.seconds = 10;
   Model& model = trainer->model();
   TrainerState& state = trainer->state();
@@ -221,7 +222,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   // Keys trained since the last delta, for the next one (none without deltas).
   const bool track = !delta_every.off();
   Window window(static_cast<size_t>(cfg.metric_window));
-  Cadence delta_c{delta_every}, snap_c{snapshot_every}, report_c{report_every};
+  Every delta_c{delta_every}, snap_c{snapshot_every}, report_c{report_every};
   delta_c.Reset(state.step);
   snap_c.Reset(state.step);
   report_c.Reset(state.step);

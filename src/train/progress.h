@@ -14,7 +14,9 @@ namespace embark {
 class Progress {
  public:
   Progress(bool enabled, const Logger& log);
-  void StartEpoch(int epoch, int epochs);
+  // `skipped`: samples of the epoch trained before a resume, which the
+  // input reads past first; the ETA counts only what is trained after.
+  void StartEpoch(int epoch, int epochs, uint64_t skipped = 0);
   void Update(uint64_t samples, double train_seconds, double mean_loss, uint64_t bytes_read, uint64_t bytes_total);
   void Clear();  // erase the bar before other output
   // Text appended to each line drawn (", rows ..."), asked only when a line
@@ -25,6 +27,10 @@ class Progress {
   bool enabled_, tty_;
   const Logger& log_;
   int epoch_ = 0, epochs_ = 0;
+  uint64_t skipped_ = 0;
+  bool based_ = false;  // base_ and base_frac_ are set
+  double base_frac_ = 0;
+  std::chrono::steady_clock::time_point base_;
   std::chrono::steady_clock::time_point start_, last_;
   bool drawn_ = false;
   std::function<std::string()> detail_;

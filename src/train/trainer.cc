@@ -437,6 +437,11 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
         "row_precision int8 is for serving copies made by 'embark export'; train with fp32 or fp16 rows");
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  // Every rank must save at the same step (the save is collective), and
+  // their clocks do not agree on when 30 s have passed.
+  if (comm && cfg.checkpoint_every.seconds > 0)
+    return Status::InvalidArgument("--checkpoint-every " + IntervalStr(cfg.checkpoint_every) +
+                                   ": under MPI give it in steps (every rank saves at the same step)");
   std::unique_ptr<Model> model;
   DenseOptState opt_state;
   TrainerState ts;
@@ -454,8 +459,10 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
     model = std::move(ck.model);
     opt_state = std::move(ck.opt);
     ts = ck.state;
-    log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s), step %lld", job.resume_dir.c_str(), ts.epochs_done,
-            static_cast<long long>(ts.step));
+    const std::string into =
+        ts.epoch_samples > 0 ? " and " + std::to_string(ts.epoch_samples) + " sample(s) of the next" : "";
+    log.Log(LogLevel::kInfo, "resuming from %s after %d epoch(s)%s, step %lld", job.resume_dir.c_str(), ts.epochs_done,
+            into.c_str(), static_cast<long long>(ts.step));
     if (ck.deltas_applied > 0)
       log.Log(LogLevel::kInfo, "applied %llu delta checkpoint(s) after its snapshot, up to delta %llu",
               static_cast<unsigned long long>(ck.deltas_applied), static_cast<unsigned long long>(ts.delta_seq));
@@ -599,6 +606,22 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
             static_cast<long long>(trainer->state().step), mean, mean / base, base, cfg.dense_lr, cfg.sparse_lr,
             cfg.first_order_lr);
   };
+  // The mid-epoch cursor (TrainerState::epoch_samples): the samples of the
+  // current epoch trained so far, in the order every reader of the epoch
+  // sees (its shuffle depends only on seed and epoch). A resumed epoch
+  // skips that many. Ranks reading their own chunks (MPI without
+  // --deterministic) do not share one order: there the cursor is not kept
+  // and a resumed epoch starts over.
+  const bool cursor = !comm || slice;
+  TrainerState& state = trainer->state();
+  if (!cursor && state.epoch_samples > 0) {
+    log.Log(LogLevel::kWarn,
+            "the checkpoint was written %llu samples into epoch %d, but under MPI without --deterministic each rank "
+            "reads its own share of the input: epoch %d starts over",
+            static_cast<unsigned long long>(state.epoch_samples), state.epochs_done + 1, state.epochs_done + 1);
+    state.epoch_samples = 0;
+  }
+  Cadence checkpoints(cfg.checkpoint_every, Clock::now());
   Batch batch;
   const double loop_cpu0 = ProcessCpuSeconds();
   for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
@@ -609,6 +632,13 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     so.batch_size = static_cast<size_t>(cfg.batch_size);
     so.shuffle_window = static_cast<size_t>(cfg.shuffle_window);
     so.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch);
+    // Samples of this epoch trained before a resume: global samples, which
+    // a single process and every rank of a sliced run read in one order.
+    const uint64_t skip = state.epoch_samples;
+    so.skip = skip;
+    if (skip > 0)
+      log.Log(LogLevel::kInfo, "resuming epoch %d at sample %llu: skipping the samples already trained on", epoch + 1,
+              static_cast<unsigned long long>(skip));
     if (comm && !slice) {
       // batch_size is the global batch (as one process would train it):
       // each rank reads its own chunks in batches of its share.
@@ -627,7 +657,8 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     };
     epoch_sums = ObjectiveSums{};
     loss_n = 0;
-    progress.StartEpoch(epoch + 1, cfg.epochs);
+    progress.StartEpoch(epoch + 1, cfg.epochs, skip);
+    int64_t epoch_steps = 0;
     for (;;) {
       // Distributed steps count the wait for their rows as step time.
       auto t0 = Clock::now();
@@ -635,6 +666,8 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       if (!comm) t0 = Clock::now();
       if (!more) break;
       EMBARK_ASSIGN_OR_RETURN(StepStats st, trainer->Step(batch));
+      ++epoch_steps;
+      if (cursor) state.epoch_samples += static_cast<uint64_t>(st.global_samples);
       epoch_sums.loss += st.sums.loss;
       epoch_sums.pred += st.sums.pred;
       epoch_sums.labels += st.sums.labels;
@@ -645,11 +678,13 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       progress.Update(rep.samples, rep.train_seconds, epoch_sums.loss / std::max<uint64_t>(1, loss_n),
                       stream->bytes_read(), stream->bytes_total());
       if (trainer->state().step % 16 == 0) check_loss();
-      if (cfg.checkpoint_every > 0 && trainer->state().step % cfg.checkpoint_every == 0) {
+      if (checkpoints.Due(state.step, Clock::now())) {
         progress.Clear();
         EMBARK_RETURN_IF_ERROR(aside([&] { return trainer->Save(job.out_dir, best_auc); }));
-        log.Log(LogLevel::kInfo, "checkpoint at step %lld written to %s", static_cast<long long>(trainer->state().step),
+        log.Log(LogLevel::kInfo, "checkpoint at step %lld (epoch %d, sample %llu) written to %s",
+                static_cast<long long>(state.step), epoch + 1, static_cast<unsigned long long>(state.epoch_samples),
                 job.out_dir.c_str());
+        if (job.after_checkpoint) EMBARK_RETURN_IF_ERROR(job.after_checkpoint(state));
       }
       if (cfg.eval_every > 0 && trainer->state().step % cfg.eval_every == 0) {
         EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
@@ -667,7 +702,11 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     check_loss();
     progress.Clear();
     if (rep.stopped_early) break;
-    trainer->state().epochs_done = epoch + 1;
+    if (skip > 0 && epoch_steps == 0)
+      log.Log(LogLevel::kInfo, "epoch %d: no samples left past the resumed cursor (%llu samples)", epoch + 1,
+              static_cast<unsigned long long>(skip));
+    state.epochs_done = epoch + 1;
+    state.epoch_samples = 0;
     log.Log(LogLevel::kInfo, "epoch %d done: %llu samples, mean loss %.6f", epoch + 1,
             static_cast<unsigned long long>(trainer->state().samples), loss_n ? epoch_sums.loss / loss_n : 0.0);
     EMBARK_ASSIGN_OR_RETURN(bool stop, validate());

@@ -50,6 +50,10 @@ struct TrainJob {
   // table. Not owned.
   Communicator* comm = nullptr;
   DistOptions dist;
+  // Called after each periodic checkpoint (checkpoint_every) with the
+  // state it holds; an error ends the run with it, as if killed right after
+  // the save (tests resume from there).
+  std::function<Status(const TrainerState&)> after_checkpoint;
 };
 
 
