@@ -66,11 +66,6 @@ void ServerMetrics::SetDeltaSeq(uint64_t seq) {
   delta_ = DeltaState{seq, 0, 0, delta_.apply_seconds};
 }
 
-uint64_t ServerMetrics::delta_seq() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return delta_.seq;
-}
-
 std::string ServerMetrics::Render() const {
   return Render(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
 }

@@ -43,7 +43,6 @@ class ServerMetrics {
   // The model a full load ends at delta `seq` (0: none), which is not the
   // delta last reported: the ages are unknown until the next delta.
   void SetDeltaSeq(uint64_t seq);
-  uint64_t delta_seq() const;
   void CountDeltaFailed() { ++deltas_failed_; }
   void SetOpenConnections(size_t n) { connections_ = static_cast<int64_t>(n); }
   void CountRefusedConnection() { ++connections_refused_; }

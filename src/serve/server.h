@@ -1,6 +1,7 @@
 // embark serve: a checkpoint behind the Open Inference Protocol (KServe v2)
 // over HTTP/JSON, with dynamic micro-batching, hot reload, delta checkpoints
-// of online training applied in place, and Prometheus metrics. Endpoints and behaviour are described in docs/serving.md.
+// of online training applied in place, and Prometheus metrics. Endpoints and
+// behaviour are described in docs/serving.md.
 #pragma once
 
 #include <cstdint>
