@@ -322,6 +322,31 @@ TEST(ServeDeltas, AppliesDeltasInPlaceAndRefusesABrokenOne) {
   EXPECT_EQ(Metric(text, "embark_deltas_failed_total"), 1);
 }
 
+// A server started on a directory with deltas loads them with the snapshot
+// and reports their freshness; it then applies the next in place.
+TEST(ServeDeltas, LoadsTheDeltasPresentAtStart) {
+  const std::string dir = testing::TempDir() + "/at-start";
+  const std::string body = InferBody(3, 3);
+  OnlineDir online(dir);
+  online.set_keys(UniqueKeys(ParseBody(body)));
+  online.Snapshot("snap-1", 0);
+  online.WriteNext(1, NowUnix() - 5);
+  online.WriteNext(2, NowUnix() - 4);
+  Logger log(LogLevel::kError);
+  Serving s(dir, &log);
+  ASSERT_NE(s.port(), 0);
+  EXPECT_EQ(s.Post(body), Expected(dir, body, "1"));
+  std::string text = s.Metrics();
+  EXPECT_EQ(Metric(text, "embark_delta_seq"), 2) << text;
+  EXPECT_EQ(Metric(text, "embark_deltas_applied_total"), 2);
+  EXPECT_GE(Metric(text, "embark_delta_sample_age_seconds"), 4);
+  EXPECT_GE(Metric(text, "embark_delta_age_seconds"), 0);
+  online.WriteNext(3, NowUnix());
+  ASSERT_TRUE(s.server().Reload(false).ok());
+  EXPECT_EQ(s.Post(body), Expected(dir, body, "1"));
+  EXPECT_EQ(Metric(s.Metrics(), "embark_delta_seq"), 3);
+}
+
 // A delta of another snapshot is refused unless a new snapshot is there.
 TEST(ServeDeltas, RefusesADeltaOfAnotherSnapshot) {
   const std::string dir = testing::TempDir() + "/other-base";

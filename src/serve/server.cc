@@ -224,10 +224,7 @@ struct Server::Impl {
     // again: LoadCheckpoint keeps only the trainer state).
     if (ck.deltas_applied > 0) {
       auto d = Delta::Open(opt.model_dir, m->delta_seq, *m->model);
-      if (d.ok()) {
-        report->last = d.value()->info();
-        m->snapshot_id = report->last.base;
-      }
+      if (d.ok() && d.value()->info().base == m->snapshot_id) report->last = d.value()->info();
     }
     report->deltas_applied = ck.deltas_applied;
     report->delta_error = ck.delta_error;
