@@ -2,6 +2,7 @@
 // compiled with include/ only on its include path (no src/), so it also
 // proves that the public headers stand alone.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <random>
 #include <sstream>
+#include <string>
 
 #include "embark/embark.h"
 
@@ -355,6 +357,40 @@ TEST(Api, CallerBuiltBatchesAreCheckedAndTrainWithoutFiles) {
   Batch label = b;
   label.labels[0] = 0.5f;
   EXPECT_FALSE((*t)->Step(label).ok());
+}
+
+TEST(Api, StreamTrainsUntilStopAndLeavesALoadableCheckpoint) {
+  const std::string dir = TempDir();
+  ASSERT_EQ(::mkdir((dir + "/in").c_str(), 0755), 0);
+  WriteData(dir + "/in", "part-0", 1000, 5);
+  WriteData(dir + "/in", "part-1", 1000, 6);
+  TrainOptions o = SmallFm("", dir + "/model");
+  o.train_files.clear();
+  o.stream = dir + "/in";
+  ASSERT_TRUE(o.Set("format", "criteo").ok());
+  ASSERT_TRUE(o.Set("report_every", "50ms").ok());
+  ASSERT_TRUE(o.Set("delta_every", "4").ok());
+  Trainer* running = nullptr;
+  int reports = 0;
+  o.on_stream_report = [&](const std::string& line) {
+    ++reports;
+    // Stop once every sample is in (Stop is safe from any thread, this one included).
+    if (line.find("\"samples\":2000,") != std::string::npos) running->Stop();
+  };
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  running = t->get();
+  auto rep = (*t)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->samples, 2000u);
+  EXPECT_GT(reports, 0);
+  auto info = VerifyCheckpoint(dir + "/model");
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->samples, 2000u);
+  // Files given beside a stream are refused: it reads one source.
+  TrainOptions both = o;
+  both.train_files = {dir + "/in/part-0"};
+  EXPECT_FALSE(Trainer::Open(both).ok());
 }
 
 }  // namespace
