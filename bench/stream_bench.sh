@@ -2,38 +2,42 @@
 # Sustained online training: `embark train --stream` on a watched directory
 # that a feeder keeps two files ahead of the trainer (and prunes behind it,
 # as a retention policy would), for DURATION seconds, with a TTL and a cap
-# on the tables so that memory must stay flat. Prints, per report interval
-# sampled every SAMPLE_S seconds: samples/s, table rows, RSS, deltas; then
-# the sustained rate after the first minute and RSS growth over the second
-# half of the run.
+# on the tables so that memory must stay flat. The files are the windows of
+# `embark gen --drift` (ids appear and fade), fed round robin. Prints, per
+# report interval (every SAMPLE_S seconds): samples/s, progressive AUC,
+# table rows, rows dropped by the cap and the TTL, RSS, deltas; then the
+# sustained rate after the first minute and RSS growth over the second half.
 #
 # Usage: bench/stream_bench.sh [WORK_DIR]
-#   DURATION (1800 s), FILES (6 distinct files, fed round robin),
-#   ROWS_PER_FILE (200000), VOCAB (2000000), MODEL (deepfm),
-#   TTL (steps, 2000), MAX_ROWS (per table, 1500000), SAMPLE_S (60).
+#   DURATION (1800 s), FILES (20 drift windows), ROWS_PER_FILE (200000),
+#   VOCAB (2000000), MODEL (deepfm), TTL (steps, 2000),
+#   MAX_ROWS (per table, 1000000), SAMPLE_S (60).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EMBARK=${EMBARK:-$ROOT/build/embark}
 WORK=${1:-${TMPDIR:-/tmp}/embark-stream-bench}
 DURATION=${DURATION:-1800}
-FILES=${FILES:-6}
+FILES=${FILES:-20}
 ROWS_PER_FILE=${ROWS_PER_FILE:-200000}
 VOCAB=${VOCAB:-2000000}
 MODEL=${MODEL:-deepfm}
 TTL=${TTL:-2000}
-MAX_ROWS=${MAX_ROWS:-1500000}
+MAX_ROWS=${MAX_ROWS:-1000000}
 SAMPLE_S=${SAMPLE_S:-60}
 mkdir -p "$WORK/src"
 cd "$WORK"
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-for i in $(seq 1 "$FILES"); do
-  f="src/seed-$i-$ROWS_PER_FILE-$VOCAB.tsv"
-  [ -f "$f" ] || "$EMBARK" gen --rows "$ROWS_PER_FILE" --vocab "$VOCAB" --zipf 1.1 --seed "$i" --out "$f" >/dev/null
-done
+src="src/drift-$FILES-$ROWS_PER_FILE-$VOCAB"
+if [ ! -d "$src" ]; then
+  "$EMBARK" gen --drift --windows "$FILES" --rows $((FILES * ROWS_PER_FILE)) --vocab "$VOCAB" --seed 1 \
+    --out-dir "$src.tmp" >/dev/null
+  mv "$src.tmp" "$src"
+fi
+windows=("$src"/part-*)
 rm -rf in model stream.jsonl
 mkdir in
 "$EMBARK" train --stream --data in --out model --format criteo --model "$MODEL" --row-ttl "$TTL" \
-  --max-rows "$MAX_ROWS" --delta-every 10s --snapshot-every 10m --report-every "${SAMPLE_S}s" --json --quiet \
+  --max-rows "$MAX_ROWS" --delta-every 10s --snapshot-every 10m --report-every 2s --json --quiet \
   >stream.jsonl &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT
@@ -57,7 +61,7 @@ except ValueError: print("")' 2>/dev/null || true)
   while [ "$ahead" -lt 3 ]; do
     n=$((n + 1))
     name=$(printf 'part-%08d.tsv' "$n")
-    cp "src/seed-$(( (n - 1) % FILES + 1 ))-$ROWS_PER_FILE-$VOCAB.tsv" "in/.$name"
+    cp "${windows[$(( (n - 1) % ${#windows[@]} ))]}" "in/.$name"
     mv "in/.$name" "in/$name"
     ahead=$((ahead + 1))
   done
@@ -73,13 +77,24 @@ trap - EXIT
 
 /usr/bin/python3 - <<'EOF'
 import json
-rows = [json.loads(l) for l in open("stream.jsonl") if '"window_auc"' in l]
+import os
+every = float(os.environ.get("SAMPLE_S", "60"))
+all_rows = [json.loads(l) for l in open("stream.jsonl") if '"window_auc"' in l]
+# One row per SAMPLE_S seconds (the stream reports every 2 s, which the feeder follows).
+rows, next_t = [], every
+for r in all_rows:
+    if r["seconds"] >= next_t or r is all_rows[-1]:
+        rows.append(r)
+        next_t = (r["seconds"] // every + 1) * every
 mib = 1 << 20
-print(f"\n| minute | samples | samples/s | window AUC | table rows | RSS MiB | deltas |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+print(f"\n| minute | samples | samples/s (since the row above) | window AUC | table rows | evicted (cap) | expired (TTL) | RSS MiB | deltas |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+prev = {"samples": 0, "seconds": 0.0}
 for r in rows:
-    print(f"| {r['seconds'] / 60:.1f} | {r['samples']:,} | {r['samples_per_sec']:,.0f} | {r['window_auc']:.4f} | "
-          f"{r['rows']:,} | {r['rss_bytes'] / mib:,.0f} | {r['deltas']} |")
+    rate = (r["samples"] - prev["samples"]) / max(1e-9, r["seconds"] - prev["seconds"])
+    prev = r
+    print(f"| {r['seconds'] / 60:.1f} | {r['samples']:,} | {rate:,.0f} | {r['window_auc']:.4f} | "
+          f"{r['rows']:,} | {r['rows_evicted']:,} | {r['rows_expired']:,} | {r['rss_bytes'] / mib:,.0f} | {r['deltas']} |")
 late = [r for r in rows if r["seconds"] >= 60]
 if len(late) >= 2:
     rate = (late[-1]["samples"] - late[0]["samples"]) / (late[-1]["seconds"] - late[0]["seconds"])
