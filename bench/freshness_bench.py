@@ -2,15 +2,16 @@
 """Freshness end to end: a sample appended to the stream -> a served prediction that reflects its update.
 
 `embark train --stream` follows a growing file that a feeder appends background traffic to at a steady rate;
-`embark serve` serves its --out directory and applies each delta as it appears. Every PROBE_EVERY seconds the
-bench appends one probe sample whose C1 value is an id never seen before, and from then on asks the server,
+`embark serve` serves its --out directory and applies each delta as it appears. After each probe has ended,
+the bench waits a random part of a delta period (so that probes do not lock onto the delta cadence), then
+appends one probe sample whose C1 value is an id never seen before, and from then on asks the server,
 every 50 ms, for the prediction of that sample and of the same sample with another never-seen id (the
 control). Until the probe's row has been trained, written in a delta and applied by the server, both ids read
 as absent rows and the two predictions are equal; the first answer in which they differ ends the probe. The
 time from the append to that answer is its freshness. Prints p50, p90, p99 and max over the probes, with the
 settings (--delta-every, --max-batch-delay, serve --poll) that bound it.
 
-Usage: bench/freshness_bench.py [WORK_DIR]   (env: PROBES=40, PROBE_EVERY=3, RATE=4000 lines/s,
+Usage: bench/freshness_bench.py [WORK_DIR]   (env: PROBES=40, RATE=4000 lines/s,
        DELTA_EVERY=10s, MODEL=deepfm, EMBARK=build/embark)
 """
 import http.client
@@ -29,7 +30,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBARK = os.environ.get("EMBARK", os.path.join(ROOT, "build", "embark"))
 WORK = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ.get("TMPDIR", "/tmp"), "embark-freshness-bench")
 PROBES = int(os.environ.get("PROBES", "40"))
-PROBE_EVERY = float(os.environ.get("PROBE_EVERY", "3"))
 RATE = int(os.environ.get("RATE", "4000"))
 DELTA_EVERY = os.environ.get("DELTA_EVERY", "10s")
 MODEL = os.environ.get("MODEL", "deepfm")
@@ -75,8 +75,15 @@ conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
 
 def predict(rows):
-    conn.request("POST", "/v2/models/ctr/infer", su.infer_body(rows), {"Content-Type": "application/json"})
-    r = conn.getresponse()
+    global conn
+    try:
+        conn.request("POST", "/v2/models/ctr/infer", su.infer_body(rows), {"Content-Type": "application/json"})
+        r = conn.getresponse()
+    except (OSError, http.client.HTTPException):
+        # The server closes a connection idle for its --timeout (5 s): open another.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/v2/models/ctr/infer", su.infer_body(rows), {"Content-Type": "application/json"})
+        r = conn.getresponse()
     data = json.loads(r.read())
     if r.status != 200:
         raise RuntimeError(data)
@@ -84,6 +91,7 @@ def predict(rows):
 
 
 rng = random.Random(5)
+period = float(DELTA_EVERY[:-1]) if DELTA_EVERY.endswith("s") else 10.0
 lat = []
 time.sleep(2)
 for k in range(PROBES):
@@ -92,6 +100,9 @@ for k in range(PROBES):
     probe[14] = f"f{k:03x}{rng.randrange(1 << 16):04x}"
     control[14] = f"e{k:03x}{rng.randrange(1 << 16):04x}"
     probe[0] = "1"
+    # A random phase against the trainer's delta cadence: otherwise each probe would start just after the
+    # delta that ended the one before, and every probe would wait a whole period.
+    time.sleep(rng.uniform(0, period))
     a, b = predict([probe, control])
     if a != b:
         print(f"probe {k}: differs before it was sent; skipped")
@@ -107,7 +118,6 @@ for k in range(PROBES):
             lat.append(float("inf"))
             break
         time.sleep(0.05)
-    time.sleep(max(0.0, PROBE_EVERY - (time.time() - t0)))
 
 conn.request("GET", "/metrics")
 metrics = conn.getresponse().read().decode()
