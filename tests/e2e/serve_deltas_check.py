@@ -93,11 +93,12 @@ stop = threading.Event()
 load = {"ok": 0, "fail": []}
 
 
-def hammer():
+def hammer(model="online"):
+    """Infer requests back to back until `stop`, counted in `load`."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     body = su.infer_body(ROWS[:8])
     while not stop.is_set():
-        c.request("POST", "/v2/models/online/infer", body=body, headers={"Content-Type": "application/json"})
+        c.request("POST", f"/v2/models/{model}/infer", body=body, headers={"Content-Type": "application/json"})
         r = c.getresponse()
         r.read()
         if r.status == 200:
@@ -216,26 +217,12 @@ BODY = su.infer_body(ROWS)
 stop.clear()
 load = {"ok": 0, "fail": []}
 
-
-def hammer_live():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    body = su.infer_body(ROWS[:8])
-    while not stop.is_set():
-        c.request("POST", "/v2/models/live/infer", body=body, headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        if r.status == 200:
-            load["ok"] += 1
-        else:
-            load["fail"].append(r.status)
-
-
 # One request first, alone: under TSan, the first requests of a fresh server
 # arriving at once on two handler threads are reported inside the
 # uninstrumented libcpp-httplib (its lazily built statics), which has
 # nothing to do with deltas; serve_check.py starts the same way.
 call(port, "POST", "/v2/models/live/infer", BODY)
-hammers = [threading.Thread(target=hammer_live) for _ in range(2)]
+hammers = [threading.Thread(target=hammer, args=("live",)) for _ in range(2)]
 for h in hammers:
     h.start()
 ages, seqs = [], []
