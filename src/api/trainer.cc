@@ -52,12 +52,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
   req.progress = options.progress;
   req.allow_no_train_files = true;
   auto rep = std::make_unique<Rep>();
-  auto job = MakeTrainJob(req);
-  if (!job.ok() && !options.stream.empty() && job.status().message().rfind("no training files", 0) == 0)
-    return Status::InvalidArgument(
-        "--stream: give the data format (--format criteo, libsvm, libffm with --ffm-fields, or csv with --schema): "
-        "there is no file to guess it from");
-  EMBARK_ASSIGN_OR_RETURN(rep->job, std::move(job));
+  req.stream = !options.stream.empty();
+  EMBARK_ASSIGN_OR_RETURN(rep->job, MakeTrainJob(req));
   rep->stream = options.stream;
   rep->on_stream_report = options.on_stream_report;
   if (!req.out_dir.empty()) {

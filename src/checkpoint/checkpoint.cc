@@ -127,7 +127,6 @@ Status WriteTable(Env* env, const std::string& path, const RowStore& t, uint64_t
 
 // ---- writing -------------------------------------------------------------------
 
-nlohmann::json Entry(uint64_t bytes, uint64_t sum) { return {{"bytes", bytes}, {"xxh64", Hex(sum)}}; }
 
 // Every file but the tables': config, data spec, dense state, trainer state.
 Status WriteModelFiles(Env* env, const std::string& staging, const Model& model, const DenseOptState& opt,
@@ -139,7 +138,7 @@ Status WriteModelFiles(Env* env, const std::string& staging, const Model& model,
                                                        {"trainer.json", st.dump(2)}};
   for (const auto& [name, data] : files) {
     EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/" + name, data, env));
-    (*entries)[name] = Entry(data.size(), Checksum(data.data(), data.size()));
+    (*entries)[name] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
   }
   if (model.calibration().fitted()) {
     // Doubles as JSON numbers print with 17 significant digits: read back exactly.
@@ -147,7 +146,7 @@ Status WriteModelFiles(Env* env, const std::string& staging, const Model& model,
     const std::string data =
         nlohmann::json{{"method", "platt"}, {"a", c.a}, {"b", c.b}, {"samples", c.samples}}.dump(2);
     EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/calibration.json", data, env));
-    (*entries)["calibration.json"] = Entry(data.size(), Checksum(data.data(), data.size()));
+    (*entries)["calibration.json"] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
   }
   return Status::OK();
 }
@@ -160,7 +159,7 @@ Status WriteTables(Env* env, const std::string& staging, const Model& model, con
     const std::string name = t.config().name + suffix;
     uint64_t bytes = 0, sum = 0;
     EMBARK_RETURN_IF_ERROR(WriteTable(env, staging + "/" + name, t, &bytes, &sum));
-    (*entries)[name] = Entry(bytes, sum);
+    (*entries)[name] = ManifestEntry(bytes, sum);
   }
   return Status::OK();
 }
@@ -252,6 +251,22 @@ Status SaveSharded(const std::string& clean, const Model& model, const DenseOptS
 // ---- reading -------------------------------------------------------------------
 
 }  // namespace
+
+nlohmann::json ManifestEntry(uint64_t bytes, uint64_t sum) { return {{"bytes", bytes}, {"xxh64", Hex(sum)}}; }
+
+Status CheckListedFiles(Env* env, const std::string& dir, const std::map<std::string, FileEntry>& files,
+                        const char* what) {
+  for (const auto& [name, e] : files) {
+    if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
+      return Status::Corruption(dir + "/MANIFEST.json: bad file name '" + name + "'");
+    auto size = env->GetFileSize(dir + "/" + name);
+    if (!size.ok())
+      return Status::Corruption(dir + ": " + what + " lacks " + name + ", which its MANIFEST.json lists (" +
+                                size.status().message() + ")");
+    if (size.value() != e.bytes) return SizeMismatch(dir + "/" + name, size.value(), e.bytes);
+  }
+  return Status::OK();
+}
 
 // A file whose size is not its manifest entry's.
 Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed) {
@@ -407,16 +422,7 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
   } catch (const std::exception& e) {
     return Status::Corruption(mpath + ": unreadable (" + e.what() + ")");
   }
-  // Every listed file must be there with its size before anything is parsed.
-  for (const auto& [name, e] : files) {
-    if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
-      return Status::Corruption(dir + "/MANIFEST.json: bad file name '" + name + "'");
-    auto size = env->GetFileSize(dir + "/" + name);
-    if (!size.ok())
-      return Status::Corruption(dir + ": checkpoint lacks " + name + ", which its MANIFEST.json lists (" +
-                                size.status().message() + ")");
-    if (size.value() != e.bytes) return SizeMismatch(dir + "/" + name, size.value(), e.bytes);
-  }
+  EMBARK_RETURN_IF_ERROR(CheckListedFiles(env, dir, files, "checkpoint"));
   std::map<std::string, std::string> small;
   for (const char* required : {"config.toml", "data_spec.json", "dense.bin", "trainer.json"}) {
     auto it = files.find(required);

@@ -68,6 +68,9 @@ struct LoadedCheckpoint {
   // refused (OK when every delta present was applied).
   uint64_t deltas_applied = 0;
   Status delta_error;
+  // The last delta applied: when it was written, and when the newest sample
+  // it trained on was read (DeltaInfo; 0 when none was applied).
+  double delta_written_unix = 0, delta_newest_sample_unix = 0;
 };
 
 // Verifies the manifest, sizes and checksums before reading anything else;

@@ -34,8 +34,6 @@ bool ParseSeqName(const std::string& name, uint64_t* seq) {
   return *seq > 0;
 }
 
-nlohmann::json Entry(uint64_t bytes, uint64_t sum) { return {{"bytes", bytes}, {"xxh64", Hex(sum)}}; }
-
 }  // namespace
 
 std::string DeltasDir(const std::string& dir) { return dir + "/deltas"; }
@@ -61,21 +59,19 @@ Result<uint64_t> WriteDelta(const std::string& dir, const Model& model, const st
     // Rows: read whole (weights, state, metadata) in blocks; a key whose row
     // is gone (expired since) is skipped.
     RowBatch b;
-    std::vector<bool> found_v;
+    std::vector<float> rows;
+    std::vector<RowMeta> meta;
+    const std::unique_ptr<bool[]> found(new bool[kTableBlockRows]);
     for (int t = 0; t < model.num_tables(); ++t) {
       RowStore& store = *model.table(t);
       const size_t width = static_cast<size_t>(store.row_width());
       const std::string name = store.config().name + ".bin";
       EMBARK_ASSIGN_OR_RETURN(auto w, TableFileWriter::Create(env, staging + "/" + name, store.dim(), store.row_width()));
       const std::vector<uint64_t>& k = keys[t];
-      std::vector<float> rows;
-      std::vector<RowMeta> meta;
-      std::unique_ptr<bool[]> found;
       for (size_t at = 0; at < k.size(); at += kTableBlockRows) {
         const size_t n = std::min<size_t>(kTableBlockRows, k.size() - at);
         rows.resize(n * width);
         meta.resize(n);
-        found.reset(new bool[n]);
         EMBARK_RETURN_IF_ERROR(store.Read(k.data() + at, n, rows.data(), meta.data(), found.get()));
         b.clear();
         for (size_t i = 0; i < n; ++i) {
@@ -88,7 +84,7 @@ Result<uint64_t> WriteDelta(const std::string& dir, const Model& model, const st
         rows_written += b.size();
       }
       EMBARK_RETURN_IF_ERROR(w->Finish());
-      files[name] = Entry(w->bytes(), w->checksum());
+      files[name] = ManifestEntry(w->bytes(), w->checksum());
       total += w->bytes();
     }
     TrainerState st = info.state;
@@ -98,7 +94,7 @@ Result<uint64_t> WriteDelta(const std::string& dir, const Model& model, const st
                                                          {"trainer.json", TrainerStateJson(st).dump(2)}};
     for (const auto& [name, data] : small) {
       EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/" + name, data, env));
-      files[name] = Entry(data.size(), Checksum(data.data(), data.size()));
+      files[name] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
       total += data.size();
     }
     nlohmann::json manifest = {{"format", "embark-delta"},
@@ -163,13 +159,7 @@ Result<std::unique_ptr<Delta>> Delta::Open(const std::string& dir, uint64_t seq,
   } catch (const std::exception& e) {
     return Status::Corruption(mpath + ": unreadable (" + e.what() + ")");
   }
-  for (const auto& [name, e] : files) {
-    if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
-      return Status::Corruption(mpath + ": bad file name '" + name + "'");
-    auto size = env->GetFileSize(d->path_ + "/" + name);
-    if (!size.ok()) return Status::Corruption(d->path_ + ": lacks " + name + ", which its MANIFEST.json lists");
-    if (size.value() != e.bytes) return SizeMismatch(d->path_ + "/" + name, size.value(), e.bytes);
-  }
+  EMBARK_RETURN_IF_ERROR(CheckListedFiles(env, d->path_, files, "delta"));
   for (const char* required : {"dense.bin", "trainer.json"})
     if (!files.count(required)) return Status::Corruption(d->path_ + ": delta lacks " + required);
   EMBARK_ASSIGN_OR_RETURN(std::string dense, ReadVerified(env, d->path_ + "/dense.bin", files["dense.bin"]));
@@ -258,6 +248,8 @@ Status ApplyDeltas(const std::string& dir, LoadedCheckpoint* ck, Env* env) {
     EMBARK_RETURN_IF_ERROR((*d)->Apply(ck->model.get()));
     ck->opt = (*d)->dense_opt();
     ck->state = (*d)->info().state;
+    ck->delta_written_unix = (*d)->info().written_unix;
+    ck->delta_newest_sample_unix = (*d)->info().newest_sample_unix;
     ++ck->deltas_applied;
     ++next;
   }

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint.h"
 #include "model/model.h"
@@ -27,6 +30,15 @@ struct FileEntry {
   uint64_t bytes = 0;
   std::string xxh64;
 };
+
+// A manifest's entry for a file of `bytes` bytes whose XXH64 is `sum`.
+nlohmann::json ManifestEntry(uint64_t bytes, uint64_t sum);
+
+// Checks that every file a manifest lists is in `dir` with its listed size
+// and a plain name (no '/', no ".."), before anything is parsed; `what`
+// ("checkpoint", "delta") names the directory in the error.
+Status CheckListedFiles(Env* env, const std::string& dir, const std::map<std::string, FileEntry>& files,
+                        const char* what);
 
 // A file whose size is not its manifest entry's.
 Status SizeMismatch(const std::string& path, uint64_t size, uint64_t listed);

@@ -198,7 +198,7 @@ struct Server::Impl {
   // What a full load did besides loading the snapshot.
   struct LoadReport {
     uint64_t deltas_applied = 0;
-    DeltaInfo last;      // the last delta applied (seq 0: unknown)
+    double written_unix = 0, newest_sample_unix = 0;  // of the last delta applied (0: none)
     Status delta_error;  // why the delta after it was refused
   };
 
@@ -220,12 +220,9 @@ struct Server::Impl {
     m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder);
     m->snapshot_id = ck.state.snapshot_id;
     m->delta_seq = ck.state.delta_seq;
-    // Freshness of the last delta the load applied (its info is read
-    // again: LoadCheckpoint keeps only the trainer state).
-    if (ck.deltas_applied > 0) {
-      auto d = Delta::Open(opt.model_dir, m->delta_seq, *m->model);
-      if (d.ok() && d.value()->info().base == m->snapshot_id) report->last = d.value()->info();
-    }
+    // Freshness of the last delta the load applied.
+    report->written_unix = ck.delta_written_unix;
+    report->newest_sample_unix = ck.delta_newest_sample_unix;
     report->deltas_applied = ck.deltas_applied;
     report->delta_error = ck.delta_error;
     return m;
@@ -260,8 +257,8 @@ struct Server::Impl {
     }
     metrics.SetDeltaSeq(m->delta_seq);
     if (report.deltas_applied > 0)
-      metrics.DeltasApplied(report.deltas_applied, m->delta_seq, report.last.written_unix,
-                            report.last.newest_sample_unix, -1);
+      metrics.DeltasApplied(report.deltas_applied, m->delta_seq, report.written_unix,
+                            report.newest_sample_unix, -1);
     refused_seq = 0;
     if (!report.delta_error.ok()) {
       refused_seq = m->delta_seq + 1;

@@ -17,9 +17,7 @@ double Steady() {
 StreamReader::StreamReader(std::unique_ptr<LineSource> src, DataSpec spec, StreamReaderOptions opt)
     : src_(std::move(src)),
       spec_(std::move(spec)),
-      opt_(opt),
-      replayable_(src_->replayable()),
-      describe_(src_->describe()) {
+      opt_(opt) {
   opt_.batch_size = std::max<size_t>(1, opt_.batch_size);
   opt_.queue = std::max<size_t>(1, opt_.queue);
   cur_.Reset(spec_.num_dense, spec_.num_fields);
@@ -96,7 +94,6 @@ void StreamReader::Loop() {
     }
     if (!got.ok()) return Fail(got.status());
     if (!got.value()) continue;
-    bytes_.fetch_add(c.text.size(), std::memory_order_relaxed);
 
     size_t skip = 0;
     if (spec_.format == Format::kCsv) {

@@ -57,9 +57,6 @@ class StreamReader {
   BadLineReport bad_lines() const;
   // What the source said since the last call (LineSource::TakeNote).
   std::vector<std::string> TakeNotes();
-  uint64_t bytes_read() const { return bytes_.load(std::memory_order_relaxed); }
-  bool replayable() const { return replayable_; }
-  const std::string& describe() const { return describe_; }
 
  private:
   void Loop();
@@ -70,10 +67,7 @@ class StreamReader {
   std::unique_ptr<LineSource> src_;
   DataSpec spec_;
   StreamReaderOptions opt_;
-  const bool replayable_;
-  const std::string describe_;
   std::atomic<bool> stop_{false}, finish_{false};
-  std::atomic<uint64_t> bytes_{0};
 
   // The reading thread's own.
   Batch cur_;

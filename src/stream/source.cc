@@ -152,7 +152,6 @@ class PipeSource : public LineSource {
     if (first_) FirstLine(out->text, &header_);
     out->header = header_;
     first_ = false;
-    bytes_ = buf_.offset();
     return true;
   }
 
@@ -175,7 +174,6 @@ class PipeSource : public LineSource {
   int fd_ = -1;
   bool closed_ = false, first_ = true;
   std::string header_, note_;
-  uint64_t bytes_ = 0;
 };
 
 // ---- a growing file, followed ------------------------------------------------
@@ -344,7 +342,7 @@ class DirSource : public LineSource {
           out->first_line = next_line_;
           out->header = header_;
           out->text = std::move(c.text);
-          out->read_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+          out->read_unix = NowUnix();
           offset_ += out->text.size();
           next_line_ += Lines(out->text);
           return true;

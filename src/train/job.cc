@@ -81,8 +81,10 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
     if (!req.allow_no_train_files) return Status::InvalidArgument("no training files");
     if (req.params.resume_dir.empty() && job.cfg.format == "auto" && req.schema_file.empty())
       return Status::InvalidArgument(
-          "no training files: give some, or the data format (format = criteo, libsvm, libffm with ffm_fields, or "
-          "csv with a schema)");
+          req.stream ? "--stream: give the data format (--format criteo, libsvm, libffm with --ffm-fields, or csv "
+                       "with --schema): there is no file to guess it from"
+                     : "no training files: give some, or the data format (format = criteo, libsvm, libffm with "
+                       "ffm_fields, or csv with a schema)");
   }
   job.dist.staleness = job.cfg.staleness;
   EMBARK_ASSIGN_OR_RETURN(job.dist.compression, ParseWireCompression(job.cfg.dense_compression));

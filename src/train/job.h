@@ -35,6 +35,9 @@ struct TrainRequest {
   // A model trained on batches its caller builds (the API's Trainer::Step):
   // no training files, the data spec from the format parameter or schema.
   bool allow_no_train_files = false;
+  // Online training: the samples come from a stream source, not from
+  // train_files (so the data format cannot be guessed from a file).
+  bool stream = false;
   std::vector<std::string> valid_files;
   std::string out_dir;
   std::string schema_file;  // CSV schema (TOML), for format csv

@@ -59,12 +59,7 @@ class Window {
   }
   size_t size() const { return probs_.size(); }
   // AUC, logloss and calibration (mean prediction / observed rate).
-  Metrics Compute() const {
-    Metrics m;
-    if (probs_.empty()) return m;
-    m = Evaluate(probs_, labels_);
-    return m;
-  }
+  Metrics Compute() const { return probs_.empty() ? Metrics{} : Evaluate(probs_, labels_); }
 
  private:
   size_t cap_, at_ = 0;
@@ -277,6 +272,26 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     sum_n = 0;
   };
 
+  // One step on `sb`: its scores before the update go into the window
+  // (progressive validation), its keys into the next delta, its position
+  // into the trainer's state.
+  auto train = [&]() -> Status {
+    const size_t n = sb.batch.size();
+    logits.resize(n * static_cast<size_t>(model.outputs()));
+    const auto s0 = Clock::now();
+    EMBARK_ASSIGN_OR_RETURN(StepStats st, trainer->Step(sb.batch, logits.data()));
+    rep.train_seconds += Since(s0);
+    for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
+    sums.loss += st.sums.loss;
+    sum_n += n;
+    if (track) touched.Add(sb.batch.keys);
+    state.stream_position = sb.position.dump();
+    newest_sample = std::max(newest_sample, sb.newest_unix);
+    rep.samples += n;
+    ++steps_since_delta;
+    return Status::OK();
+  };
+
   auto stopping = [&] { return stream.stop != nullptr && stream.stop->load(std::memory_order_relaxed); };
   while (!stopping()) {
     auto got = reader.Next(&sb, 0.1);
@@ -286,26 +301,10 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
       break;
     }
     if (got.value() && sb.batch.size() > 0) {
-      const size_t n = sb.batch.size();
-      logits.resize(n * static_cast<size_t>(model.outputs()));
-      const auto s0 = Clock::now();
-      auto st = trainer->Step(sb.batch, logits.data());
-      if (!st.ok()) {
-        failed = st.status();
+      if (Status s = train(); !s.ok()) {
+        failed = s;
         break;
       }
-      rep.train_seconds += Since(s0);
-      // Progressive validation: the scores the step computed before it
-      // trained on the batch.
-      for (size_t i = 0; i < n; ++i)
-        window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
-      sums.loss += st->sums.loss;
-      sum_n += n;
-      if (track) touched.Add(sb.batch.keys);
-      state.stream_position = sb.position.dump();
-      newest_sample = std::max(newest_sample, sb.newest_unix);
-      rep.samples += n;
-      ++steps_since_delta;
     }
     if (snap_c.Due(state.step) && steps_since_delta > 0) {
       if (Status s = snapshot(); !s.ok()) {
@@ -335,32 +334,19 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     for (;;) {
       auto got = reader.Next(&sb, 5.0);
       if (!got.ok() || !got.value()) break;
-      const size_t n = sb.batch.size();
-      logits.resize(n * static_cast<size_t>(model.outputs()));
-      auto st = trainer->Step(sb.batch, logits.data());
-      if (!st.ok()) {
-        failed = st.status();
+      if (Status s = train(); !s.ok()) {
+        failed = s;
         break;
       }
-      for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
-      if (track) touched.Add(sb.batch.keys);
-      state.stream_position = sb.position.dump();
-      newest_sample = std::max(newest_sample, sb.newest_unix);
-      rep.samples += n;
-      ++steps_since_delta;
     }
   }
   reader.Stop();
-  // Stopped (or failed): what was trained since the last delta goes into a
-  // final snapshot, unless the model itself is what failed.
-  // A clean stop always leaves a checkpoint; a failure one only when
-  // something was trained since the last one written.
-  const bool trained_since = steps_since_delta > 0;
-  if (failed.ok() || (failed.code() != Status::Code::kInvalidArgument && trained_since)) {
-    if (failed.ok() || trained_since || need_base) {
-      Status s = snapshot();
-      if (!s.ok() && failed.ok()) failed = s;
-    }
+  // A clean stop always leaves a snapshot. A failure leaves one only when
+  // something was trained since the last checkpoint written, and not when
+  // the model itself is what failed (a divergence: InvalidArgument).
+  if (failed.ok() || (failed.code() != Status::Code::kInvalidArgument && steps_since_delta > 0)) {
+    Status s = snapshot();
+    if (!s.ok() && failed.ok()) failed = s;
   }
   report();
   if (!failed.ok()) return failed;
@@ -373,14 +359,7 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   rep.samples_per_sec = rep.train_seconds > 0 ? static_cast<double>(rep.samples) / wall : 0;
   rep.cpu_seconds = ProcessCpuSeconds() - cpu0 - aside_cpu;
   rep.peak_rss_bytes = PeakRssBytes();
-  StoreStats st;
-  for (int i = 0; i < model.num_tables(); ++i) st += model.table(i)->stats();
-  rep.embedding_rows = st.rows;
-  rep.embedding_bytes = st.memory_bytes;
-  rep.rows_admitted = st.admitted;
-  rep.rows_rejected = st.rejected;
-  rep.rows_evicted = st.evicted;
-  rep.rows_expired = st.expired;
+  AddTableFigures(model, &rep);
   log.Log(LogLevel::kInfo, "stream stopped after %llu samples: %llu delta(s) (%.1f MiB, %.2f s), %llu snapshot(s) (%.2f s)",
           static_cast<unsigned long long>(rep.samples), static_cast<unsigned long long>(deltas),
           static_cast<double>(delta_bytes) / 1048576.0, delta_seconds, static_cast<unsigned long long>(snapshots),

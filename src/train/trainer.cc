@@ -506,6 +506,29 @@ std::string TableProgress(const Model& m) {
 
 }  // namespace
 
+void AddTableFigures(const Model& m, TrainReport* rep) {
+  StoreStats sum;
+  for (int i = 0; i < m.num_tables(); ++i) {
+    const RowStore* t = m.table(i);
+    const StoreStats st = t->stats();
+    rep->embedding_rows = std::max(rep->embedding_rows, st.rows);
+    rep->embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
+    sum += st;
+  }
+  rep->embedding_bytes = sum.memory_bytes;
+  rep->rows_admitted = sum.admitted;
+  rep->rows_rejected = sum.rejected;
+  rep->rows_evicted = sum.evicted;
+  rep->rows_expired = sum.expired;
+  rep->cache_hits = sum.hits;
+  rep->cache_misses = sum.misses;
+  rep->disk_read_bytes = sum.disk_read_bytes;
+  rep->disk_write_bytes = sum.disk_write_bytes;
+  rep->stall_seconds = sum.stall_seconds;
+  rep->table_ram_bytes = sum.memory_bytes;
+  rep->table_disk_bytes = sum.disk_bytes;
+}
+
 Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger& log) {
   const TrainConfig& cfg = job.cfg;
   Communicator* comm = job.comm != nullptr && job.comm->size() > 1 ? job.comm : nullptr;
@@ -736,26 +759,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   rep.best_auc = best_auc;
   rep.samples_per_sec = rep.train_seconds > 0 ? rep.samples / rep.train_seconds : 0;
   rep.peak_rss_bytes = PeakRssBytes();
-  StoreStats sum;
-  for (int i = 0; i < m.num_tables(); ++i) {
-    const RowStore* t = m.table(i);
-    const StoreStats st = t->stats();
-    rep.embedding_rows = std::max(rep.embedding_rows, st.rows);
-    rep.embedding_ideal_bytes += st.rows * sizeof(float) * t->row_width();
-    sum += st;
-  }
-  rep.embedding_bytes = sum.memory_bytes;
-  rep.rows_admitted = sum.admitted;
-  rep.rows_rejected = sum.rejected;
-  rep.rows_evicted = sum.evicted;
-  rep.rows_expired = sum.expired;
-  rep.cache_hits = sum.hits;
-  rep.cache_misses = sum.misses;
-  rep.disk_read_bytes = sum.disk_read_bytes;
-  rep.disk_write_bytes = sum.disk_write_bytes;
-  rep.stall_seconds = sum.stall_seconds;
-  rep.table_ram_bytes = sum.memory_bytes;
-  rep.table_disk_bytes = sum.disk_bytes;
+  AddTableFigures(m, &rep);
   rep.flops_per_sample = m.TrainFlopsPerSample();
   const DistStats ds = trainer->dist_stats();
   rep.comm_wait_seconds = ds.wait_seconds;

@@ -187,6 +187,10 @@ Result<std::unique_ptr<TrainerImpl>> OpenTrainer(const TrainJob& job, const Logg
 // early stopping, the checkpoint in job.out_dir, the report.
 Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger& log);
 
+// The end-of-run figures of `m`'s tables into *rep: rows (of the largest
+// table), bytes, admission and eviction counters, cache and disk figures.
+void AddTableFigures(const Model& m, TrainReport* rep);
+
 // OpenTrainer then Fit: trains `job` from its start (or its resume checkpoint) to the end of its
 // epochs or an early stop, writing the checkpoint to job.out_dir.
 Result<TrainReport> Train(const TrainJob& job, const Logger& log);
