@@ -132,7 +132,7 @@ TEST(TrainerImpl, HandWrittenStepLoopTrainsWhatTrainTrains) {
   const auto sa = Scores(*a->model, g.valid_out), sb = Scores(*b->model, g.valid_out);
   ASSERT_EQ(sa.size(), 500u);
   EXPECT_EQ(sa, sb);  // bit for bit
-  auto m = trainer.Evaluate({g.valid_out});
+  auto m = trainer.Evaluate(std::vector<std::string>{g.valid_out});
   ASSERT_TRUE(m.ok());
   EXPECT_NEAR(m->auc, rep->valid.auc == 0 ? m->auc : rep->valid.auc, 1e-12);
   EXPECT_GT(m->auc, 0.6);  // it learned something

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "embark/arrays.h"
 #include "embark/status.h"
 
 namespace embark {
@@ -18,6 +20,11 @@ struct TrainOptions {
   std::vector<std::string> train_files;
   std::vector<std::string> valid_files;
   std::string schema_file;  // CSV schema (TOML), for format csv
+  // Training and validation samples held in arrays (embark/arrays.h), in
+  // place of train_files / valid_files; read in place by every epoch and
+  // validation, so they must outlive Fit. A new model given no files and no
+  // format or schema takes its data spec from train_arrays' columns.
+  std::optional<ArrayData> train_arrays, valid_arrays;
   // Where Trainer::Fit writes the checkpoint directory.
   std::string out_dir;
   // Continue training this checkpoint: its config is the base, and the
@@ -36,6 +43,12 @@ struct TrainOptions {
   std::string stream;
   // With stream: called with one JSON object per report_every.
   std::function<void(const std::string&)> on_stream_report;
+  // Called on Fit's thread after every training step (a binding checks for
+  // an interrupt there), and with each record of the run's history as it is
+  // added (JSON, docs/report.md); returning false stops the run as Stop()
+  // does. Batch training only.
+  std::function<void()> on_step;
+  std::function<bool(const std::string&)> on_history;
   // Progress line on stderr and info logs (the CLI's default).
   bool progress = false;
   bool log_info = false;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "embark/arrays.h"
 #include "embark/batch.h"
 #include "embark/checkpoint.h"
 #include "embark/metrics.h"
@@ -41,6 +42,10 @@ class Predictor {
   Result<std::unique_ptr<BatchReader>> Read(const std::vector<std::string>& files,
                                             const ReadSettings& settings = {}) const;
 
+  // Rows [begin, end) of `data` as samples of the model's data spec
+  // (embark/arrays.h), appended to *batch after resetting it.
+  Status Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const;
+
   // Probabilities of every sample of `batch` (batch.size() values into `out`).
   Status Predict(const Batch& batch, float* out) const;
 
@@ -63,8 +68,12 @@ class Predictor {
   Result<FileScores> PredictToFile(const std::vector<std::string>& files, int64_t max_bad_lines,
                                    const std::string& out_path) const;
 
-  // Exact metrics on labelled `files`.
+  // Exact metrics on labelled `files`, or labelled arrays.
   Result<Metrics> Evaluate(const std::vector<std::string>& files, int64_t max_bad_lines = 0) const;
+  Result<Metrics> Evaluate(const ArrayData& data) const;
+
+  // The checkpoint's history (history.json's text; "" when it has none).
+  std::string History() const;
 
  private:
   // PredictFiles; with `skips`, fn also receives the positions of the blank

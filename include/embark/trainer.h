@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "embark/arrays.h"
 #include "embark/batch.h"
 #include "embark/checkpoint.h"
 #include "embark/metrics.h"
@@ -51,6 +52,7 @@ struct TrainReport {
   Metrics valid_uncalibrated;
   double best_auc = 0;
   bool stopped_early = false;
+  bool stopped = false;  // by Stop() or TrainOptions::on_history, mid-epoch (the checkpoint keeps the cursor)
   int64_t bad_lines = 0;
   std::vector<std::string> bad_examples;
   uint64_t peak_rss_bytes = 0;
@@ -100,8 +102,9 @@ class Trainer {
   // the checkpoint to options.out_dir (with early stopping, the best one).
   // With options.stream, trains online until Stop().
   Result<TrainReport> Fit();
-  // Asks a running Fit to finish its step, write its checkpoint and return.
-  // Safe from any thread and from a signal handler.
+  // Asks a running Fit to finish its step, write its checkpoint and return
+  // (batch training: with the report's `stopped` set, and the epoch's cursor
+  // in the checkpoint). Safe from any thread and from a signal handler.
   void Stop();
 
   // A reader of `files` with this model's data spec.
@@ -113,8 +116,14 @@ class Trainer {
   // then one dense optimizer step on the combined gradient.
   Result<StepResult> Step(const Batch& batch);
 
-  // Exact metrics of the current model on `files`.
+  // Rows [begin, end) of `data` as samples of this model's data spec
+  // (embark/arrays.h), appended to *batch after resetting it; labels are
+  // taken when data.labels is set. An error names the row and column.
+  Status Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const;
+
+  // Exact metrics of the current model on `files`, or on labelled arrays.
   Result<Metrics> Evaluate(const std::vector<std::string>& files);
+  Result<Metrics> Evaluate(const ArrayData& data);
   // Click probabilities of the current model for every sample of `batch`
   // (batch.size() values into `out`); nothing is trained or created.
   Status Predict(const Batch& batch, float* out);
@@ -125,6 +134,9 @@ class Trainer {
 
   // The model as a checkpoint would describe it now.
   CheckpointInfo info() const;
+  // The run's history so far, as the checkpoint's history.json holds it
+  // (docs/report.md): resumed runs carry their checkpoint's records.
+  std::string History() const;
   int rank() const;   // 0 outside a distributed job
   int ranks() const;  // 1 outside a distributed job
   // Ends every rank of a distributed job (after an error on one rank the

@@ -141,4 +141,32 @@ Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64
   return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
 }
 
+Status Predictor::Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const {
+  const DataSpec& spec = rep_->ck.model->spec();
+  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(spec, data, data.labels != nullptr));
+  batch->Reset(spec.num_dense, spec.num_fields);
+  return enc->Append(begin, end, batch);
+}
+
+Result<Metrics> Predictor::Evaluate(const ArrayData& data) const {
+  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(rep_->ck.model->spec(), data, true));
+  StreamOptions so;
+  so.batch_size = 4096;
+  BatchStream stream(NewArraySource(enc), so);
+  std::vector<double> probs;
+  std::vector<float> labels;
+  std::lock_guard<std::mutex> lock(rep_->mu);
+  EMBARK_RETURN_IF_ERROR(Score(*rep_->ck.model, &stream, rep_->pool.get(), [&](const float* p, const float* y, size_t n) {
+    probs.insert(probs.end(), p, p + n);
+    labels.insert(labels.end(), y, y + n);
+  }));
+  return embark::Evaluate(probs, labels);
+}
+
+std::string Predictor::History() const {
+  const TrainerState& st = rep_->ck.state;
+  if (st.history.empty() && st.reliability.empty()) return {};
+  return HistoryJson(st, rep_->ck.model->config().model);
+}
+
 }  // namespace embark

@@ -43,6 +43,14 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
     if (req.params.resume_dir.empty() && Env::Posix()->FileExists(options.out_dir + "/MANIFEST.json"))
       req.params.resume_dir = options.out_dir;
   }
+  if (options.train_arrays) {
+    if (!options.stream.empty()) return Status::InvalidArgument("--stream reads its source, not arrays");
+    if (!options.train_files.empty())
+      return Status::InvalidArgument("training data: give files or arrays, not both");
+    req.arrays = &*options.train_arrays;
+  }
+  if (options.valid_arrays && !options.valid_files.empty())
+    return Status::InvalidArgument("validation data: give files or arrays, not both");
   req.params.config_file = options.config_file;
   req.params.values = options.values();
   req.train_files = options.train_files;
@@ -76,6 +84,23 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
     rep->comm->Abort(1);
   }
   EMBARK_ASSIGN_OR_RETURN(rep->impl, std::move(impl));
+  if ((options.train_arrays || options.valid_arrays) && rep->comm && rep->comm->size() > 1)
+    return Status::InvalidArgument("arrays train on one process; a distributed job reads files");
+  // The arrays meet the model's data spec (a resumed model's is its checkpoint's).
+  const DataSpec& spec = rep->impl->model().spec();
+  if (options.train_arrays) {
+    auto enc = ArrayEncoder::Make(spec, *options.train_arrays, true);
+    if (!enc.ok()) return Status::InvalidArgument("training arrays: " + enc.status().message());
+    rep->job.train_arrays = std::move(enc).value();
+  }
+  if (options.valid_arrays) {
+    auto enc = ArrayEncoder::Make(spec, *options.valid_arrays, true);
+    if (!enc.ok()) return Status::InvalidArgument("validation arrays: " + enc.status().message());
+    rep->job.valid_arrays = std::move(enc).value();
+  }
+  rep->job.stop = &rep->stop;
+  rep->job.on_step = options.on_step;
+  rep->job.on_history = options.on_history;
   return std::unique_ptr<Trainer>(new Trainer(std::move(rep)));
 }
 
@@ -87,7 +112,8 @@ Result<TrainReport> Trainer::Fit() {
     sj.on_report = rep_->on_stream_report;
     return FitStream(rep_->impl.get(), rep_->job, sj, rep_->log);
   }
-  if (rep_->job.train_files.empty()) return Status::InvalidArgument("Fit: no training files");
+  if (rep_->job.train_files.empty() && !rep_->job.train_arrays)
+    return Status::InvalidArgument("Fit: no training data (files or arrays)");
   if (rep_->job.out_dir.empty()) return Status::InvalidArgument("Fit: no output directory (out_dir)");
   return embark::Fit(rep_->impl.get(), rep_->job, rep_->log);
 }
@@ -114,6 +140,23 @@ Result<StepResult> Trainer::Step(const Batch& batch) {
 }
 
 Result<Metrics> Trainer::Evaluate(const std::vector<std::string>& files) { return rep_->impl->Evaluate(files); }
+
+Result<Metrics> Trainer::Evaluate(const ArrayData& data) {
+  EvalData d;
+  EMBARK_ASSIGN_OR_RETURN(d.arrays, ArrayEncoder::Make(rep_->impl->model().spec(), data, true));
+  return rep_->impl->Evaluate(d);
+}
+
+Status Trainer::Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const {
+  const DataSpec& spec = rep_->impl->model().spec();
+  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(spec, data, data.labels != nullptr));
+  batch->Reset(spec.num_dense, spec.num_fields);
+  return enc->Append(begin, end, batch);
+}
+
+std::string Trainer::History() const {
+  return HistoryJson(rep_->impl->state(), rep_->impl->model().config().model);
+}
 
 Status Trainer::Predict(const Batch& batch, float* out) {
   EMBARK_RETURN_IF_ERROR(api::CheckBatch(batch, rep_->impl->model().spec(), false));

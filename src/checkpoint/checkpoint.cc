@@ -148,6 +148,11 @@ Status WriteModelFiles(Env* env, const std::string& staging, const Model& model,
     EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/calibration.json", data, env));
     (*entries)["calibration.json"] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
   }
+  if (!ts.history.empty() || !ts.reliability.empty()) {
+    const std::string data = HistoryJson(ts, model.config().model);
+    EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/history.json", data, env));
+    (*entries)["history.json"] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
+  }
   return Status::OK();
 }
 
@@ -375,6 +380,27 @@ TrainerState TrainerStateFromJson(const nlohmann::json& st) {
   return ts;
 }
 
+std::string HistoryJson(const TrainerState& ts, const std::string& model) {
+  // Records are written one per line, so the file stays readable.
+  std::string out = "{\"version\": 1, \"model\": " + nlohmann::json(model).dump() + ",\n\"records\": [";
+  for (size_t i = 0; i < ts.history.size(); ++i) out += (i ? ",\n  " : "\n  ") + ts.history[i];
+  out += "]";
+  if (!ts.reliability.empty()) out += ",\n\"reliability\": " + ts.reliability;
+  return out + "}\n";
+}
+
+void HistoryFromJson(const std::string& text, TrainerState* ts) {
+  auto h = nlohmann::json::parse(text);
+  if (IntAt<int>(h, "version") != 1) throw std::runtime_error("version " + h.at("version").dump() + " is not 1");
+  if (!h.at("records").is_array()) throw std::runtime_error("records is not an array");
+  ts->history.clear();
+  for (const auto& r : h.at("records")) {
+    if (!r.is_object()) throw std::runtime_error("a record is not an object");
+    ts->history.push_back(r.dump());
+  }
+  ts->reliability = h.contains("reliability") ? h["reliability"].dump() : std::string();
+}
+
 Status SaveCheckpoint(const std::string& dir, const Model& model, const DenseOptState& opt, const TrainerState& ts,
                       Communicator* comm, Env* env) {
   std::string clean = dir;
@@ -449,6 +475,16 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     out.state = TrainerStateFromJson(st);
   } catch (const std::exception& e) {
     return Status::Corruption(dir + "/trainer.json: unreadable (" + e.what() + ")");
+  }
+  if (auto it = files.find("history.json"); it != files.end()) {
+    // Optional: written by builds that keep a history, once there is one.
+    const std::string path = dir + "/history.json";
+    EMBARK_ASSIGN_OR_RETURN(std::string text, ReadVerified(env, path, it->second));
+    try {
+      HistoryFromJson(text, &out.state);
+    } catch (const std::exception& e) {
+      return Status::Corruption(path + ": unreadable (" + e.what() + ")");
+    }
   }
   if (auto it = files.find("calibration.json"); it != files.end()) {
     // Optional: a model trained with validation data carries its Platt scaling.

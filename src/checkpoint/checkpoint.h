@@ -36,7 +36,18 @@ struct TrainerState {
   std::string stream_position;
   uint64_t delta_seq = 0;
   std::string snapshot_id;
+  // The run's history (history.json, docs/report.md): one record per
+  // validation or epoch end (per report interval online), oldest first, and
+  // the reliability diagram of the last validation. Carried across resumes.
+  // Each as JSON text.
+  std::vector<std::string> history;
+  std::string reliability;  // empty when there is none
 };
+
+// history.json's text for `ts`, and the history read back from it (throws
+// on a malformed file).
+std::string HistoryJson(const TrainerState& ts, const std::string& model);
+void HistoryFromJson(const std::string& text, TrainerState* ts);
 
 // trainer.json (docs/checkpoint.md); FromJson throws on a malformed field.
 nlohmann::json TrainerStateJson(const TrainerState& ts);

@@ -247,7 +247,12 @@ Status ApplyDeltas(const std::string& dir, LoadedCheckpoint* ck, Env* env) {
     }
     EMBARK_RETURN_IF_ERROR((*d)->Apply(ck->model.get()));
     ck->opt = (*d)->dense_opt();
+    // A delta's trainer.json holds the counters; the history stays the snapshot's.
+    std::vector<std::string> history = std::move(ck->state.history);
+    std::string reliability = std::move(ck->state.reliability);
     ck->state = (*d)->info().state;
+    ck->state.history = std::move(history);
+    ck->state.reliability = std::move(reliability);
     ck->delta_written_unix = (*d)->info().written_unix;
     ck->delta_newest_sample_unix = (*d)->info().newest_sample_unix;
     ++ck->deltas_applied;

@@ -170,7 +170,7 @@ uint64_t DataReader::bytes_read() const {
   return bytes_;
 }
 
-BatchStream::BatchStream(std::unique_ptr<DataReader> reader, StreamOptions opt)
+BatchStream::BatchStream(std::unique_ptr<SampleSource> reader, StreamOptions opt)
     : reader_(std::move(reader)), opt_(opt), skip_(opt.skip), rng_(Mix64(opt.seed)) {
   thread_ = std::thread([this] { Produce(); });
 }
@@ -189,24 +189,32 @@ Result<bool> BatchStream::Build(Batch* out) {
   bool shape_set = false;
   while (out->size() < opt_.batch_size) {
     if (pos_ == order_.size()) {
-      if (input_done_) break;
-      // Refill the window.
+      if (input_done_ && carry_pos_ == carry_.size()) break;
+      // Refill the window: the next block as it is when nothing is mixed,
+      // else exactly shuffle_window samples (fewer at the end), whatever the
+      // source's block sizes, so the order depends only on the samples.
       pool_.Reset(0, 0);
-      bool first_block = true;
-      while (!input_done_ && (first_block || pool_.size() < opt_.shuffle_window)) {
-        Batch block;
-        EMBARK_ASSIGN_OR_RETURN(bool more, reader_->Next(&block));
+      if (opt_.shuffle_window <= 1) {
+        EMBARK_ASSIGN_OR_RETURN(bool more, reader_->Next(&pool_));
         if (!more) {
           input_done_ = true;
-          break;
+          pool_.Reset(0, 0);
         }
-        if (first_block && pool_.size() == 0) {
-          pool_ = std::move(block);
-        } else {
-          if (pool_.size() == 0) pool_.Reset(block.num_dense, block.num_fields);
-          for (size_t i = 0; i < block.size(); ++i) pool_.AppendFrom(block, i);
+      } else {
+        while (pool_.size() < opt_.shuffle_window) {
+          if (carry_pos_ == carry_.size()) {
+            if (input_done_) break;
+            carry_pos_ = 0;
+            EMBARK_ASSIGN_OR_RETURN(bool more, reader_->Next(&carry_));
+            if (!more) {
+              input_done_ = true;
+              carry_.Reset(0, 0);
+            }
+            continue;
+          }
+          if (pool_.size() == 0) pool_.Reset(carry_.num_dense, carry_.num_fields);
+          pool_.AppendFrom(carry_, carry_pos_++);
         }
-        first_block = false;
       }
       order_.resize(pool_.size());
       for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);

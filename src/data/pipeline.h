@@ -41,24 +41,38 @@ struct BadLineReport {
   std::vector<std::string> examples;  // the first few messages
 };
 
-class DataReader {
+// Where a BatchStream's samples come from, in blocks in input order: files
+// (DataReader) or a caller's arrays (ArraySource, data/arrays.h).
+class SampleSource {
  public:
-  DataReader(std::vector<std::string> files, DataSpec spec, ReadOptions opt);
-  ~DataReader();
-  DataReader(const DataReader&) = delete;
-  DataReader& operator=(const DataReader&) = delete;
-
-  // The next block of parsed samples, in input order; false at the end.
-  Result<bool> Next(Batch* block);
-  BadLineReport bad_lines() const;
+  virtual ~SampleSource() = default;
+  // The next block of samples, in input order; false at the end.
+  virtual Result<bool> Next(Batch* block) = 0;
+  virtual BadLineReport bad_lines() const { return {}; }
   // Appends to `out` the positions recorded so far (ReadOptions::record_skips)
   // and forgets them: position k means a blank or skipped line came after the
   // first k samples returned by Next (counted over all blocks and files).
   // Every position up to the number of samples returned so far is known.
-  void TakeSkippedLines(std::vector<uint64_t>* out);
-  uint64_t bytes_read() const;
+  virtual void TakeSkippedLines(std::vector<uint64_t>* out) {}
+  // Input consumed so far and its whole size (0 when unknown), in bytes or
+  // any unit the progress line can show as a fraction.
+  virtual uint64_t bytes_read() const { return 0; }
+  virtual uint64_t bytes_total() const { return 0; }
+};
+
+class DataReader : public SampleSource {
+ public:
+  DataReader(std::vector<std::string> files, DataSpec spec, ReadOptions opt);
+  ~DataReader() override;
+  DataReader(const DataReader&) = delete;
+  DataReader& operator=(const DataReader&) = delete;
+
+  Result<bool> Next(Batch* block) override;
+  BadLineReport bad_lines() const override;
+  void TakeSkippedLines(std::vector<uint64_t>* out) override;
+  uint64_t bytes_read() const override;
   // Size of the input on disk, or 0 when unknown (compressed input).
-  uint64_t bytes_total() const;
+  uint64_t bytes_total() const override;
 
  private:
   struct Work {
@@ -110,10 +124,10 @@ struct StreamOptions {
   uint64_t skip = 0;
 };
 
-// Mini-batches from a DataReader, prepared on a background thread.
+// Mini-batches from a SampleSource, prepared on a background thread.
 class BatchStream {
  public:
-  BatchStream(std::unique_ptr<DataReader> reader, StreamOptions opt);
+  BatchStream(std::unique_ptr<SampleSource> reader, StreamOptions opt);
   ~BatchStream();
   Result<bool> Next(Batch* batch);
   BadLineReport bad_lines() const { return reader_->bad_lines(); }
@@ -129,9 +143,11 @@ class BatchStream {
   void Produce();
   Result<bool> Build(Batch* out);
 
-  std::unique_ptr<DataReader> reader_;
+  std::unique_ptr<SampleSource> reader_;
   StreamOptions opt_;
   Batch pool_;
+  Batch carry_;  // the block the window is being filled from, and the next sample of it
+  size_t carry_pos_ = 0;
   std::vector<uint32_t> order_;
   size_t pos_ = 0;
   uint64_t skip_;  // samples of opt_.skip still to drop

@@ -66,4 +66,27 @@ Metrics Evaluate(const std::vector<double>& probs, const std::vector<float>& lab
   return m;
 }
 
+std::vector<ReliabilityBucket> Reliability(const std::vector<double>& probs, const std::vector<float>& labels,
+                                           int buckets) {
+  const size_t n = probs.size();
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] < probs[b]; });
+  const size_t k = std::min<size_t>(n, static_cast<size_t>(std::max(1, buckets)));
+  std::vector<ReliabilityBucket> out;
+  for (size_t b = 0; b < k; ++b) {
+    const size_t lo = n * b / k, hi = n * (b + 1) / k;
+    ReliabilityBucket r;
+    r.count = hi - lo;
+    for (size_t i = lo; i < hi; ++i) {
+      r.mean_pred += probs[order[i]];
+      r.ctr += labels[order[i]];
+    }
+    r.mean_pred /= static_cast<double>(r.count);
+    r.ctr /= static_cast<double>(r.count);
+    out.push_back(r);
+  }
+  return out;
+}
+
 }  // namespace embark

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "checkpoint/checkpoint.h"
+#include "data/arrays.h"
 #include "data/spec.h"
 #include "dist/dense.h"
 #include "util/fs.h"
@@ -77,7 +78,10 @@ Status CheckResumeSchema(const std::string& schema_file, const std::string& resu
 Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   TrainJob job;
   EMBARK_ASSIGN_OR_RETURN(job.cfg, ResolveTrainConfig(req.params));
-  if (req.train_files.empty()) {
+  const bool array_spec =
+      req.train_files.empty() && req.arrays && req.params.resume_dir.empty() && job.cfg.format == "auto" &&
+      req.schema_file.empty();
+  if (req.train_files.empty() && !req.arrays) {
     if (!req.allow_no_train_files) return Status::InvalidArgument("no training files");
     if (req.params.resume_dir.empty() && job.cfg.format == "auto" && req.schema_file.empty())
       return Status::InvalidArgument(
@@ -104,7 +108,9 @@ Result<TrainJob> MakeTrainJob(const TrainRequest& req) {
   job.out_dir = req.out_dir;
   job.resume_dir = req.params.resume_dir;
   job.progress = req.progress;
-  if (job.resume_dir.empty()) {
+  if (array_spec) {
+    EMBARK_ASSIGN_OR_RETURN(job.spec, ArraySpec(*req.arrays));
+  } else if (job.resume_dir.empty()) {
     EMBARK_ASSIGN_OR_RETURN(
         job.spec, ResolveDataSpec(job.cfg.format, job.cfg.ffm_fields, req.schema_file,
                                   req.train_files.empty() ? std::string() : req.train_files.front()));

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "embark/arrays.h"
 #include "train/config.h"
 #include "train/trainer.h"
 #include "util/status.h"
@@ -41,6 +42,9 @@ struct TrainRequest {
   std::vector<std::string> valid_files;
   std::string out_dir;
   std::string schema_file;  // CSV schema (TOML), for format csv
+  // Training from a caller's arrays (no train_files): a new model given no
+  // format or schema takes its data spec from their columns (ArraySpec).
+  const ArrayData* arrays = nullptr;
   bool progress = true;
 };
 

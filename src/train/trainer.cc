@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "train/progress.h"
 
 namespace embark {
@@ -338,9 +340,17 @@ Status TrainerImpl::ApplySparse(size_t parts, size_t n, RowAccess* rows) {
   return Status::OK();
 }
 
-Status TrainerImpl::ScoreFiles(const std::vector<std::string>& files, ScoreOutput out, std::vector<double>* scores,
-                               std::vector<float>* labels) {
-  auto stream = OpenValidation(files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
+Status TrainerImpl::ScoreData(const EvalData& data, ScoreOutput out, std::vector<double>* scores,
+                              std::vector<float>* labels) {
+  std::unique_ptr<BatchStream> stream;
+  if (data.arrays) {
+    if (session_) return Status::InvalidArgument("a distributed trainer validates on files, not arrays");
+    StreamOptions so;
+    so.batch_size = 4096;
+    stream = std::make_unique<BatchStream>(NewArraySource(data.arrays), so);
+  } else {
+    stream = OpenValidation(data.files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
+  }
   if (!session_)
     return Score(
         *model_, stream.get(), &pool_,
@@ -355,22 +365,25 @@ Status TrainerImpl::ScoreFiles(const std::vector<std::string>& files, ScoreOutpu
       scores, labels);
 }
 
-Result<Metrics> TrainerImpl::Evaluate(const std::vector<std::string>& files) {
+Result<Metrics> TrainerImpl::Evaluate(const EvalData& data, std::vector<ReliabilityBucket>* reliability) {
   std::vector<double> probs;
   std::vector<float> labels;
-  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, ScoreOutput::kProbability, &probs, &labels));
+  EMBARK_RETURN_IF_ERROR(ScoreData(data, ScoreOutput::kProbability, &probs, &labels));
+  if (reliability) *reliability = Reliability(probs, labels);
   return embark::Evaluate(probs, labels);
 }
 
-Result<Metrics> TrainerImpl::Calibrate(const std::vector<std::string>& files, Metrics* raw, Status* fit) {
+Result<Metrics> TrainerImpl::Calibrate(const EvalData& data, Metrics* raw, Status* fit,
+                                       std::vector<ReliabilityBucket>* reliability) {
   std::vector<double> logits;
   std::vector<float> labels;
-  EMBARK_RETURN_IF_ERROR(ScoreFiles(files, ScoreOutput::kLogit, &logits, &labels));
+  EMBARK_RETURN_IF_ERROR(ScoreData(data, ScoreOutput::kLogit, &logits, &labels));
   // The probabilities every scorer gives (Model::Probability), from the
   // same logits before and after the fit: one pass over the files.
   std::vector<double> probs(logits.size());
   auto metrics = [&] {
     for (size_t i = 0; i < logits.size(); ++i) probs[i] = model_->Probability(static_cast<float>(logits[i]));
+    if (reliability) *reliability = Reliability(probs, labels);
     return embark::Evaluate(probs, labels);
   };
   model_->set_calibration(PlattScaling{});
@@ -567,16 +580,45 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     Metrics raw;
   } fitted, best_fitted;
   bool warned_calibration = false;
+  EvalData valid(job.valid_files);
+  valid.arrays = job.valid_arrays;
+  TrainerState& state = trainer->state();
+  // The history (TrainerState::history): a record per validation, or per
+  // epoch end without validation data, with the training loss since the
+  // record before. An on_history that returns false stops the run.
+  ObjectiveSums hist_sums;
+  uint64_t hist_n = 0;
+  bool stop_asked = false;
+  const double seconds0 =
+      state.history.empty() ? 0.0 : nlohmann::json::parse(state.history.back()).value("seconds", 0.0);
+  auto record = [&](int epoch, const Metrics* vm) {
+    nlohmann::json r = {{"step", state.step}, {"epoch", epoch}, {"samples", state.samples},
+                        {"seconds", seconds0 + rep.train_seconds}};
+    if (hist_n > 0) {
+      r["train_loss"] = hist_sums.loss / static_cast<double>(hist_n);
+      r["train_calibration"] = hist_sums.labels > 0 ? hist_sums.pred / hist_sums.labels : std::nan("");
+    }
+    if (vm)
+      r["valid"] = {{"count", vm->count}, {"auc", vm->auc},   {"logloss", vm->logloss},         {"ne", vm->ne},
+                    {"ctr", vm->ctr},     {"mean_pred", vm->mean_pred}, {"calibration", vm->calibration}};
+    hist_sums = ObjectiveSums{};
+    hist_n = 0;
+    // NaN (an AUC with one class absent) has no JSON form: null.
+    state.history.push_back(r.dump());
+    if (job.on_history && !job.on_history(state.history.back())) stop_asked = true;
+  };
+  int epoch_now = 1;  // 1-based, for the history
   // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
-    if (job.valid_files.empty()) return false;
+    if (valid.empty()) return false;
     fitted = Fitted{};
     // With calibrate = platt, the scaling is refitted to the model as it is
     // now (the checkpoint saved next carries it) in the same pass.
     const bool platt = cfg.calibrate == "platt";
     Status fit;
+    std::vector<ReliabilityBucket> buckets;
     auto evaluated = aside([&] {
-      return platt ? trainer->Calibrate(job.valid_files, &fitted.raw, &fit) : trainer->Evaluate(job.valid_files);
+      return platt ? trainer->Calibrate(valid, &fitted.raw, &fit, &buckets) : trainer->Evaluate(valid, &buckets);
     });
     fitted.on = platt && evaluated.ok() && fit.ok();
     fitted.platt = trainer->model().calibration();
@@ -596,6 +638,11 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
             static_cast<long long>(trainer->state().step), vm.auc, vm.logloss, vm.ne, vm.calibration);
     rep.has_valid = true;
     rep.valid = vm;
+    nlohmann::json rel = nlohmann::json::array();
+    for (const ReliabilityBucket& b : buckets)
+      rel.push_back({{"count", b.count}, {"mean_pred", b.mean_pred}, {"ctr", b.ctr}});
+    state.reliability = nlohmann::json{{"step", state.step}, {"buckets", rel}}.dump();
+    record(epoch_now, &vm);
     if (cfg.early_stop_patience <= 0) return false;
     if (vm.auc > best_auc + 1e-6) {
       best_auc = vm.auc;
@@ -636,7 +683,6 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   // --deterministic) do not share one order: there the cursor is not kept
   // and a resumed epoch starts over.
   const bool cursor = !comm || slice;
-  TrainerState& state = trainer->state();
   if (!cursor && state.epoch_samples > 0) {
     log.Log(LogLevel::kWarn,
             "the checkpoint was written %llu samples into epoch %d, but under MPI without --deterministic each rank "
@@ -647,7 +693,8 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   Cadence checkpoints(cfg.checkpoint_every, Clock::now());
   Batch batch;
   const double loop_cpu0 = ProcessCpuSeconds();
-  for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early; ++epoch) {
+  for (int epoch = trainer->state().epochs_done; epoch < cfg.epochs && !rep.stopped_early && !rep.stopped; ++epoch) {
+    epoch_now = epoch + 1;
     ReadOptions ro;
     ro.max_bad_lines = cfg.max_bad_lines;
     ro.parse_threads = cfg.parse_threads;
@@ -669,7 +716,8 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       ro.shard_index = rank;
       so.batch_size = std::max<size_t>(1, (static_cast<size_t>(cfg.batch_size) + ranks - 1) / ranks);
     }
-    auto stream = OpenStream(job.train_files, spec, ro, so);
+    auto stream = job.train_arrays ? std::make_unique<BatchStream>(NewArraySource(job.train_arrays), so)
+                                   : OpenStream(job.train_files, spec, ro, so);
     Batch global;
     // This rank's input: its share of the chunks, or its slice of each batch.
     auto read = [&](Batch* b) -> Result<bool> {
@@ -695,6 +743,10 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
       epoch_sums.pred += st.sums.pred;
       epoch_sums.labels += st.sums.labels;
       loss_n += st.samples;
+      hist_sums.loss += st.sums.loss;
+      hist_sums.pred += st.sums.pred;
+      hist_sums.labels += st.sums.labels;
+      hist_n += st.samples;
       rep.global_samples += static_cast<uint64_t>(st.global_samples);
       rep.samples += st.samples;
       rep.train_seconds += Seconds(t0, Clock::now());
@@ -716,6 +768,17 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
           break;
         }
       }
+      if (job.on_step) job.on_step();
+      if (stop_asked || (job.stop && job.stop->load(std::memory_order_relaxed))) {
+        // Asked to stop: the checkpoint below keeps the cursor, so a resume
+        // goes on from this sample.
+        rep.stopped = true;
+        progress.Clear();
+        if (hist_n > 0) record(epoch + 1, nullptr);
+        log.Log(LogLevel::kInfo, "stopped at step %lld (epoch %d, sample %llu)", static_cast<long long>(state.step),
+                epoch + 1, static_cast<unsigned long long>(state.epoch_samples));
+        break;
+      }
     }
     auto bad = stream->bad_lines();
     rep.bad_lines += bad.count;
@@ -724,7 +787,7 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     rep.input_wait_seconds += stream->wait_seconds();
     check_loss();
     progress.Clear();
-    if (rep.stopped_early) break;
+    if (rep.stopped_early || rep.stopped) break;
     if (skip > 0 && epoch_steps == 0)
       log.Log(LogLevel::kInfo, "epoch %d: no samples left past the resumed cursor (%llu samples)", epoch + 1,
               static_cast<unsigned long long>(skip));
@@ -732,8 +795,10 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     state.epoch_samples = 0;
     log.Log(LogLevel::kInfo, "epoch %d done: %llu samples, mean loss %.6f", epoch + 1,
             static_cast<unsigned long long>(trainer->state().samples), loss_n ? epoch_sums.loss / loss_n : 0.0);
+    if (valid.empty()) record(epoch + 1, nullptr);
     EMBARK_ASSIGN_OR_RETURN(bool stop, validate());
     if (stop) rep.stopped_early = true;
+    if (stop_asked) rep.stopped = true;
   }
   rep.cpu_seconds = std::max(0.0, ProcessCpuSeconds() - loop_cpu0 - aside_cpu);
   rep.final_loss = loss_n ? epoch_sums.loss / loss_n : 0.0;

@@ -22,6 +22,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "embark/trainer.h"
+#include "data/arrays.h"
 #include "data/pipeline.h"
 #include "dist/session.h"
 #include "metrics/metrics.h"
@@ -37,11 +38,23 @@ namespace embark {
 // calibration), or the raw logit (to fit a calibration to).
 enum class ScoreOutput { kProbability, kLogit };
 
+// Labelled data a trainer scores: files, or a caller's arrays.
+struct EvalData {
+  EvalData() = default;
+  EvalData(std::vector<std::string> f) : files(std::move(f)) {}  // NOLINT: files are the usual case
+  std::vector<std::string> files;
+  std::shared_ptr<const ArrayEncoder> arrays;
+  bool empty() const { return files.empty() && !arrays; }
+};
+
 struct TrainJob {
   TrainConfig cfg;
   DataSpec spec;
   std::vector<std::string> train_files;
   std::vector<std::string> valid_files;
+  // Training and validation from a caller's arrays (the API's TrainOptions):
+  // used in place of train_files / valid_files when set.
+  std::shared_ptr<const ArrayEncoder> train_arrays, valid_arrays;
   std::string out_dir;
   std::string resume_dir;
   bool progress = true;  // show progress on stderr
@@ -54,6 +67,12 @@ struct TrainJob {
   // state it holds; an error ends the run with it, as if killed right after
   // the save (tests resume from there).
   std::function<Status(const TrainerState&)> after_checkpoint;
+  // Asked to stop (Trainer::Stop): Fit finishes its step, saves and returns.
+  const std::atomic<bool>* stop = nullptr;
+  // Called on Fit's thread after every step, and with each history record
+  // as it is added (false: stop as `stop` does).
+  std::function<void()> on_step;
+  std::function<bool(const std::string& record_json)> on_history;
 };
 
 
@@ -103,9 +122,10 @@ class TrainerImpl {
   // scores of progressive validation (batch.size() * outputs() floats).
   Result<StepStats> Step(const Batch& batch, float* outputs = nullptr);
 
-  // Exact metrics on `files` (collective when distributed: every rank
-  // passes the same files).
-  Result<Metrics> Evaluate(const std::vector<std::string>& files);
+  // Exact metrics on `data` (collective when distributed: every rank
+  // passes the same files); with `reliability`, also the reliability
+  // diagram's buckets of its predictions.
+  Result<Metrics> Evaluate(const EvalData& data, std::vector<ReliabilityBucket>* reliability = nullptr);
 
   // Click probabilities of the current model for `batch` (single process):
   // rows read-only, dense layers as in Evaluate.
@@ -116,7 +136,8 @@ class TrainerImpl {
   // Returns the metrics on those files with the scaling in place, and in
   // *raw those before it. When the data cannot support a fit, the model
   // keeps plain sigmoid, *fit says why and both metrics are the raw ones.
-  Result<Metrics> Calibrate(const std::vector<std::string>& files, Metrics* raw, Status* fit);
+  Result<Metrics> Calibrate(const EvalData& data, Metrics* raw, Status* fit,
+                            std::vector<ReliabilityBucket>* reliability = nullptr);
 
   // Writes a checkpoint of the model, the optimizer state and the counters
   // (collective when distributed). best_auc goes into the counters.
@@ -143,9 +164,8 @@ class TrainerImpl {
   // Model::ApplySparse; several: Model::ApplySparseMerged on every thread).
   Status ApplySparse(size_t parts, size_t n, RowAccess* rows);
   // Scores (probabilities under the model's calibration, or logits) and
-  // labels of `files`, in input order.
-  Status ScoreFiles(const std::vector<std::string>& files, ScoreOutput out, std::vector<double>* scores,
-                    std::vector<float>* labels);
+  // labels of `data`, in input order.
+  Status ScoreData(const EvalData& data, ScoreOutput out, std::vector<double>* scores, std::vector<float>* labels);
   struct ThreadState;
   // Rows dropped by the tables' RowPolicy (TTL, cap): every evict_every_
   // steps an eviction round runs Evict on every table, on a thread of its
