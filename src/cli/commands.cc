@@ -2,13 +2,17 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -538,6 +542,68 @@ void RegisterExport(CLI::App* app) {
   });
 }
 
+// ---- report ------------------------------------------------------------------
+namespace {
+
+// The drawing is done by python/embark/report.py (matplotlib); this finds it
+// and runs it: $EMBARK_PYTHON_DIR, else <exe dir>/python (the build's copy),
+// else <exe dir>/../python (the source tree, for a build/ inside it).
+std::string FindReportScript() {
+  namespace sfs = std::filesystem;
+  std::vector<sfs::path> dirs;
+  if (const char* d = std::getenv("EMBARK_PYTHON_DIR"); d != nullptr && *d != '\0') {
+    dirs.emplace_back(d);
+  } else {
+    std::error_code ec;
+    const sfs::path exe_dir = sfs::read_symlink("/proc/self/exe", ec).parent_path();
+    if (ec) Fail("report: cannot find the running binary (/proc/self/exe): " + ec.message());
+    dirs = {exe_dir / "python", exe_dir.parent_path() / "python"};
+  }
+  std::string looked;
+  for (const sfs::path& d : dirs) {
+    const sfs::path script = d / "embark" / "report.py";
+    if (sfs::is_regular_file(script)) return script.string();
+    looked += (looked.empty() ? "" : ", ") + script.string();
+  }
+  Fail("report: report.py not found (looked for " + looked +
+       "); set EMBARK_PYTHON_DIR to the directory that holds embark/report.py");
+}
+
+void RegisterReport(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "report", "Draw a checkpoint's training history (history.json) with matplotlib: loss, AUC, logloss and "
+                "calibration over the steps, a reliability diagram, and an index.html showing them");
+  auto a = std::make_shared<std::pair<std::string, std::string>>();
+  cmd->add_option("--model", a->first, "Checkpoint directory (reads its history.json)")->required();
+  cmd->add_option("--out", a->second,
+                  "Output directory: new, empty, or a previous report (replaced whole); any other is refused")
+      ->required();
+  cmd->footer(
+      "Runs /usr/bin/python3 (or $EMBARK_PYTHON) on embark/report.py from $EMBARK_PYTHON_DIR, else from\n"
+      "python/ beside the embark binary, else from ../python; needs python3-matplotlib. Exit status is the\n"
+      "script's. See docs/report.md.");
+  cmd->callback([a] {
+    const std::string script = FindReportScript();
+    const char* env_python = std::getenv("EMBARK_PYTHON");
+    const std::string python = env_python != nullptr && *env_python != '\0' ? env_python : "/usr/bin/python3";
+    std::vector<std::string> args = {python, script, "--model", a->first, "--out", a->second};
+    std::vector<char*> argv;
+    for (std::string& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    pid_t pid = 0;
+    if (int err = ::posix_spawn(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ); err != 0)
+      Fail("report: cannot run " + python + ": " + std::strerror(err));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+      if (errno != EINTR) Fail(std::string("report: waiting for ") + python + ": " + std::strerror(errno));
+    if (WIFSIGNALED(status)) Fail("report: " + python + " was killed by signal " + std::to_string(WTERMSIG(status)));
+    if (WEXITSTATUS(status) != 0) std::exit(WEXITSTATUS(status));
+  });
+}
+
+}  // namespace
+
 void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
@@ -547,6 +613,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterParams(app);
   RegisterVerify(app);
   RegisterExport(app);
+  RegisterReport(app);
 }
 
 }  // namespace embark::cli

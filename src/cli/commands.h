@@ -7,7 +7,7 @@
 
 namespace embark::cli {
 
-// Registers gen, train, eval, predict, serve, params and verify on `app`.
+// Registers gen, train, eval, predict, serve, params, verify, export and report on `app`.
 void RegisterCommands(CLI::App* app);
 
 }  // namespace embark::cli
