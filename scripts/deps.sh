@@ -5,6 +5,8 @@ PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libo
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin librocksdb-dev
       python3 python3-sklearn python3-numpy zstd gzip procps
+      # the Python module (docs/python.md) and its tests and pictures
+      python3-dev pybind11-dev python3-pytest python3-matplotlib
       # Debian's dnnl-config.cmake looks for OpenCL (oneDNN's GPU runtime), though embark uses only its CPU side
       ocl-icd-opencl-dev opencl-c-headers)
 # Callers add their own (the fuzzer needs clang): EXTRA_PKGS="a b" deps.sh

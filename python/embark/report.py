@@ -99,9 +99,10 @@ def new_figure():
 
 
 def epoch_marks(ax, records, steps):
-    """A faint vertical line where a new epoch starts."""
-    for prev, rec, step in zip(records, records[1:], steps[1:]):
-        if field(rec, "epoch") > field(prev, "epoch") and math.isfinite(step):
+    """A faint vertical line at each epoch's end: its last record (a run
+    records every epoch's end), before the first record of the next."""
+    for rec, nxt, step in zip(records, records[1:], steps):
+        if field(nxt, "epoch") > field(rec, "epoch") and math.isfinite(step):
             ax.axvline(step, color="0.85", linewidth=0.8, zorder=0)
 
 

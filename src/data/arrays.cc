@@ -9,6 +9,12 @@ namespace embark {
 
 namespace {
 
+std::string Num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+
 std::string Names(const std::vector<std::string>& names) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < 6; ++i) out += (i ? ", " : "") + names[i];
@@ -119,7 +125,7 @@ std::string ArrayEncoder::Text(size_t row, const Input& in, const InputField& fi
     const float w = a_.values ? a_.values[j] : 1.0f;
     if (!std::isfinite(w)) return "entry " + std::to_string(j) + ": weight is not finite";
     if (!svm && w != 1.0f)
-      return "entry " + std::to_string(j) + ": weight " + std::to_string(w) +
+      return "entry " + std::to_string(j) + ": weight " + Num(w) +
              "; a CSV multi-valued column holds ids without weights (give values of 1, or none)";
     if (auto err = id_text(a_.indices, a_.indices_unsigned, static_cast<size_t>(j), false); !err.empty()) return err;
     if (!buf->empty()) buf->push_back(field.sep);
@@ -145,7 +151,7 @@ Status ArrayEncoder::Append(size_t begin, size_t end, Batch* out) const {
     if (labels_) {
       label = a_.labels[r];
       if (label != 0.0f && label != 1.0f)
-        return Status::InvalidArgument("row " + std::to_string(r) + ": label " + std::to_string(label) +
+        return Status::InvalidArgument("row " + std::to_string(r) + ": label " + Num(label) +
                                        " is not 0 or 1");
     }
     for (size_t i = 0; i < fields.size(); ++i) {
