@@ -20,6 +20,10 @@
 namespace embark {
 namespace {
 
+// Records of an online run's history kept in its snapshots (about 28 hours
+// of reports at the default --report-every 10s); older ones are dropped.
+constexpr size_t kStreamRecords = 10000;
+
 using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -230,8 +234,24 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
   StreamBatch sb;
   Status failed;
 
+  // The history (TrainerState::history): a record per report with samples
+  // since the one before, the newest kStreamRecords kept.
+  const double hist_seconds0 =
+      state.history.empty() ? 0.0 : nlohmann::json::parse(state.history.back()).value("seconds", 0.0);
   auto report = [&] {
     const Metrics w = window.Compute();
+    if (sum_n > 0) {
+      nlohmann::json r = {{"step", state.step},
+                          {"samples", state.samples},
+                          {"seconds", hist_seconds0 + Since(t0)},
+                          {"train_loss", sums.loss / static_cast<double>(sum_n)},
+                          {"train_calibration", sums.labels > 0 ? sums.pred / sums.labels : std::nan("")},
+                          {"window",
+                           {{"count", window.size()}, {"auc", w.auc}, {"logloss", w.logloss}, {"calibration", w.calibration}}}};
+      state.history.push_back(r.dump());
+      if (state.history.size() >= kStreamRecords + kStreamRecords / 10)
+        state.history.erase(state.history.begin(), state.history.end() - kStreamRecords);
+    }
     const double dt = std::max(1e-9, Since(report_t));
     const double rate = static_cast<double>(rep.samples - report_samples) / dt;
     report_samples = rep.samples;
@@ -283,6 +303,8 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     rep.train_seconds += Since(s0);
     for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
     sums.loss += st.sums.loss;
+    sums.pred += st.sums.pred;
+    sums.labels += st.sums.labels;
     sum_n += n;
     if (track) touched.Add(sb.batch.keys);
     state.stream_position = sb.position.dump();
