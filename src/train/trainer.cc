@@ -609,8 +609,13 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   };
   int epoch_now = 1;  // 1-based, for the history
   // Validation; returns true when training should stop early.
+  // The step of the last validation: an epoch that ends on a multiple of
+  // eval_every is validated once (a second look at the same model would
+  // count against early stopping and repeat the history's record).
+  int64_t validated_step = -1;
   auto validate = [&]() -> Result<bool> {
-    if (valid.empty()) return false;
+    if (valid.empty() || state.step == validated_step) return false;
+    validated_step = state.step;
     fitted = Fitted{};
     // With calibrate = platt, the scaling is refitted to the model as it is
     // now (the checkpoint saved next carries it) in the same pass.
