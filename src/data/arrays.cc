@@ -114,7 +114,9 @@ std::string ArrayEncoder::Text(size_t row, const Input& in, const InputField& fi
     return "csr: indptr[" + std::to_string(row) + "] = " + std::to_string(b) + " and indptr[" +
            std::to_string(row + 1) + "] = " + std::to_string(e) + " are not a range of the " +
            std::to_string(a_.nnz) + " entries";
-  const bool svm = field.sep == ' ';
+  // libsvm's features are index:value; a CSV multi-valued column (whatever
+  // its separator, a space included) holds plain ids.
+  const bool svm = spec_.format == Format::kLibsvm;
   for (int64_t j = b; j < e; ++j) {
     const float w = a_.values ? a_.values[j] : 1.0f;
     if (!std::isfinite(w)) return "entry " + std::to_string(j) + ": weight is not finite";
