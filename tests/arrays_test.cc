@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -173,6 +174,39 @@ TEST(ArrayEncoder, CsvArraysEncodeAsTheFileParses) {
   size_t nan_row = 0;
   while (!std::isnan(c.dense[2 * nan_row])) ++nan_row;
   EXPECT_EQ(file.dense[2 * nan_row], 0.0f);
+}
+
+// Any float, written as its shortest text ("0.1" for 0.1f, as numpy and
+// pandas write float32 and std::to_chars does): the file parser reads that
+// text as a double, which is not (double)0.1f; the arrays encode as the file.
+TEST(ArrayEncoder, AnyFloatEncodesAsItsShortestTextParses) {
+  CsvSchema schema;
+  schema.label = "label";
+  schema.numeric = {"x"};
+  schema.categorical = {"c"};
+  const DataSpec spec = DataSpec::Csv(schema);
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> u(-5, 100);
+  const size_t rows = 3000;
+  std::vector<float> labels(rows, 1.0f), dense;
+  std::vector<int64_t> ids(rows, 1);
+  std::string text = "label,x,c\n";
+  for (size_t r = 0; r < rows; ++r) {
+    dense.push_back(r == 0 ? 0.1f : (r == 1 ? 1e20f : u(rng)));
+    char buf[64];
+    auto end = std::to_chars(buf, buf + sizeof buf, dense.back()).ptr;
+    text += "1," + std::string(buf, end) + ",1\n";
+  }
+  ArrayData a;
+  a.rows = rows;
+  a.labels = labels.data();
+  a.dense = dense.data();
+  a.dense_cols = 1;
+  a.ids = ids.data();
+  a.id_cols = 1;
+  const Batch file = ParseText(spec, text);
+  ASSERT_EQ(file.size(), rows);
+  ExpectSameBatch(Encode(spec, a), file);
 }
 
 TEST(ArrayEncoder, CsvMultiColumnSeparatedBySpacesHoldsIdsNotIndexValuePairs) {
