@@ -146,10 +146,13 @@ CsvCase MakeCsvCase(size_t rows, uint32_t seed) {
 std::string CsvText(const CsvCase& c, char tag_sep) {
   std::string s = "label,n0,n1,u,i,tags\n";
   for (size_t r = 0; r < c.rows; ++r) {
-    s += Num(c.labels[r]) + "," + Num(c.dense[2 * r]) + "," + Num(c.dense[2 * r + 1]) + "," +
-         std::to_string(c.ids[2 * r]) + "," + std::to_string(c.ids[2 * r + 1]) + ",";
-    for (int64_t j = c.indptr[r]; j < c.indptr[r + 1]; ++j)
-      s += (j > c.indptr[r] ? std::string(1, tag_sep) : std::string()) + std::to_string(c.indices[j]);
+    for (const std::string& v : {Num(c.labels[r]), Num(c.dense[2 * r]), Num(c.dense[2 * r + 1]),
+                                 std::to_string(c.ids[2 * r]), std::to_string(c.ids[2 * r + 1])})
+      s.append(v).append(",");
+    for (int64_t j = c.indptr[r]; j < c.indptr[r + 1]; ++j) {
+      if (j > c.indptr[r]) s.push_back(tag_sep);
+      s.append(std::to_string(c.indices[j]));
+    }
     s += "\n";
   }
   return s;
@@ -195,7 +198,7 @@ TEST(ArrayEncoder, AnyFloatEncodesAsItsShortestTextParses) {
     dense.push_back(r == 0 ? 0.1f : (r == 1 ? 1e20f : u(rng)));
     char buf[64];
     auto end = std::to_chars(buf, buf + sizeof buf, dense.back()).ptr;
-    text += "1," + std::string(buf, end) + ",1\n";
+    text.append("1,").append(buf, end).append(",1\n");
   }
   ArrayData a;
   a.rows = rows;
@@ -284,13 +287,13 @@ TEST(ArrayEncoder, CriteoIdsAreEightDigitLowercaseHex) {
     for (int d = 0; d < 13; ++d) {
       // Counts, some missing, some negative (clamped to 0 by the transform).
       dense.push_back(rng() % 8 == 0 ? kNaN : static_cast<float>(static_cast<int>(rng() % 100) - 5));
-      text += "\t" + Num(dense.back());
+      text.append("\t").append(Num(dense.back()));
     }
     for (int f = 0; f < 26; ++f) {
       ids.push_back(f == 0 ? rng() % 16 : rng());  // short ids are zero-padded
       char hex[32];
       std::snprintf(hex, sizeof hex, "%08" PRIx64, ids.back());
-      text += std::string("\t") + hex;
+      text.append("\t").append(hex);
     }
     text += "\n";
   }
@@ -319,7 +322,7 @@ TEST(ArrayEncoder, LibffmIdsAreFieldIdOne) {
     text += Num(labels.back());
     for (int f = 0; f < 3; ++f) {
       ids.push_back(static_cast<int64_t>(rng() % 100000));
-      text += " " + std::to_string(f) + ":" + std::to_string(ids.back()) + ":1";
+      text.append(" ").append(std::to_string(f)).append(":").append(std::to_string(ids.back())).append(":1");
     }
     text += "\n";
   }
@@ -349,7 +352,7 @@ TEST(ArrayEncoder, LibsvmCsrWithWeightsIsIndexValue) {
     for (int j = 0; j < n; ++j) {
       indices.push_back(j == 0 && r % 7 == 0 ? (uint64_t{1} << 63) + r : rng() % 5000);
       values.push_back(weight(rng));  // any float: nine digits read back exactly
-      text += " " + std::to_string(indices.back()) + ":" + Num(values.back());
+      text.append(" ").append(std::to_string(indices.back())).append(":").append(Num(values.back()));
     }
     indptr.push_back(static_cast<int64_t>(indices.size()));
     text += "\n";
@@ -509,8 +512,8 @@ struct Table {
     std::string s = "label,d0,d1,d2,c0,c1,c2\n";
     for (size_t r = 0; r < rows; ++r) {
       s += Num(labels[r]);
-      for (int d = 0; d < 3; ++d) s += "," + Num(dense[3 * r + d]);
-      for (int f = 0; f < 3; ++f) s += "," + std::to_string(ids[3 * r + f]);
+      for (int d = 0; d < 3; ++d) s.append(",").append(Num(dense[3 * r + d]));
+      for (int f = 0; f < 3; ++f) s.append(",").append(std::to_string(ids[3 * r + f]));
       s += "\n";
     }
     return s;
@@ -738,6 +741,24 @@ TEST(History, ValidationRecordsAndTheReliabilityDiagram) {
   EXPECT_TRUE(fs::CheckReplaceable(dir).ok()) << fs::CheckReplaceable(dir).message();
 }
 
+// An epoch ending on a multiple of eval_every was validated at that step:
+// the same model is not validated again (one record per step).
+TEST(History, AnEpochEndingOnEvalEveryIsValidatedOnce) {
+  const std::string dir = testing::TempDir() + "/history_once";
+  const Table train = MakeTable(2000, 33), valid = MakeTable(300, 34);
+  TrainOptions o = SmallRun(dir, "0");  // 20 steps an epoch
+  ASSERT_TRUE(o.Set("eval_every", "10").ok());
+  o.train_arrays = train.arrays();
+  o.valid_arrays = valid.arrays();
+  ASSERT_TRUE(Train(o).ok());
+  const auto records = HistoryOf(dir).at("records");
+  ASSERT_EQ(records.size(), 4u) << records.dump();
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].at("step"), 10 * static_cast<int>(i + 1));
+    EXPECT_TRUE(records[i].contains("train_loss"));
+  }
+}
+
 TEST(History, OneRecordPerEpochWithoutValidationAndResumeAppends) {
   const std::string dir = testing::TempDir() + "/history_epochs";
   const Table train = MakeTable(1000, 41);
@@ -834,6 +855,24 @@ TEST(Stop, OnHistoryReturningFalseStopsMidEpochAndAResumeFinishes) {
   EXPECT_EQ(v->samples, 4000u);
   EXPECT_EQ(v->epoch_samples, 0u);
   EXPECT_EQ(v->step, 40);
+  const nlohmann::json h = HistoryOf(dir + "/b");
+  ASSERT_EQ(h.at("records").size(), 8u) << h.dump();  // steps 5, 10, ..., 40
+  EXPECT_EQ(h.at("records")[0].at("step"), 5);
+  EXPECT_EQ(h.at("records")[1].at("step"), 10);
+
+  // Stopped and resumed, it trained what a run never stopped trains.
+  TrainOptions whole = SmallRun(dir + "/whole", "1000");
+  ASSERT_TRUE(whole.Set("eval_every", "5").ok());
+  whole.train_arrays = train.arrays();
+  whole.valid_arrays = valid.arrays();
+  ASSERT_TRUE(Train(whole).ok());
+  int bins = 0;
+  for (const auto& e : stdfs::directory_iterator(dir + "/whole")) {
+    if (e.path().extension() != ".bin") continue;
+    ++bins;
+    EXPECT_EQ(Bytes(e.path().string()), Bytes(dir + "/b/" + e.path().filename().string())) << e.path();
+  }
+  EXPECT_GE(bins, 2);
 }
 
 TEST(Stop, StopFromOnStepFinishesThatStep) {

@@ -283,7 +283,10 @@ TEST(Checkpoint, HistoryTravelsWithTheModel) {
   EXPECT_FALSE(std::filesystem::exists(plain + "/history.json"));
   EXPECT_TRUE(LoadCheckpoint(plain)->state.history.empty());
 
-  TrainerState ts{1, 40, 4000, 0.7};
+  TrainerState ts;
+  ts.epochs_done = 1;
+  ts.step = 40;
+  ts.samples = 4000;
   ts.history = {R"({"epoch":1,"step":20,"train_loss":0.5})", R"({"epoch":1,"step":40,"valid":{"auc":0.7}})"};
   ts.reliability = R"({"buckets":[{"count":3,"ctr":0.5,"mean_pred":0.25}],"step":40})";
   const std::string dir = testing::TempDir() + "/ck_history";

@@ -608,9 +608,14 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
     if (job.on_history && !job.on_history(state.history.back())) stop_asked = true;
   };
   int epoch_now = 1;  // 1-based, for the history
+  // The step of the last validation: an epoch that ends on a multiple of
+  // eval_every was validated at that step already, and the same model
+  // again would add a second record and count twice towards patience.
+  int64_t validated_step = -1;
   // Validation; returns true when training should stop early.
   auto validate = [&]() -> Result<bool> {
-    if (valid.empty()) return false;
+    if (valid.empty() || validated_step == state.step) return false;
+    validated_step = state.step;
     fitted = Fitted{};
     // With calibrate = platt, the scaling is refitted to the model as it is
     // now (the checkpoint saved next carries it) in the same pass.
