@@ -171,6 +171,100 @@ TEST(Api, FitWritesACheckpointThatVerifies) {
   EXPECT_NE(corrupt.status().message().find("embeddings"), std::string::npos) << corrupt.status().message();
 }
 
+// Arrays through the public header alone: a new model takes its data spec
+// from the columns, Trainer and Predictor encode the same rows the same,
+// evaluate them, and carry the run's history; mismatched arrays are refused
+// by Open, naming the columns.
+TEST(Api, ArraysTrainEvaluateAndCarryTheHistory) {
+  const std::string dir = TempDir();
+  std::mt19937 rng(7);
+  const size_t rows = 2000;
+  std::vector<float> labels, dense;
+  std::vector<int64_t> ids;
+  for (size_t r = 0; r < rows; ++r) {
+    const int64_t hot = static_cast<int64_t>(rng() % 10);
+    labels.push_back((rng() % 100) < (hot < 5 ? 85u : 10u) ? 1.0f : 0.0f);
+    dense.push_back(static_cast<float>(rng() % 9));
+    ids.push_back(hot);
+    ids.push_back(static_cast<int64_t>(rng() % 40));
+  }
+  ArrayData a;
+  a.rows = rows;
+  a.labels = labels.data();
+  a.dense = dense.data();
+  a.dense_cols = 1;
+  a.ids = ids.data();
+  a.id_cols = 2;
+  a.id_names = {"user", "item"};
+  TrainOptions o = SmallFm("", dir + "/model");
+  o.train_files.clear();
+  o.train_arrays = a;
+  o.valid_arrays = a;
+  std::vector<std::string> records;
+  o.on_history = [&](const std::string& r) {
+    records.push_back(r);
+    return true;
+  };
+  auto t = Trainer::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto rep = (*t)->Fit();
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->samples, rows);
+  ASSERT_TRUE(rep->has_valid);
+  EXPECT_GT(rep->valid.auc, 0.75);
+  ASSERT_EQ(records.size(), 1u);  // one validation, at the end of the one epoch
+  EXPECT_NE(records[0].find("\"valid\""), std::string::npos) << records[0];
+
+  auto m = (*t)->Evaluate(a);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->count, rows);
+  auto p = Predictor::Open(dir + "/model");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  auto pm = (*p)->Evaluate(a);
+  ASSERT_TRUE(pm.ok()) << pm.status().message();
+  EXPECT_EQ(pm->auc, rep->valid.auc);
+  EXPECT_EQ(pm->logloss, rep->valid.logloss);
+  EXPECT_EQ((*p)->History(), (*t)->History());
+  EXPECT_NE((*p)->History().find("\"records\""), std::string::npos);
+
+  Batch bt, bp;
+  ASSERT_TRUE((*t)->Encode(a, 10, 74, &bt).ok());
+  ASSERT_TRUE((*p)->Encode(a, 10, 74, &bp).ok());
+  ASSERT_EQ(bt.size(), 64u);
+  EXPECT_EQ(bt.keys, bp.keys);
+  EXPECT_EQ(bt.dense, bp.dense);
+  EXPECT_EQ(bt.labels, std::vector<float>(labels.begin() + 10, labels.begin() + 74));
+  std::vector<float> st(64), sp(64);
+  ASSERT_TRUE((*t)->Predict(bt, st.data()).ok());
+  ASSERT_TRUE((*p)->Predict(bp, sp.data()).ok());
+  EXPECT_EQ(st, sp);
+  // Unlabelled rows encode for scoring, but do not evaluate.
+  ArrayData unlabelled = a;
+  unlabelled.labels = nullptr;
+  EXPECT_TRUE((*p)->Encode(unlabelled, 0, 5, &bp).ok());
+  EXPECT_EQ(bp.size(), 5u);
+  EXPECT_FALSE((*p)->Evaluate(unlabelled).ok());
+
+  // A resumed model reads its own spec: arrays of other columns are refused by name.
+  TrainOptions r = SmallFm("", dir + "/model2");
+  r.train_files.clear();
+  r.resume_from = dir + "/model";
+  ArrayData narrow = a;
+  narrow.id_cols = 1;
+  r.train_arrays = narrow;
+  auto bad = Trainer::Open(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("training arrays: ids: the model reads 2 categorical id column(s) (user, item)"),
+            std::string::npos)
+      << bad.status().message();
+  // Files and arrays together are refused.
+  TrainOptions both = SmallFm(dir + "/x.tsv", dir + "/model3");
+  both.train_arrays = a;
+  auto twice = Trainer::Open(both);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("files or arrays, not both"), std::string::npos) << twice.status().message();
+}
+
 TEST(Api, PredictToFileIsAllOrNothing) {
   const std::string dir = TempDir();
   const std::string train = WriteData(dir, "train.tsv", 500, 7);

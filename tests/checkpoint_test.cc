@@ -272,6 +272,60 @@ TEST(Checkpoint, CalibrationTravelsWithTheModel) {
   EXPECT_NE(bad.status().message().find("calibration.json"), std::string::npos) << bad.status().message();
 }
 
+// The run's history travels with the model as history.json: saved only
+// when there is one, read back record for record, refused when changed
+// behind the manifest's back or malformed; a directory holding it may be
+// replaced by the next save.
+TEST(Checkpoint, HistoryTravelsWithTheModel) {
+  auto m = TrainedModel("deepfm");
+  const std::string plain = testing::TempDir() + "/ck_no_history";
+  ASSERT_TRUE(SaveCheckpoint(plain, *m, SomeOptState(*m), TrainerState{}).ok());
+  EXPECT_FALSE(std::filesystem::exists(plain + "/history.json"));
+  EXPECT_TRUE(LoadCheckpoint(plain)->state.history.empty());
+
+  TrainerState ts;
+  ts.epochs_done = 1;
+  ts.step = 40;
+  ts.samples = 4000;
+  ts.history = {R"({"epoch":1,"step":20,"train_loss":0.5})", R"({"epoch":1,"step":40,"valid":{"auc":0.7}})"};
+  ts.reliability = R"({"buckets":[{"count":3,"ctr":0.5,"mean_pred":0.25}],"step":40})";
+  const std::string dir = testing::TempDir() + "/ck_history";
+  ASSERT_TRUE(SaveCheckpoint(dir, *m, SomeOptState(*m), ts).ok());
+  ASSERT_TRUE(std::filesystem::exists(dir + "/history.json"));
+  auto h = nlohmann::json::parse(fs::ReadFile(dir + "/history.json").value());
+  EXPECT_EQ(h.at("version"), 1);
+  EXPECT_EQ(h.at("model"), "deepfm");
+  ASSERT_EQ(h.at("records").size(), 2u);
+  EXPECT_EQ(h.at("records")[1].at("valid").at("auc"), 0.7);
+  auto loaded = LoadCheckpoint(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->state.history, ts.history);
+  EXPECT_EQ(loaded->state.reliability, ts.reliability);
+  EXPECT_EQ(loaded->state.step, 40);
+
+  // Saved again over itself: history.json is a checkpoint file, not a stranger.
+  EXPECT_TRUE(fs::CheckReplaceable(dir).ok()) << fs::CheckReplaceable(dir).message();
+  ts.history.push_back(R"({"epoch":2,"step":60})");
+  ASSERT_TRUE(SaveCheckpoint(dir, *m, SomeOptState(*m), ts).ok());
+  EXPECT_EQ(LoadCheckpoint(dir)->state.history.size(), 3u);
+
+  // A changed byte is refused by the manifest's checksum.
+  std::string text = fs::ReadFile(dir + "/history.json").value();
+  const size_t at = text.find("\"step\":20");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string changed = text;
+  changed[at + 7] = '9';
+  ASSERT_TRUE(fs::WriteFileAtomic(dir + "/history.json", changed).ok());
+  ExpectRefused(dir, "history.json");
+  // Consistent with the manifest but not a history: refused by name.
+  RewriteConsistently(dir, "history.json", R"({"version": 1, "records": {"step": 1}})");
+  ExpectRefused(dir, "history.json: unreadable");
+  RewriteConsistently(dir, "history.json", R"({"version": 2, "records": []})");
+  ExpectRefused(dir, "history.json: unreadable");
+  RewriteConsistently(dir, "history.json", text);
+  EXPECT_TRUE(LoadCheckpoint(dir).ok());
+}
+
 TEST(Checkpoint, ConsistentButWrongShapeIsRefused) {
   // A manifest that matches its files but a table of another width: the
   // config asks for Adagrad rows (width 8) where the file holds Adam rows

@@ -97,6 +97,25 @@ TEST_F(DeltaTest, SnapshotPlusDeltasLoadsAsTheTrainedModel) {
   EXPECT_EQ(ck->state.stream_position, R"({"file":"part-1","offset":200})");
 }
 
+// A delta's trainer.json holds the counters, not the history: the loaded
+// model keeps its snapshot's history.json with the deltas' counters.
+TEST_F(DeltaTest, DeltasKeepTheSnapshotsHistory) {
+  state_.history = {R"({"epoch":1,"step":10})"};
+  state_.reliability = R"({"buckets":[],"step":10})";
+  ASSERT_TRUE(SaveCheckpoint(dir_, *model_, opt_, state_).ok());
+  state_.history.clear();
+  state_.reliability.clear();
+  Delta(1, {2, 5});
+  Delta(2, {6});
+  auto ck = LoadCheckpoint(dir_);
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  ASSERT_TRUE(ck->delta_error.ok()) << ck->delta_error.message();
+  EXPECT_EQ(ck->deltas_applied, 2u);
+  EXPECT_EQ(ck->state.step, 12);
+  EXPECT_EQ(ck->state.history, (std::vector<std::string>{R"({"epoch":1,"step":10})"}));
+  EXPECT_EQ(ck->state.reliability, R"({"buckets":[],"step":10})");
+}
+
 TEST_F(DeltaTest, ACorruptedDeltaIsRefusedAndLaterOnesNotApplied) {
   Delta(1, {5});
   const auto after_one = Rows(*model_);

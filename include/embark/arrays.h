@@ -5,8 +5,10 @@
 // says). Nothing is copied whole; the caller keeps the arrays alive and
 // unchanged while a call that reads them runs.
 //
-// How the columns meet a data spec (docs/python.md, "Arrays"):
-//   dense    the spec's numeric fields, in order (NaN: missing);
+// How the columns meet a data spec (docs/python.md, "Data"):
+//   dense    the spec's numeric fields, in order (NaN: missing), each value
+//            read as a file holding its shortest text ("0.1" for 0.1f, as
+//            numpy and pandas write float32) reads it;
 //   ids      its single-valued categorical fields, in order: CSV categorical
 //            columns and libffm fields (as "id:1"), hashed as the id's
 //            decimal text; Criteo's 26 fields, as 8-digit lowercase hex;

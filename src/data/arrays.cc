@@ -1,5 +1,6 @@
 #include "data/arrays.h"
 
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,19 @@ std::string Num(double x) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", x);
   return buf;
+}
+
+// The number a file holding `x` reads as: the parsers read a numeric field
+// as a double, and a float32 is written as its shortest text ("0.1" for
+// 0.1f: numpy, pandas, std::to_chars), which is not (double)0.1f. Integers
+// below 2^24 are exact either way.
+double AsWritten(float x) {
+  if (!std::isfinite(x) || (std::fabs(x) < 16777216.0f && x == std::trunc(x))) return x;
+  char buf[32];
+  const char* end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+  double d = x;
+  std::from_chars(buf, end, d);
+  return d;
 }
 
 std::string Names(const std::vector<std::string>& names) {
@@ -120,7 +134,9 @@ std::string ArrayEncoder::Text(size_t row, const Input& in, const InputField& fi
     return "csr: indptr[" + std::to_string(row) + "] = " + std::to_string(b) + " and indptr[" +
            std::to_string(row + 1) + "] = " + std::to_string(e) + " are not a range of the " +
            std::to_string(a_.nnz) + " entries";
-  const bool svm = field.sep == ' ';
+  // libsvm's features are index:value; a CSV multi-valued column (whatever
+  // its separator, a space included) holds plain ids.
+  const bool svm = spec_.format == Format::kLibsvm;
   for (int64_t j = b; j < e; ++j) {
     const float w = a_.values ? a_.values[j] : 1.0f;
     if (!std::isfinite(w)) return "entry " + std::to_string(j) + ": weight is not finite";
@@ -158,7 +174,7 @@ Status ArrayEncoder::Append(size_t begin, size_t end, Batch* out) const {
       const Input& in = inputs_[i];
       if (in.from == Input::kDense) {
         const float x = a_.dense[r * static_cast<size_t>(a_.dense_cols) + static_cast<size_t>(in.col)];
-        raw[i] = std::isnan(x) ? RawValue{} : RawValue{RawValue::kNumber, static_cast<double>(x), {}};
+        raw[i] = std::isnan(x) ? RawValue{} : RawValue{RawValue::kNumber, AsWritten(x), {}};
         continue;
       }
       if (auto e = Text(r, in, fields[i], &bufs[i]); !e.empty())

@@ -501,7 +501,7 @@ std::string RowEncoder::Append(const RawValue* values, Batch* out) const {
           err = where() + "expected a string";
           break;
         }
-        if (in.sep == ' ') {  // libsvm/libffm "index:value" list
+        if (spec_.format == Format::kLibsvm || spec_.format == Format::kLibffm) {  // "index:value" list
           int pos = 0;
           ForEachToken(text, [&](std::string_view tok) {
             ++pos;

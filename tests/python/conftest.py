@@ -31,7 +31,7 @@ def write_csv(path, labels, dense, ids):
     with open(path, "w") as f:
         f.write(",".join(["label"] + [f"d{i}" for i in range(d)] + [f"c{i}" for i in range(c)]) + "\n")
         for y, xs, ks in zip(labels, dense, ids):
-            f.write(",".join([str(int(y))] + [repr(float(x)) for x in xs] + [str(int(k)) for k in ks]) + "\n")
+            f.write(",".join([str(int(y))] + [str(x) for x in xs] + [str(int(k)) for k in ks]) + "\n")
     schema = str(path) + ".schema.toml"
     with open(schema, "w") as f:
         f.write('label = "label"\n')
