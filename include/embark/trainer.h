@@ -104,7 +104,9 @@ class Trainer {
   Result<TrainReport> Fit();
   // Asks a running Fit to finish its step, write its checkpoint and return
   // (batch training: with the report's `stopped` set, and the epoch's cursor
-  // in the checkpoint). Safe from any thread and from a signal handler.
+  // in the checkpoint; a Stop before Fit starts stops that Fit after its
+  // first step, and none after it). Safe from any thread and from a signal
+  // handler.
   void Stop();
 
   // A reader of `files` with this model's data spec.

@@ -115,7 +115,10 @@ Result<TrainReport> Trainer::Fit() {
   if (rep_->job.train_files.empty() && !rep_->job.train_arrays)
     return Status::InvalidArgument("Fit: no training data (files or arrays)");
   if (rep_->job.out_dir.empty()) return Status::InvalidArgument("Fit: no output directory (out_dir)");
-  return embark::Fit(rep_->impl.get(), rep_->job, rep_->log);
+  auto report = embark::Fit(rep_->impl.get(), rep_->job, rep_->log);
+  // A Stop applies to one Fit: the next one trains.
+  rep_->stop.store(false, std::memory_order_relaxed);
+  return report;
 }
 
 void Trainer::Stop() { rep_->stop.store(true, std::memory_order_relaxed); }

@@ -165,6 +165,10 @@ def test_step_batches_and_history_callback(data, tmp_path):
     assert all(0.5 < r["valid"]["auc"] < 1 and r["train_loss"] > 0 for r in records)
     info = embark.load(tmp_path / "m").info
     assert info["epochs_done"] == 0 and info["epoch_samples"] == 10 * 256
+    # fit() again goes on from the cursor to the end of the third epoch.
+    more = t.fit()
+    assert not t.report["stopped"] and t.report["epochs_done"] == 3 and t.report["samples"] == 3 * 6000 - 10 * 256
+    assert more[0]["step"] == 15 and t.history["records"][:2] == records
 
 
 def test_the_gil_is_released_while_training(data, tmp_path):
