@@ -253,3 +253,18 @@ def test_params_come_from_the_one_declaration(embark_bin):
     assert names == [line.split()[0] for line in run(embark_bin, "params").stdout.splitlines() if line.strip()]
     assert {"dense_lr", "embedding_dim", "epochs", "shuffle_window", "deterministic"} <= set(names)
     assert embark.__version__ == run(embark_bin, "--version").stdout.split()[-1]
+
+
+def test_stop_from_another_thread(data, tmp_path):
+    y, x, ids = make_data(100000, seed=5)
+    t = embark.Trainer(embark.Dataset(y, x, ids), valid=data["valid"], out=tmp_path / "m", model="fm", epochs=20,
+                       eval_every=10, threads=1)
+    first = threading.Event()
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("records", t.fit(callback=lambda r: first.set())))
+    th.start()
+    assert first.wait(60)
+    t.stop()
+    th.join(60)
+    assert not th.is_alive() and t.report["stopped"] and t.report["epochs_done"] < 20
+    assert embark.load(tmp_path / "m").info["step"] == t.report["steps"]
