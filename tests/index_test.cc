@@ -33,7 +33,10 @@ std::vector<float> UnitVectors(size_t n, int dim, uint32_t seed) {
   std::vector<float> v(n * dim);
   for (size_t i = 0; i < n; ++i) {
     float norm = 0;
-    for (int j = 0; j < dim; ++j) norm += (v[i * dim + j] = g(rng)) * v[i * dim + j];
+    for (int j = 0; j < dim; ++j) {
+      v[i * dim + j] = g(rng);
+      norm += v[i * dim + j] * v[i * dim + j];
+    }
     for (int j = 0; j < dim; ++j) v[i * dim + j] /= std::sqrt(norm);
   }
   return v;
@@ -316,6 +319,21 @@ TEST(IndexFiles, SaveLoadRoundTrip) {
     ASSERT_TRUE(s.ok()) << s.message();
     ASSERT_TRUE(LoadIndex(dir).ok());
     EXPECT_EQ(LoadIndex(dir).value()->size(), 2500u);
+  }
+}
+
+TEST(IndexFiles, EmptyIndexRoundTrip) {
+  for (std::string kind : {"exact", "hnsw"}) {
+    SCOPED_TRACE(kind);
+    const std::string dir = testing::TempDir() + "/empty-" + kind;
+    ASSERT_TRUE(Make(kind, 8)->Save(dir).ok());
+    auto loaded = LoadIndex(dir);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    EXPECT_EQ(loaded.value()->size(), 0u);
+    const uint64_t id = 3;
+    const std::vector<float> v(8, 0.5f);
+    ASSERT_TRUE(loaded.value()->Add(&id, v.data(), 1).ok());
+    EXPECT_EQ(Search(*loaded.value(), v, 2).ids, (std::vector<uint64_t>{3, kNoItem}));
   }
 }
 

@@ -300,7 +300,7 @@ Result<std::unique_ptr<VectorIndex>> LoadHnsw(const std::string& dir, const Mani
   EMBARK_RETURN_IF_ERROR(ReadChecked(path, e, nullptr));
   EMBARK_RETURN_IF_ERROR(CheckGraphFile(path, e.bytes, m, o.M));
   auto idx = std::make_unique<HnswImpl>(m.dim, o);
-  EMBARK_RETURN_IF_ERROR(idx->Load(path, m.count));
+  EMBARK_RETURN_IF_ERROR(idx->Load(path, std::max<uint64_t>(m.count, 1)));  // hnswlib cannot allocate 0 slots
   return std::unique_ptr<VectorIndex>(std::move(idx));
 }
 

@@ -36,8 +36,8 @@ Result<std::unique_ptr<IndexDirWriter>> IndexDirWriter::Begin(const std::string&
   EMBARK_RETURN_IF_ERROR(fs::CheckReplaceable(dir, env));
   if (env->FileExists(dir + "/MANIFEST.json")) {
     auto text = env->ReadFileToString(dir + "/MANIFEST.json");
-    const bool ours = text.ok() && nlohmann::json::accept(text.value()) &&
-                      nlohmann::json::parse(text.value()).value("format", "") == "embark-index";
+    const nlohmann::json j = text.ok() ? nlohmann::json::parse(text.value(), nullptr, false) : nlohmann::json();
+    const bool ours = j.is_object() && j.contains("format") && j["format"] == "embark-index";
     if (!ours)
       return Status::InvalidArgument("'" + dir + "' holds something other than an embark index (its MANIFEST.json "
                                      "is not an index's); choose another path, or remove it yourself");
@@ -128,7 +128,7 @@ Result<Manifest> ReadManifest(const std::string& dir, Env* env) {
 Result<FileEntry> Listed(const Manifest& m, const std::string& dir, const std::string& name) {
   auto it = m.files.find(name);
   if (it == m.files.end())
-    return Status::Corruption(dir + "/MANIFEST.json: a " + m.kind + " index needs " + name + ", which it does not list");
+    return Status::Corruption(dir + "/MANIFEST.json: does not list " + name + ", which the " + m.kind + " index needs");
   return it->second;
 }
 
