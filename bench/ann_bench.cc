@@ -7,7 +7,7 @@
 // and 256 on all cores, and memory (the index's own estimate, and the RSS
 // growth over the build).
 //
-//   ann_bench [--items 1000000] [--dim 64] [--queries 1000] [--clusters 1000] [--threads N]
+//   ann_bench [--items 1000000] [--dim 64] [--queries 1000] [--clusters 1000] [--spread S] [--threads N]
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
@@ -52,11 +52,12 @@ std::string CpuModel() {
   return "unknown";
 }
 
-// n unit vectors, each a random one of `centres` plus Gaussian noise.
-std::vector<float> Clustered(size_t n, int dim, const std::vector<float>& centres, uint64_t seed) {
+// n unit vectors, each a random one of the unit `centres` plus Gaussian
+// noise of norm about `spread`, normalised.
+std::vector<float> Clustered(size_t n, int dim, const std::vector<float>& centres, float spread, uint64_t seed) {
   const size_t nc = centres.size() / dim;
   std::vector<float> v(n * dim);
-  const float noise = 0.6f / std::sqrt(static_cast<float>(dim));
+  const float noise = spread / std::sqrt(static_cast<float>(dim));
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> g;
   std::uniform_int_distribution<size_t> pick(0, nc - 1);
@@ -77,7 +78,6 @@ std::vector<float> Clustered(size_t n, int dim, const std::vector<float>& centre
 struct Method {
   std::string name, params;
   std::function<void(const float*, size_t, uint64_t*, float*)> search;
-  bool parallel_inside = false;  // faiss: a batch is spread over OpenMP threads
   double build_s = 0, mem_mb = 0, rss_mb = 0;
 };
 
@@ -118,26 +118,10 @@ double Throughput(const Method& m, const std::vector<float>& query_set, int dim,
       if (Now() - t0 > 0.5) stop = true;
     }
   };
-  if (m.parallel_inside && batch > 1) {
-    // One caller; faiss spreads the batch over the cores (and BLAS for Flat).
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
-    std::vector<uint64_t> ids(batch * kK);
-    std::vector<float> scores(batch * kK);
-    while (Now() - t0 < 0.5)
-      for (size_t b = 0; b < nb; ++b) {
-        const size_t n = std::min(batch, nq - b * batch);
-        m.search(queries.data() + b * batch * dim, n, ids.data(), scores.data());
-        done += n;
-      }
-    openblas_set_num_threads(1);
-    omp_set_num_threads(1);
-  } else {
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& t : pool) t.join();
-  }
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& t : pool) t.join();
   return static_cast<double>(done) / (Now() - t0);
 }
 
@@ -166,13 +150,18 @@ void Print(const Row& r) {
   std::fflush(stdout);
 }
 
-// Runs `build`, recording its seconds and the RSS it added.
+// Runs `build` on all cores (faiss: OpenMP and BLAS), recording its seconds
+// and the RSS it added.
 template <typename F>
-void Timed(Method* m, F build) {
+void Timed(Method* m, int threads, F build) {
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
   const double rss0 = RssMB(), t0 = Now();
   build();
   m->build_s = Now() - t0;
   m->rss_mb = RssMB() - rss0;
+  openblas_set_num_threads(1);
+  omp_set_num_threads(1);
 }
 
 Method Ours(const std::string& name, const std::string& params, const VectorIndex* idx) {
@@ -187,8 +176,7 @@ Method Faiss(const std::string& name, const std::string& params, const faiss::In
   return {name, params,
           [idx](const float* q, size_t n, uint64_t* ids, float* s) {
             idx->search(static_cast<faiss::Index::idx_t>(n), q, kK, s, reinterpret_cast<faiss::Index::idx_t*>(ids));
-          },
-          true};
+          }};
 }
 
 }  // namespace
@@ -196,18 +184,22 @@ Method Faiss(const std::string& name, const std::string& params, const faiss::In
 int main(int argc, char** argv) {
   CLI::App app{"embark ann_bench: retrieval indexes on clustered unit vectors"};
   size_t items = 1000000, nq = 1000, clusters = 1000;
+  float spread = 1.0f;
   int dim = 64, threads = static_cast<int>(std::thread::hardware_concurrency());
   app.add_option("--items", items, "items in the index")->check(CLI::Range(size_t{kK}, size_t{1} << 32));
   app.add_option("--dim", dim, "vector dimension")->check(CLI::Range(1, 4096));
   app.add_option("--queries", nq, "queries")->check(CLI::Range(1, 1000000));
   app.add_option("--clusters", clusters, "Gaussian clusters")->check(CLI::Range(1, 1000000));
+  app.add_option("--spread", spread, "noise norm around a cluster's unit centre")->check(CLI::Range(0.0f, 100.0f));
   app.add_option("--threads", threads, "threads for building and for the all-cores rates")->check(CLI::Range(1, 1024));
   CLI11_PARSE(app, argc, argv);
-  openblas_set_num_threads(1);  // as embark runs it: parallel over callers, not inside sgemm
-  omp_set_num_threads(threads);
+  // Searches as embark runs them: parallel over callers, one thread inside
+  // each (OpenMP and BLAS); builds use every core (Timed).
+  openblas_set_num_threads(1);
+  omp_set_num_threads(1);
 
-  std::printf("CPU: %s (%u logical cores); %zu items, dim %d, %zu clusters, %zu queries, k %d, %d threads\n",
-              CpuModel().c_str(), std::thread::hardware_concurrency(), items, dim, clusters, nq, kK, threads);
+  std::printf("CPU: %s (%u logical cores); %zu items, dim %d, %zu clusters (spread %.2f), %zu queries, k %d, %d threads\n",
+              CpuModel().c_str(), std::thread::hardware_concurrency(), items, dim, clusters, spread, nq, kK, threads);
   std::mt19937_64 rng(1);
   std::normal_distribution<float> g;
   std::vector<float> centres(clusters * dim);
@@ -217,7 +209,8 @@ int main(int argc, char** argv) {
     for (int j = 0; j < dim; ++j) norm += centres[c * dim + j] * centres[c * dim + j];
     for (int j = 0; j < dim; ++j) centres[c * dim + j] /= std::sqrt(norm);
   }
-  const std::vector<float> data = Clustered(items, dim, centres, 2), queries = Clustered(nq, dim, centres, 3);
+  const std::vector<float> data = Clustered(items, dim, centres, spread, 2),
+                           queries = Clustered(nq, dim, centres, spread, 3);
   std::vector<uint64_t> ids(items);
   for (size_t i = 0; i < items; ++i) ids[i] = i;
 
@@ -230,7 +223,7 @@ int main(int argc, char** argv) {
   // The exact index: the ground truth of every recall.
   auto exact = std::move(embark::NewExactIndex(dim).value());
   Method em = Ours("embark exact", "-", exact.get());
-  Timed(&em, [&] { die(exact->Add(ids.data(), data.data(), items)); });
+  Timed(&em, threads, [&] { die(exact->Add(ids.data(), data.data(), items)); });
   em.mem_mb = exact->memory_bytes() / 1e6;
   std::vector<uint64_t> truth(nq * kK);
   std::vector<float> scores(nq * kK);
@@ -243,7 +236,7 @@ int main(int argc, char** argv) {
                                                    .initial_capacity = items, .add_threads = threads})
                            .value());
     Method hm = Ours("embark hnsw", "", h.get());
-    Timed(&hm, [&] { die(h->Add(ids.data(), data.data(), items)); });
+    Timed(&hm, threads, [&] { die(h->Add(ids.data(), data.data(), items)); });
     hm.mem_mb = h->memory_bytes() / 1e6;
     for (int ef : {50, 100, 200, 400}) {
       die(h->set_ef_search(ef));
@@ -255,7 +248,7 @@ int main(int argc, char** argv) {
   {
     faiss::IndexFlatIP flat(dim);
     Method fm = Faiss("faiss Flat", "IP", &flat);
-    Timed(&fm, [&] { flat.add(static_cast<faiss::Index::idx_t>(items), data.data()); });
+    Timed(&fm, threads, [&] { flat.add(static_cast<faiss::Index::idx_t>(items), data.data()); });
     fm.mem_mb = flat.codes.size() / 1e6;
     Print(Measure(fm, queries, dim, truth, threads));
   }
@@ -263,7 +256,7 @@ int main(int argc, char** argv) {
     faiss::IndexHNSWFlat hnsw(dim, 32, faiss::METRIC_INNER_PRODUCT);
     hnsw.hnsw.efConstruction = 200;
     Method fm = Faiss("faiss HNSW", "", &hnsw);
-    Timed(&fm, [&] { hnsw.add(static_cast<faiss::Index::idx_t>(items), data.data()); });
+    Timed(&fm, threads, [&] { hnsw.add(static_cast<faiss::Index::idx_t>(items), data.data()); });
     const auto& gr = hnsw.hnsw;
     fm.mem_mb = (items * dim * 4.0 + gr.neighbors.size() * 4.0 + gr.offsets.size() * 8.0 + gr.levels.size() * 4.0) / 1e6;
     for (int ef : {64, 128, 256}) {
@@ -277,11 +270,9 @@ int main(int argc, char** argv) {
     faiss::IndexFlatIP quantizer(dim);
     faiss::IndexIVFFlat ivf(&quantizer, dim, nlist, faiss::METRIC_INNER_PRODUCT);
     Method fm = Faiss("faiss IVFFlat", "", &ivf);
-    Timed(&fm, [&] {
-      openblas_set_num_threads(threads);  // k-means
+    Timed(&fm, threads, [&] {
       ivf.train(static_cast<faiss::Index::idx_t>(std::min(items, 64 * nlist)), data.data());
       ivf.add(static_cast<faiss::Index::idx_t>(items), data.data());
-      openblas_set_num_threads(1);
     });
     size_t codes = 0;
     for (size_t l = 0; l < nlist; ++l) codes += ivf.invlists->list_size(l);
@@ -292,9 +283,10 @@ int main(int argc, char** argv) {
       Print(Measure(fm, queries, dim, truth, threads));
     }
   }
-  std::printf("\nrecall@100 against embark exact; p50/p99: batch 1, one thread; qps b1: %d threads at batch 1; "
-              "qps b256: batches of 256 (embark: %d threads, one batch each; faiss: one caller, the batch over %d "
-              "OpenMP threads); mem: the index's estimate; RSS+: resident growth over the build\n",
-              threads, threads, threads);
+  std::printf("\nrecall@100 against embark exact; p50/p99: batch 1, one thread; qps b1: %d threads, each one query at a "
+              "time; "
+              "qps b256: %d threads, each searching batches of 256; mem: the index's estimate; RSS+: resident growth "
+              "over the build\n",
+              threads, threads);
   return 0;
 }
