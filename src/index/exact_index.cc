@@ -142,6 +142,12 @@ class ExactIndex final : public VectorIndex {
 
   void AddLocked(const uint64_t* ids, const float* vectors, size_t n) {
     const size_t d = static_cast<size_t>(dim_);
+    // Room for the batch at once (were every id new), growing geometrically.
+    if (ids_.size() + n > ids_.capacity()) {
+      const size_t rows = std::max(ids_.size() + n, 2 * ids_.capacity());
+      ids_.reserve(rows);
+      vectors_.reserve(rows * d);
+    }
     for (size_t i = 0; i < n; ++i) {
       auto [it, fresh] = row_.emplace(ids[i], ids_.size());
       if (fresh) {
