@@ -46,7 +46,9 @@ class VectorIndex {
 inline constexpr int kMaxIndexDim = 1 << 16;
 
 // Every item scored: batched sgemm of queries against blocks of items, a
-// bounded top k per query. Exact and deterministic.
+// bounded top k per query. Exact and deterministic. The sgemm runs on the
+// caller's thread when OpenBLAS is held to one (InitBlas(), as embark's
+// binaries and Predictor do): concurrent callers are the parallelism.
 Result<std::unique_ptr<VectorIndex>> NewExactIndex(int dim);
 
 struct HnswOptions {
