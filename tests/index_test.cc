@@ -22,6 +22,13 @@ namespace {
 
 namespace sfs = std::filesystem;
 
+// OpenBLAS held to the calling thread, as embark's binaries run it (its own
+// worker threads are not instrumented: ThreadSanitizer would flag their writes).
+class BlasOnCaller : public ::testing::Environment {
+  void SetUp() override { InitBlas(); }
+};
+[[maybe_unused]] ::testing::Environment* const kBlas = ::testing::AddGlobalTestEnvironment(new BlasOnCaller);
+
 std::unique_ptr<VectorIndex> Make(const std::string& kind, int dim, HnswOptions o = {}) {
   if (kind == "exact") return std::move(NewExactIndex(dim).value());
   return std::move(NewHnswIndex(dim, o).value());
@@ -419,9 +426,6 @@ TEST(IndexFiles, SaveReplacesOnlyAnIndex) {
 // Searches from 4 threads while a fifth adds and replaces items: every
 // result is a valid one (ThreadSanitizer runs this too, scripts/test.sh).
 TEST(VectorIndex, ConcurrentSearchesWhileAdding) {
-  // OpenBLAS held to the calling thread, as embark's binaries run it (its
-  // own worker threads are not instrumented: TSan would flag their writes).
-  InitBlas();
   for (std::string kind : {"exact", "hnsw"}) {
     SCOPED_TRACE(kind);
     const int dim = 16, k = 10;
