@@ -6,13 +6,18 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
 #include <set>
 #include <thread>
 #include <unordered_set>
+
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 #include "nn/layers.h"
 #include "test_util.h"
@@ -404,6 +409,41 @@ TEST(IndexFiles, DamageIsRefusedNamingTheFile) {
     EXPECT_TRUE(LoadIndex(good, 16).ok());
     EXPECT_EQ(LoadIndex(testing::TempDir() + "/nothing-here").status().code(), Status::Code::kNotFound);
   }
+}
+
+// A manifest that vouches for a tampered graph (size and checksum
+// recomputed): the structure check refuses it before hnswlib reads it.
+TEST(IndexFiles, ForgedGraphIsRefusedBeforeHnswlibReadsIt) {
+  const std::string good = SavedIndex("hnsw", "forged");
+  auto forge = [&](const std::string& name, const std::function<void(std::string*)>& edit) {
+    const std::string dir = good + "-" + name;
+    sfs::copy(good, dir);
+    std::string bytes = ReadAll(dir + "/hnsw.bin");
+    edit(&bytes);
+    WriteAll(dir + "/hnsw.bin", bytes);
+    nlohmann::json m = nlohmann::json::parse(ReadAll(dir + "/MANIFEST.json"));
+    char hex[20];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(XXH64(bytes.data(), bytes.size(), 0)));
+    m["files"]["hnsw.bin"] = {{"bytes", bytes.size()}, {"xxh64", hex}};
+    WriteAll(dir + "/MANIFEST.json", m.dump());
+    return Refusal(dir);
+  };
+  // Item 0's first level-0 link (after the 96-byte header and the list's
+  // 4-byte count), to an item that does not exist.
+  std::string msg = forge("link", [](std::string* b) {
+    const uint32_t far = 1u << 30;
+    std::memcpy(b->data() + 96 + 4, &far, sizeof(far));
+  });
+  EXPECT_NE(msg.find("item 0 has bad links"), std::string::npos) << msg;
+  // The header's item count (bytes 16..24).
+  msg = forge("count", [](std::string* b) {
+    const uint64_t n = uint64_t{1} << 40;
+    std::memcpy(b->data() + 16, &n, sizeof(n));
+  });
+  EXPECT_NE(msg.find("item count"), std::string::npos) << msg;
+  // Bytes appended.
+  msg = forge("tail", [](std::string* b) { b->append(64, '\0'); });
+  EXPECT_NE(msg.find("bytes past the graph"), std::string::npos) << msg;
 }
 
 TEST(IndexFiles, SaveReplacesOnlyAnIndex) {

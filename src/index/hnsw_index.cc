@@ -3,6 +3,7 @@
 // includes them.
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <mutex>
@@ -241,8 +242,10 @@ Status CheckOptions(int dim, const HnswOptions& o) {
 }
 
 // Checks the structure of a checksummed hnswlib file against its manifest
-// before hnswlib reads it: hnswlib trusts the sizes in the file, and a
-// wrong one makes it allocate wildly or read out of bounds.
+// before hnswlib reads it: hnswlib trusts the sizes and links in the file,
+// and a wrong one makes it allocate wildly or read out of bounds. One
+// sequential pass: the header, every item's level-0 links and label, every
+// upper-level link list.
 Status CheckGraphFile(const std::string& path, uint64_t file_bytes, const index::Manifest& m, int M) {
   std::ifstream in(path, std::ios::binary);
   GraphHeader h;
@@ -259,13 +262,39 @@ Status CheckGraphFile(const std::string& path, uint64_t file_bytes, const index:
   if (h.maxlevel < (empty ? -1 : 0) || h.maxlevel > 64 || (empty ? h.enterpoint_node != ~0u : h.enterpoint_node >= m.count) ||
       !(h.mult > 0) || !std::isfinite(h.mult))
     return Status::Corruption(path + ": bad graph header (levels, entry point)");
+  // Every link list (hnswlib keeps its length in the first 2 of 4 bytes):
+  // within the degree, and linking only items that exist.
+  auto links_ok = [&](const char* list, uint64_t most) {
+    uint16_t n;
+    std::memcpy(&n, list, sizeof(n));
+    if (n > most) return false;
+    for (uint16_t j = 0; j < n; ++j) {
+      uint32_t to;
+      std::memcpy(&to, list + 4 + 4 * j, sizeof(to));
+      if (to >= m.count) return false;
+    }
+    return true;
+  };
+  auto truncated = [&] { return Status::Corruption(path + ": truncated graph"); };
+  std::vector<char> buf(element);
+  for (uint64_t i = 0; i < m.count; ++i) {
+    if (!in.read(buf.data(), static_cast<std::streamsize>(element))) return truncated();
+    uint64_t label;
+    std::memcpy(&label, buf.data() + links0 + 4ull * m.dim, sizeof(label));
+    if (!links_ok(buf.data(), 2 * static_cast<uint64_t>(M)) || label == kNoItem)
+      return Status::Corruption(path + ": item " + std::to_string(i) + " has bad links or label");
+  }
   uint64_t pos = sizeof(h) + m.count * element;
   for (uint64_t i = 0; i < m.count; ++i) {
     uint32_t size = 0;
-    if (pos + 4 > file_bytes || !in.seekg(static_cast<std::streamoff>(pos)) || !in.read(reinterpret_cast<char*>(&size), 4))
-      return Status::Corruption(path + ": truncated link lists");
+    if (!in.read(reinterpret_cast<char*>(&size), sizeof(size))) return truncated();
     if (size % links != 0 || size / links > static_cast<uint64_t>(h.maxlevel))
       return Status::Corruption(path + ": item " + std::to_string(i) + " has a bad link list size");
+    buf.resize(size);
+    if (!in.read(buf.data(), size)) return truncated();
+    for (uint64_t l = 0; l < size / links; ++l)
+      if (!links_ok(buf.data() + l * links, static_cast<uint64_t>(M)))
+        return Status::Corruption(path + ": item " + std::to_string(i) + " has bad links at level " + std::to_string(l + 1));
     pos += 4 + size;
   }
   if (pos != file_bytes) return Status::Corruption(path + ": " + std::to_string(file_bytes - std::min(pos, file_bytes)) + " bytes past the graph");
