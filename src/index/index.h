@@ -56,7 +56,7 @@ struct HnswOptions {
   int ef_construction = 200;   // candidate list while inserting
   int ef_search = 100;         // candidate list while searching (at least k)
   size_t initial_capacity = 1024;  // items before the first resize (Add grows it)
-  int add_threads = 1;         // threads inserting new items within one Add
+  int add_threads = 1;         // threads inserting the new items of one Add (updates run on one)
 };
 
 // Approximate: a hierarchical navigable small-world graph (hnswlib 0.6.2).
