@@ -4,6 +4,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libopenblas-dev libdnnl-dev
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin librocksdb-dev
+      # vector indexes (src/index/: hnswlib, header-only) and faiss for bench/ann_bench.cc
+      libhnswlib-dev libfaiss-dev
       python3 python3-sklearn python3-numpy zstd gzip procps
       # the Python module (docs/python.md) and its tests and pictures
       python3-dev pybind11-dev python3-pytest python3-matplotlib

@@ -31,6 +31,8 @@ elif [ "${1:-}" = "--tsan" ]; then
   # Delta checkpoints applied in place (rows into the served tables, dense
   # weights swapped) while requests are scored.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/serve_delta_test
+  # Vector indexes: searches from 4 threads while another adds and replaces items.
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$supp" ./tests/index_test --gtest_filter='VectorIndex.Concurrent*'
   # The hybrid trainer: 2 threads read a step's rows, then apply the summed
   # gradients of both shares, each to its own store shards.
   tmp=$(mktemp -d)
