@@ -71,7 +71,7 @@ run_case() {
       why="stderr lacks '$want': $err"
     elif ! cmp -s "$WORK/before" "$WORK/after"; then
       why="left the directory changed: $(diff "$WORK/before" "$WORK/after" | grep '^[<>]' | head -5 | tr '\n' ' ')"
-    elif find "$dir" -name '*.tmp-*' -o -name '*.tmp.*' | grep -q .; then
+    elif find "$dir" -name '*.tmp-*' -o -name '*.tmp.*' | grep . >/dev/null; then
       why="left staging behind: $(find "$dir" -name '*.tmp-*' -o -name '*.tmp.*' | head -3 | tr '\n' ' ')"
     fi
   fi

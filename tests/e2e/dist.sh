@@ -9,7 +9,9 @@ if ! command -v mpirun >/dev/null; then
   echo "skipped: mpirun not found (scripts/deps.sh installs openmpi-bin)"
   exit 77
 fi
-if ! ldd "$EMBARK" | grep -q libmpi; then
+# grep without -q reads all of ldd's output: closing the pipe early fails the
+# pipeline (pipefail) when ldd is still writing, and would skip the test.
+if ! ldd "$EMBARK" | grep libmpi >/dev/null; then
   echo "skipped: this embark was built without MPI"
   exit 77
 fi
