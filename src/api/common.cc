@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "api/internal.h"
+#include "data/arrays.h"
 #include "data/pipeline.h"
 #include "embark/embark.h"
 
@@ -63,6 +64,12 @@ Status CheckBatch(const Batch& b, const DataSpec& spec, bool labels) {
   for (float v : b.dense)
     if (!std::isfinite(v)) return bad("a numeric value is not finite");
   return Status::OK();
+}
+
+Status EncodeArrays(const DataSpec& spec, const ArrayData& data, size_t begin, size_t end, Batch* batch) {
+  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(spec, data, data.labels != nullptr));
+  batch->Reset(spec.num_dense, spec.num_fields);
+  return enc->Append(begin, end, batch);
 }
 
 CheckpointInfo Describe(const Model& model, const TrainerState& state, const std::string& dir) {

@@ -138,29 +138,18 @@ Result<Metrics> Predictor::Evaluate(const std::vector<std::string>& files, int64
   if (max_bad_lines < 0) return Status::InvalidArgument("max_bad_lines must be 0 or more");
   EMBARK_RETURN_IF_ERROR(CheckReadOnce(files, "--data"));
   std::lock_guard<std::mutex> lock(rep_->mu);
-  return EvaluateFiles(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
+  return EvaluateData(*rep_->ck.model, files, rep_->pool.get(), max_bad_lines, 1);
 }
 
 Status Predictor::Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const {
-  const DataSpec& spec = rep_->ck.model->spec();
-  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(spec, data, data.labels != nullptr));
-  batch->Reset(spec.num_dense, spec.num_fields);
-  return enc->Append(begin, end, batch);
+  return api::EncodeArrays(rep_->ck.model->spec(), data, begin, end, batch);
 }
 
 Result<Metrics> Predictor::Evaluate(const ArrayData& data) const {
-  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(rep_->ck.model->spec(), data, true));
-  StreamOptions so;
-  so.batch_size = 4096;
-  BatchStream stream(NewArraySource(enc), so);
-  std::vector<double> probs;
-  std::vector<float> labels;
+  EvalData d;
+  EMBARK_ASSIGN_OR_RETURN(d.arrays, ArrayEncoder::Make(rep_->ck.model->spec(), data, true));
   std::lock_guard<std::mutex> lock(rep_->mu);
-  EMBARK_RETURN_IF_ERROR(Score(*rep_->ck.model, &stream, rep_->pool.get(), [&](const float* p, const float* y, size_t n) {
-    probs.insert(probs.end(), p, p + n);
-    labels.insert(labels.end(), y, y + n);
-  }));
-  return embark::Evaluate(probs, labels);
+  return EvaluateData(*rep_->ck.model, d, rep_->pool.get(), 0, 1);
 }
 
 std::string Predictor::History() const {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "api/internal.h"
 #include "dist/comm.h"
@@ -88,16 +89,16 @@ Result<std::unique_ptr<Trainer>> Trainer::Open(const TrainOptions& options) {
     return Status::InvalidArgument("arrays train on one process; a distributed job reads files");
   // The arrays meet the model's data spec (a resumed model's is its checkpoint's).
   const DataSpec& spec = rep->impl->model().spec();
-  if (options.train_arrays) {
-    auto enc = ArrayEncoder::Make(spec, *options.train_arrays, true);
-    if (!enc.ok()) return Status::InvalidArgument("training arrays: " + enc.status().message());
-    rep->job.train_arrays = std::move(enc).value();
-  }
-  if (options.valid_arrays) {
-    auto enc = ArrayEncoder::Make(spec, *options.valid_arrays, true);
-    if (!enc.ok()) return Status::InvalidArgument("validation arrays: " + enc.status().message());
-    rep->job.valid_arrays = std::move(enc).value();
-  }
+  auto encoder = [&spec](const std::optional<ArrayData>& arrays, const char* what,
+                         std::shared_ptr<const ArrayEncoder>* out) -> Status {
+    if (!arrays) return Status::OK();
+    auto enc = ArrayEncoder::Make(spec, *arrays, true);
+    if (!enc.ok()) return Status::InvalidArgument(std::string(what) + " arrays: " + enc.status().message());
+    *out = std::move(enc).value();
+    return Status::OK();
+  };
+  EMBARK_RETURN_IF_ERROR(encoder(options.train_arrays, "training", &rep->job.train_arrays));
+  EMBARK_RETURN_IF_ERROR(encoder(options.valid_arrays, "validation", &rep->job.valid_arrays));
   rep->job.stop = &rep->stop;
   rep->job.on_step = options.on_step;
   rep->job.on_history = options.on_history;
@@ -151,10 +152,7 @@ Result<Metrics> Trainer::Evaluate(const ArrayData& data) {
 }
 
 Status Trainer::Encode(const ArrayData& data, size_t begin, size_t end, Batch* batch) const {
-  const DataSpec& spec = rep_->impl->model().spec();
-  EMBARK_ASSIGN_OR_RETURN(auto enc, ArrayEncoder::Make(spec, data, data.labels != nullptr));
-  batch->Reset(spec.num_dense, spec.num_fields);
-  return enc->Append(begin, end, batch);
+  return api::EncodeArrays(rep_->impl->model().spec(), data, begin, end, batch);
 }
 
 std::string Trainer::History() const {

@@ -53,6 +53,14 @@ const char* ErrorClass(embark::Status::Code code) {
   return "Error";
 }
 
+// Runs fn() with the GIL released: every call into the engine (training,
+// scoring, reading, writing) goes through here, so other Python threads run.
+template <typename Fn>
+auto WithoutGil(Fn&& fn) {
+  py::gil_scoped_release nogil;
+  return fn();
+}
+
 // A numpy array of exactly T (python/embark checks first; this is the
 // guard for callers of the extension itself), C-contiguous, kept alive.
 template <typename T>
@@ -141,12 +149,7 @@ class PyReader {
   explicit PyReader(std::unique_ptr<embark::BatchReader> r) : r_(std::move(r)) {}
   std::optional<PyBatch> Next() {
     PyBatch b;
-    bool more;
-    {
-      py::gil_scoped_release nogil;
-      more = Take(r_->Next(&b.batch));
-    }
-    if (!more) return std::nullopt;
+    if (!Take(WithoutGil([&] { return r_->Next(&b.batch); }))) return std::nullopt;
     return b;
   }
 
@@ -268,11 +271,7 @@ class PyTrainer {
     callback_ = std::move(callback);
     pending_.reset();
     last_check_ = std::chrono::steady_clock::now();
-    embark::Result<embark::TrainReport> r = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      r = trainer_->Fit();
-    }
+    embark::Result<embark::TrainReport> r = WithoutGil([&] { return trainer_->Fit(); });
     callback_ = py::none();
     if (pending_) {
       // Ctrl-C or the callback's exception: the run stopped cleanly (its
@@ -287,12 +286,7 @@ class PyTrainer {
   void Stop() { trainer_->Stop(); }
 
   py::dict Step(const PyBatch& b) {
-    embark::Result<embark::StepResult> r = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      r = trainer_->Step(b.batch);
-    }
-    embark::StepResult s = Take(std::move(r));
+    embark::StepResult s = Take(WithoutGil([&] { return trainer_->Step(b.batch); }));
     py::dict d;
     d["samples"] = s.samples;
     d["loss"] = s.samples ? s.loss / static_cast<double>(s.samples) : 0.0;
@@ -337,21 +331,11 @@ class PyTrainer {
   }
 
   py::dict EvaluateArrays(const Arrays& a) {
-    embark::Result<embark::Metrics> m = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      m = trainer_->Evaluate(a.data());
-    }
-    return MetricsDict(Take(std::move(m)));
+    return MetricsDict(Take(WithoutGil([&] { return trainer_->Evaluate(a.data()); })));
   }
 
   py::dict EvaluateFiles(const std::vector<std::string>& files) {
-    embark::Result<embark::Metrics> m = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      m = trainer_->Evaluate(files);
-    }
-    return MetricsDict(Take(std::move(m)));
+    return MetricsDict(Take(WithoutGil([&] { return trainer_->Evaluate(files); })));
   }
 
   void Save(const std::string& dir) {
@@ -421,21 +405,11 @@ class PyModel {
   }
 
   py::dict EvaluateArrays(const Arrays& a) {
-    embark::Result<embark::Metrics> m = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      m = p_->Evaluate(a.data());
-    }
-    return MetricsDict(Take(std::move(m)));
+    return MetricsDict(Take(WithoutGil([&] { return p_->Evaluate(a.data()); })));
   }
 
   py::dict EvaluateFiles(const std::vector<std::string>& files, int64_t max_bad_lines) {
-    embark::Result<embark::Metrics> m = embark::Status::OK();
-    {
-      py::gil_scoped_release nogil;
-      m = p_->Evaluate(files, max_bad_lines);
-    }
-    return MetricsDict(Take(std::move(m)));
+    return MetricsDict(Take(WithoutGil([&] { return p_->Evaluate(files, max_bad_lines); })));
   }
 
   py::dict Info() const { return InfoDict(p_->info()); }

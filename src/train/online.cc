@@ -236,18 +236,12 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
 
   // The history (TrainerState::history): a record per report with samples
   // since the one before, the newest kStreamRecords kept.
-  const double hist_seconds0 =
-      state.history.empty() ? 0.0 : nlohmann::json::parse(state.history.back()).value("seconds", 0.0);
+  const double hist_seconds0 = HistorySeconds(state);
   auto report = [&] {
     const Metrics w = window.Compute();
     if (sum_n > 0) {
-      nlohmann::json r = {{"step", state.step},
-                          {"samples", state.samples},
-                          {"seconds", hist_seconds0 + Since(t0)},
-                          {"train_loss", sums.loss / static_cast<double>(sum_n)},
-                          {"train_calibration", sums.labels > 0 ? sums.pred / sums.labels : std::nan("")},
-                          {"window",
-                           {{"count", window.size()}, {"auc", w.auc}, {"logloss", w.logloss}, {"calibration", w.calibration}}}};
+      nlohmann::json r = HistoryRecord(state, hist_seconds0 + Since(t0), sums, sum_n);
+      r["window"] = {{"count", window.size()}, {"auc", w.auc}, {"logloss", w.logloss}, {"calibration", w.calibration}};
       state.history.push_back(r.dump());
       if (state.history.size() >= kStreamRecords + kStreamRecords / 10)
         state.history.erase(state.history.begin(), state.history.end() - kStreamRecords);

@@ -93,22 +93,24 @@ Status Score(const Model& model, BatchStream* stream, ThreadPool* pool,
 
 namespace {
 
-// The stream every validation reads: input order, batches of 4096.
-std::unique_ptr<BatchStream> OpenValidation(const std::vector<std::string>& files, const DataSpec& spec,
-                                            int64_t max_bad_lines, int parse_threads) {
+// The stream every validation reads, from files or arrays: input order,
+// batches of 4096.
+std::unique_ptr<BatchStream> OpenValidation(const EvalData& data, const DataSpec& spec, int64_t max_bad_lines,
+                                            int parse_threads) {
+  StreamOptions so;
+  so.batch_size = 4096;
+  if (data.arrays) return std::make_unique<BatchStream>(NewArraySource(data.arrays), so);
   ReadOptions ro;
   ro.max_bad_lines = max_bad_lines;
   ro.parse_threads = parse_threads;
-  StreamOptions so;
-  so.batch_size = 4096;
-  return OpenStream(files, spec, ro, so);
+  return OpenStream(data.files, spec, ro, so);
 }
 
 }  // namespace
 
-Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
-                              int64_t max_bad_lines, int parse_threads) {
-  auto stream = OpenValidation(files, model.spec(), max_bad_lines, parse_threads);
+Result<Metrics> EvaluateData(const Model& model, const EvalData& data, ThreadPool* pool, int64_t max_bad_lines,
+                             int parse_threads) {
+  auto stream = OpenValidation(data, model.spec(), max_bad_lines, parse_threads);
   std::vector<double> probs;
   std::vector<float> labels;
   EMBARK_RETURN_IF_ERROR(Score(model, stream.get(), pool, [&](const float* p, const float* y, size_t n) {
@@ -116,6 +118,19 @@ Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>
     labels.insert(labels.end(), y, y + n);
   }));
   return Evaluate(probs, labels);
+}
+
+nlohmann::json HistoryRecord(const TrainerState& state, double seconds, const ObjectiveSums& sums, uint64_t n) {
+  nlohmann::json r = {{"step", state.step}, {"samples", state.samples}, {"seconds", seconds}};
+  if (n > 0) {
+    r["train_loss"] = sums.loss / static_cast<double>(n);
+    r["train_calibration"] = sums.labels > 0 ? sums.pred / sums.labels : std::nan("");
+  }
+  return r;
+}
+
+double HistorySeconds(const TrainerState& state) {
+  return state.history.empty() ? 0.0 : nlohmann::json::parse(state.history.back()).value("seconds", 0.0);
 }
 
 // ---- TrainerImpl -----------------------------------------------------------
@@ -342,15 +357,8 @@ Status TrainerImpl::ApplySparse(size_t parts, size_t n, RowAccess* rows) {
 
 Status TrainerImpl::ScoreData(const EvalData& data, ScoreOutput out, std::vector<double>* scores,
                               std::vector<float>* labels) {
-  std::unique_ptr<BatchStream> stream;
-  if (data.arrays) {
-    if (session_) return Status::InvalidArgument("a distributed trainer validates on files, not arrays");
-    StreamOptions so;
-    so.batch_size = 4096;
-    stream = std::make_unique<BatchStream>(NewArraySource(data.arrays), so);
-  } else {
-    stream = OpenValidation(data.files, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
-  }
+  if (data.arrays && session_) return Status::InvalidArgument("a distributed trainer validates on files, not arrays");
+  auto stream = OpenValidation(data, model_->spec(), cfg_.max_bad_lines, cfg_.parse_threads);
   if (!session_)
     return Score(
         *model_, stream.get(), &pool_,
@@ -589,15 +597,10 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   ObjectiveSums hist_sums;
   uint64_t hist_n = 0;
   bool stop_asked = false;
-  const double seconds0 =
-      state.history.empty() ? 0.0 : nlohmann::json::parse(state.history.back()).value("seconds", 0.0);
+  const double seconds0 = HistorySeconds(state);
   auto record = [&](int epoch, const Metrics* vm) {
-    nlohmann::json r = {{"step", state.step}, {"epoch", epoch}, {"samples", state.samples},
-                        {"seconds", seconds0 + rep.train_seconds}};
-    if (hist_n > 0) {
-      r["train_loss"] = hist_sums.loss / static_cast<double>(hist_n);
-      r["train_calibration"] = hist_sums.labels > 0 ? hist_sums.pred / hist_sums.labels : std::nan("");
-    }
+    nlohmann::json r = HistoryRecord(state, seconds0 + rep.train_seconds, hist_sums, hist_n);
+    r["epoch"] = epoch;
     if (vm)
       r["valid"] = {{"count", vm->count}, {"auc", vm->auc},   {"logloss", vm->logloss},         {"ne", vm->ne},
                     {"ctr", vm->ctr},     {"mean_pred", vm->mean_pred}, {"calibration", vm->calibration}};

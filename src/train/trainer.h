@@ -229,9 +229,19 @@ Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
 // One workspace per thread of the pool.
 std::vector<std::unique_ptr<Workspace>> Workspaces(const Model& model, ThreadPool* pool);
 
-// Reads `files` and returns exact metrics of `model` on them.
-Result<Metrics> EvaluateFiles(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
-                              int64_t max_bad_lines, int parse_threads);
+// A record of the run's history (docs/report.md) with what every record
+// holds: step, samples, `seconds` of training, and the training loss and
+// calibration of the `n` samples summed in `sums` (left out when n is 0).
+// The batch driver adds the epoch and validation metrics, the online driver
+// its progressive window.
+nlohmann::json HistoryRecord(const TrainerState& state, double seconds, const ObjectiveSums& sums, uint64_t n);
+// The training seconds the history has recorded so far: a resumed run's
+// records go on from there.
+double HistorySeconds(const TrainerState& state);
+
+// Reads `data` (files or arrays) and returns exact metrics of `model` on it.
+Result<Metrics> EvaluateData(const Model& model, const EvalData& data, ThreadPool* pool, int64_t max_bad_lines,
+                             int parse_threads);
 
 uint64_t PeakRssBytes();
 // User + system CPU seconds of the whole process (all threads).
