@@ -268,3 +268,19 @@ def test_stop_from_another_thread(data, tmp_path):
     th.join(60)
     assert not th.is_alive() and t.report["stopped"] and t.report["epochs_done"] < 20
     assert embark.load(tmp_path / "m").info["step"] == t.report["steps"]
+
+
+def test_model_save_never_replaces_what_is_not_a_checkpoint(data, tmp_path):
+    t = embark.train(data["train"], out=tmp_path / "m", **FAST)
+    model = embark.load(t.out)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(embark.InvalidArgument, match=r"exists and is not an embark checkpoint"):
+        model.save(foreign)
+    assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+    # A new path, and then that copy replaced: both load and score alike.
+    model.save(tmp_path / "copy")
+    model.save(tmp_path / "copy")
+    assert embark.load(tmp_path / "copy").predict(data["valid"]).tobytes() == model.predict(data["valid"]).tobytes()
