@@ -360,7 +360,10 @@ def score(args):
         if args.exclude_seen:
             ids = [x for x in ids if x == m or x not in seen[u]]
         shortest = min(shortest, len(ids))
-        ranks.append(ids.index(m) + 1 if m in ids else math.inf)
+        try:
+            ranks.append(ids.index(m) + 1)
+        except ValueError:
+            ranks.append(math.inf)
     if shortest < max(ks):
         print(f"note: some lines hold {shortest} ids, fewer than K = {max(ks)}: a miss there may be a hit "
               "in a longer list", file=sys.stderr)
