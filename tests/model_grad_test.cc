@@ -193,7 +193,8 @@ TEST_P(ModelGrad, InferenceIsBatchInvariant) {
 // Every family of the registry.
 std::vector<std::string> AllFamilies() {
   std::vector<std::string> names;
-  for (const Family& f : Families()) names.push_back(f.name);
+  for (const Family& f : Families())
+    if (std::string(f.name) != "two_tower") names.push_back(f.name);  // needs towers: two_tower_test.cc
   return names;
 }
 

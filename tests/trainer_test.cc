@@ -232,11 +232,11 @@ class WholeBatchBce : public Objective {
  public:
   const char* name() const override { return "bce-whole-batch"; }
   bool separable() const override { return false; }
-  void Compute(const float* out, const float* labels, size_t n, int outputs, float scale, float* dout,
-               ObjectiveSums* sums) const override {
+  void Compute(const float* out, const float* labels, const uint64_t* items, size_t n, int outputs, float scale,
+               float* dout, ObjectiveSums* sums) override {
     calls++;
     samples += n;
-    bce_->Compute(out, labels, n, outputs, scale, dout, sums);
+    bce_->Compute(out, labels, items, n, outputs, scale, dout, sums);
   }
   mutable int calls = 0;
   mutable size_t samples = 0;
@@ -351,6 +351,7 @@ TEST(TrainerImpl, ThreadCountDoesNotChangeWhatAStepLearns) {
 TEST(Model, TrainingPassAllocatesNothingInSteadyStateInEveryFamily) {
   InitBlas();
   for (const Family& family : Families()) {
+    if (std::string(family.name) == "two_tower") continue;  // needs towers of a CSV schema: two_tower_test.cc
     SCOPED_TRACE(family.name);
     TrainConfig cfg = SmallConfig();
     cfg.model = family.name;

@@ -153,6 +153,11 @@ Status WriteModelFiles(Env* env, const std::string& staging, const Model& model,
     EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/history.json", data, env));
     (*entries)["history.json"] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
   }
+  if (!ts.objective_state.empty()) {
+    const std::string& data = ts.objective_state;
+    EMBARK_RETURN_IF_ERROR(fs::WriteFileAtomic(staging + "/objective.bin", data, env));
+    (*entries)["objective.bin"] = ManifestEntry(data.size(), Checksum(data.data(), data.size()));
+  }
   return Status::OK();
 }
 
@@ -485,6 +490,10 @@ Result<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, int shard_index,
     } catch (const std::exception& e) {
       return Status::Corruption(path + ": unreadable (" + e.what() + ")");
     }
+  }
+  if (auto it = files.find("objective.bin"); it != files.end()) {
+    // Optional: the objective's state (the softmax's item frequencies).
+    EMBARK_ASSIGN_OR_RETURN(out.state.objective_state, ReadVerified(env, dir + "/objective.bin", it->second));
   }
   if (auto it = files.find("calibration.json"); it != files.end()) {
     // Optional: a model trained with validation data carries its Platt scaling.

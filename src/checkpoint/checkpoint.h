@@ -42,6 +42,9 @@ struct TrainerState {
   // Each as JSON text.
   std::vector<std::string> history;
   std::string reliability;  // empty when there is none
+  // What the objective keeps across runs (Objective::SaveState: the
+  // softmax's item frequencies), objective.bin; empty when nothing.
+  std::string objective_state;
 };
 
 // history.json's text for `ts`, and the history read back from it (throws

@@ -9,19 +9,25 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "embark/embark.h"
+#include "checkpoint/checkpoint.h"
 #include "gen/gen.h"
 #include "nn/layers.h"
+#include "retrieval/retrieval.h"
 #include "serve/server.h"
 #include "train/config.h"
 #include "train/report.h"
@@ -292,18 +298,197 @@ void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
   cmd->add_option("--table-dir", a->table_dir, "Directory for the rows beyond --memory-budget (scratch)");
 }
 
+// The model family of the checkpoint in `dir` (its config.toml; the load
+// that follows verifies every file), or "" when that cannot be read.
+std::string CheckpointFamily(const std::string& dir) {
+  std::ifstream in(dir + "/config.toml", std::ios::binary);
+  if (!in) return "";
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TrainConfig cfg;
+  if (!ParseConfigToml(text, dir + "/config.toml", &cfg).ok()) return "";
+  return cfg.model;
+}
+
+// A two-tower checkpoint for retrieval (eval, index), frozen for inference.
+struct RetrievalModel {
+  LoadedCheckpoint ck;
+  std::unique_ptr<ThreadPool> pool;
+};
+
+RetrievalModel OpenRetrieval(const ScoreArgs& a) {
+  RetrievalModel r;
+  StorageOptions storage;
+  storage.memory_budget = a.memory_budget;
+  storage.dir = a.table_dir;
+  r.ck = Unwrap(LoadCheckpoint(a.model, 0, 1, Env::Posix(), a.memory_budget > 0 ? &storage : nullptr));
+  if (r.ck.model->tower_dim() == 0)
+    Fail(a.model + ": model '" + r.ck.model->config().model + "' is a ranking model; this needs a two_tower model");
+  InitBlas();
+  r.ck.model->FreezeForInference();
+  r.pool = std::make_unique<ThreadPool>(a.threads > 0 ? a.threads : DefaultThreads());
+  return r;
+}
+
+std::vector<int> ParseKs(const std::string& text) {
+  std::vector<int> ks;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(at, comma - at);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > 100000) Fail("--k: '" + item + "' is not a K in [1, 100000]");
+    ks.push_back(static_cast<int>(v));
+    at = comma + 1;
+  }
+  return ks;
+}
+
+struct RetrievalArgs {
+  std::vector<std::string> items;
+  std::string index, ks = "10,50,100";
+  int ef_search = 0;
+};
+
+// eval of a two-tower model: recall@K and NDCG@K of --data's positive rows
+// against the catalogue of --items (exact search) and, with --index, that
+// index (ANN).
+void EvalRetrieval(const ScoreArgs& a, const RetrievalArgs& ra) {
+  if (ra.items.empty() && ra.index.empty())
+    Fail("a two_tower model is evaluated by retrieving from a catalogue: give --items FILE (item rows in the "
+         "model's format) and/or --index DIR (from embark index)");
+  const std::vector<int> ks = ParseKs(ra.ks);
+  RetrievalModel r = OpenRetrieval(a);
+  const Model& model = *r.ck.model;
+  Queries q = Unwrap(EmbedQueries(model, a.data, r.pool.get(), a.max_bad_lines));
+  if (q.size() == 0) Fail("no positive rows (label > 0) with an item in --data: nothing to retrieve for");
+  nlohmann::json out = {{"queries", q.size()}};
+  auto report = [&](const char* name, const RetrievalMetrics& m, size_t items) {
+    nlohmann::json j = {{"items", items}, {"search_seconds", m.seconds}};
+    if (!a.json) std::printf("%s (%zu items):", name, items);
+    for (size_t i = 0; i < m.ks.size(); ++i) {
+      const std::string k = std::to_string(m.ks[i]);
+      j["recall@" + k] = m.recall[i];
+      j["ndcg@" + k] = m.ndcg[i];
+      if (!a.json) std::printf("  recall@%s %.4f  ndcg@%s %.4f", k.c_str(), m.recall[i], k.c_str(), m.ndcg[i]);
+    }
+    if (m.unknown > 0) j["unknown_items"] = m.unknown;
+    if (!a.json) {
+      std::printf("  (%llu queries", static_cast<unsigned long long>(m.queries));
+      if (m.unknown > 0) std::printf(", %llu of their items not in the catalogue", static_cast<unsigned long long>(m.unknown));
+      std::printf(")\n");
+    }
+    out[name] = j;
+  };
+  if (!ra.items.empty()) {
+    ItemCatalogue cat = Unwrap(EmbedItems(model, ra.items, r.pool.get(), a.max_bad_lines));
+    auto idx = Unwrap(BuildIndex(cat, "exact"));
+    RetrievalMetrics m = Unwrap(EvaluateRetrieval(*idx, q, ks, r.pool.get()));
+    std::unordered_set<uint64_t> known(cat.keys.begin(), cat.keys.end());
+    for (uint64_t item : q.items) m.unknown += known.count(item) ? 0 : 1;
+    report("exact", m, cat.size());
+  }
+  if (!ra.index.empty()) {
+    auto idx = Unwrap(LoadIndex(ra.index, model.tower_dim()));
+    if (ra.ef_search > 0) {
+      auto* h = dynamic_cast<HnswIndex*>(idx.get());
+      if (h == nullptr) Fail("--ef-search: the index in " + ra.index + " is " + idx->kind() + ", not hnsw");
+      if (Status st = h->set_ef_search(ra.ef_search); !st.ok()) Fail(st.message());
+    }
+    RetrievalMetrics m = Unwrap(EvaluateRetrieval(*idx, q, ks, r.pool.get()));
+    report(idx->kind() == "exact" ? "index" : "ann", m, idx->size());
+  }
+  if (a.json) std::printf("%s\n", out.dump().c_str());
+}
+
 void RegisterEval(CLI::App* app) {
-  auto* cmd = app->add_subcommand("eval", "Evaluate a model: AUC, logloss, normalized entropy, calibration");
+  auto* cmd = app->add_subcommand(
+      "eval",
+      "Evaluate a model: AUC, logloss, normalized entropy, calibration; for a two_tower model, recall@K and NDCG@K "
+      "of retrieving each positive row's item");
   auto a = std::make_shared<ScoreArgs>();
+  auto ra = std::make_shared<RetrievalArgs>();
   AddScoreOptions(cmd, a.get());
   cmd->add_flag("--json", a->json, "Print one JSON object");
-  cmd->callback([a] {
+  cmd->add_option("--items", ra->items,
+                  "two_tower: the catalogue to retrieve from, as item rows in the model's format (user columns may "
+                  "be empty); searched exactly")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--index", ra->index, "two_tower: also retrieve from this index (embark index)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--k", ra->ks, "two_tower: the K of recall@K and NDCG@K, comma-separated [10,50,100]");
+  cmd->add_option("--ef-search", ra->ef_search, "two_tower with an hnsw --index: its search list [the index's]")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->callback([a, ra] {
+    const std::string family = CheckpointFamily(a->model);
+    if (family == "two_tower") return EvalRetrieval(*a, *ra);
+    if (!ra->items.empty() || !ra->index.empty())
+      Fail("--items and --index evaluate a two_tower model; " + a->model + " holds model '" + family + "'");
     auto predictor = Unwrap(Predictor::Open(a->model, a->options()));
     Metrics m = Unwrap(predictor->Evaluate(a->data, a->max_bad_lines));
     if (a->json) {
       std::printf("%s\n", ToJson(m).dump().c_str());
     } else {
       PrintMetrics("eval", m);
+    }
+  });
+}
+
+void RegisterIndex(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "index",
+      "Embed every item of --items with a two_tower model's item tower and build a vector index of them for "
+      "retrieval (eval --index, serve --index)");
+  auto a = std::make_shared<ScoreArgs>();
+  auto ra = std::make_shared<RetrievalArgs>();
+  auto kind = std::make_shared<std::string>("hnsw");
+  auto ho = std::make_shared<HnswOptions>();
+  cmd->add_option("--model", a->model, "Checkpoint directory of a two_tower model")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--items", ra->items,
+                  "Item rows in the model's format (user columns may be empty; the training data gives every item "
+                  "seen in training); the first row of an item gives its features")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", a->out, "Index directory to write (new, empty, or an index to replace)")->required();
+  cmd->add_option("--kind", *kind, "hnsw (approximate, hnswlib) or exact (every item scored) [hnsw]")
+      ->check(CLI::IsMember({"hnsw", "exact"}));
+  cmd->add_option("--m", ho->M, "hnsw: links per item [16]")->check(CLI::Range(2, 512));
+  cmd->add_option("--ef-construction", ho->ef_construction, "hnsw: search list while inserting [200]")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--ef-search", ho->ef_search, "hnsw: search list while searching, kept in the index [100]")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--threads", a->threads, "Threads embedding and inserting; 0 means one per core [0]")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing [0]")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  cmd->callback([a, ra, kind, ho] {
+    RetrievalModel r = OpenRetrieval(*a);
+    const auto t0 = std::chrono::steady_clock::now();
+    ItemCatalogue cat = Unwrap(EmbedItems(*r.ck.model, ra->items, r.pool.get(), a->max_bad_lines));
+    const auto t1 = std::chrono::steady_clock::now();
+    HnswOptions o = *ho;
+    o.add_threads = r.pool->size();
+    auto idx = Unwrap(BuildIndex(cat, *kind, o));
+    const auto t2 = std::chrono::steady_clock::now();
+    const nlohmann::json source = {{"model", std::filesystem::absolute(a->model).lexically_normal().string()},
+                                   {"step", r.ck.state.step},
+                                   {"samples", r.ck.state.samples},
+                                   {"tower_dim", r.ck.model->tower_dim()}};
+    if (Status st = idx->Save(a->out, IndexExtras(cat, source.dump(2))); !st.ok()) Fail(st.message());
+    const double embed_s = std::chrono::duration<double>(t1 - t0).count();
+    const double build_s = std::chrono::duration<double>(t2 - t1).count();
+    if (a->json) {
+      std::printf("%s\n", nlohmann::json{{"items", cat.size()}, {"kind", idx->kind()}, {"dim", idx->dim()},
+                                         {"embed_seconds", embed_s}, {"build_seconds", build_s},
+                                         {"memory_bytes", idx->memory_bytes()}, {"out", a->out}}
+                              .dump()
+                              .c_str());
+    } else {
+      std::printf("index: %zu items of dim %d, %s, embedded in %.2f s, built in %.2f s, %.1f MB in memory -> %s\n",
+                  cat.size(), idx->dim(), idx->kind().c_str(), embed_s, build_s, idx->memory_bytes() / 1e6,
+                  a->out.c_str());
     }
   });
 }
@@ -608,6 +793,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterGen(app);
   RegisterTrain(app);
   RegisterEval(app);
+  RegisterIndex(app);
   RegisterPredict(app);
   RegisterServe(app);
   RegisterParams(app);

@@ -337,6 +337,8 @@ std::string ParseCsvLine(std::string_view line, const DataSpec& spec, const Colu
 
 }  // namespace
 
+bool SplitCsvLine(std::string_view line, char sep, std::vector<std::string>* out) { return SplitCsv(line, sep, out); }
+
 Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& header_line, const std::string& file) {
   const CsvSchema& s = spec.csv;
   ColumnPlan plan;

@@ -29,6 +29,10 @@ struct ColumnPlan {
   std::vector<std::string> name;
 };
 
+// Splits one CSV line at `sep`, honouring double quotes ("" is a literal
+// quote); false for an unterminated quote.
+bool SplitCsvLine(std::string_view line, char sep, std::vector<std::string>* out);
+
 Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& header_line, const std::string& file);
 
 // Parses every line of `chunk` (skipping `skip_lines` leading lines, e.g. a

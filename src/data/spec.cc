@@ -107,7 +107,7 @@ Result<CsvSchema> ParseCsvSchema(std::string_view text, const std::string& path)
     return Status::OK();
   };
   static const char* kKnown[] = {"separator", "header", "trim", "columns", "label", "label_threshold",
-                                 "positive", "numeric", "categorical", "multi"};
+                                 "positive", "numeric", "categorical", "multi", "user", "item", "item_id"};
   for (auto& [k, v] : t) {
     if (std::find(std::begin(kKnown), std::end(kKnown), k.str()) == std::end(kKnown))
       return bad(std::string(k.str()), "unknown key");
@@ -167,7 +167,59 @@ Result<CsvSchema> ParseCsvSchema(std::string_view text, const std::string& path)
   for (const auto& c : s.categorical) EMBARK_RETURN_IF_ERROR(claim(c, "categorical"));
   for (const auto& [c, sep] : s.multi) EMBARK_RETURN_IF_ERROR(claim(c, "multi"));
   if (s.categorical.empty() && s.multi.empty()) return bad("categorical", "at least one categorical or multi column is needed");
+  EMBARK_RETURN_IF_ERROR(strings("user", &s.user));
+  EMBARK_RETURN_IF_ERROR(strings("item", &s.item));
+  if (t.contains("item_id")) {
+    auto v = t["item_id"].value<std::string>();
+    if (!v) return bad("item_id", "expected a string");
+    s.item_id = *v;
+  }
+  if (!s.user.empty() || !s.item.empty() || !s.item_id.empty()) {
+    // Towers: every feature column in exactly one of them.
+    if (s.user.empty() || s.item.empty()) return bad(s.user.empty() ? "user" : "item", "both towers need columns");
+    std::map<std::string, std::string> tower;
+    for (const char* key : {"user", "item"})
+      for (const auto& c : std::string(key) == "user" ? s.user : s.item) {
+        auto it = role.find(c);
+        if (it == role.end() || it->second == "label")
+          return bad(key, "column '" + c + "' is not a numeric, categorical or multi column");
+        auto [at, fresh] = tower.emplace(c, key);
+        if (!fresh) return bad(key, "column '" + c + "' is already in '" + at->second + "'");
+      }
+    for (const auto& [c, r] : role)
+      if (r != "label" && !tower.count(c)) return bad("user", "column '" + c + "' is in neither tower (user, item)");
+    if (s.item_id.empty()) {
+      for (const auto& c : s.item)
+        if (role[c] == "categorical") {
+          s.item_id = c;
+          break;
+        }
+      if (s.item_id.empty()) return bad("item_id", "required: the item tower has no categorical column to name items");
+    }
+    if (tower[s.item_id] != "item" || role[s.item_id] != "categorical")
+      return bad("item_id", "column '" + s.item_id + "' must be a categorical column of the item tower");
+  }
   return s;
+}
+
+Result<TowerFields> TowersOf(const DataSpec& spec) {
+  const CsvSchema& c = spec.csv;
+  if (spec.format != Format::kCsv || c.user.empty() || c.item.empty())
+    return Status::InvalidArgument(
+        "a two-tower model needs its towers from the CSV schema: keys user = [...] and item = [...] naming the "
+        "feature columns of each (docs/retrieval.md)");
+  TowerFields t;
+  auto in = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  for (int f = 0; f < spec.num_fields; ++f) {
+    const std::string& n = spec.field_names[f];
+    (in(c.user, n) ? t.user_fields : t.item_fields).push_back(f);
+    if (n == c.item_id) t.item_id_field = f;
+  }
+  for (int d = 0; d < spec.num_dense; ++d) (in(c.user, spec.dense_names[d]) ? t.user_dense : t.item_dense).push_back(d);
+  if (t.item_id_field < 0) return Status::InvalidArgument("the schema's item_id '" + c.item_id + "' is not a field");
+  return t;
 }
 
 std::string DataSpec::ToJson() const {
@@ -184,6 +236,11 @@ std::string DataSpec::ToJson() const {
               {"columns", csv.columns}, {"label", csv.label}, {"label_threshold", csv.label_threshold},
               {"use_threshold", csv.use_threshold}, {"positive", csv.positive}, {"numeric", csv.numeric},
               {"categorical", csv.categorical}, {"multi", csv.multi}};
+  if (!csv.user.empty()) {
+    j["csv"]["user"] = csv.user;
+    j["csv"]["item"] = csv.item;
+    j["csv"]["item_id"] = csv.item_id;
+  }
   return j.dump(2);
 }
 
@@ -211,6 +268,11 @@ Result<DataSpec> DataSpec::FromJson(const std::string& text) {
     s.csv.numeric = c.at("numeric").get<std::vector<std::string>>();
     s.csv.categorical = c.at("categorical").get<std::vector<std::string>>();
     s.csv.multi = c.at("multi").get<std::map<std::string, std::string>>();
+    if (c.contains("user")) {
+      s.csv.user = c.at("user").get<std::vector<std::string>>();
+      s.csv.item = c.at("item").get<std::vector<std::string>>();
+      s.csv.item_id = c.at("item_id").get<std::string>();
+    }
     if (s.num_dense < 0 || s.num_fields < 1 || s.num_fields > kMaxFields ||
         static_cast<int>(s.field_names.size()) != s.num_fields ||
         static_cast<int>(s.dense_names.size()) != s.num_dense)

@@ -34,6 +34,11 @@ struct CsvSchema {
   std::vector<std::string> numeric;           // dense columns
   std::vector<std::string> categorical;       // one token each
   std::map<std::string, std::string> multi;   // multi-valued column -> separator
+  // A two-tower (retrieval) model's towers: the feature columns of the user
+  // (query) tower and of the item tower, each feature column in exactly one,
+  // and the item tower's categorical column that names the item.
+  std::vector<std::string> user, item;
+  std::string item_id;
 };
 
 // Loads a CSV schema from a TOML file; errors name the file and the key.
@@ -66,6 +71,18 @@ struct DataSpec {
   std::string ToJson() const;
   static Result<DataSpec> FromJson(const std::string& text);
 };
+
+// Which fields feed which tower of a two-tower model (from the CSV
+// schema's `user`, `item` and `item_id`), as indices into a DataSpec's
+// field_names and dense_names.
+struct TowerFields {
+  std::vector<int> user_fields, item_fields;  // sparse fields
+  std::vector<int> user_dense, item_dense;    // numeric fields
+  int item_id_field = -1;                     // the sparse field naming the item
+};
+// The towers of `spec`; an error naming what is missing when the data
+// does not declare them (only a CSV schema can).
+Result<TowerFields> TowersOf(const DataSpec& spec);
 
 // Whether `path` can be read more than once (a regular file, or one that
 // does not exist): false for a pipe, FIFO, socket or device.

@@ -101,7 +101,7 @@ class ExactIndex final : public VectorIndex {
     return Status::OK();
   }
 
-  Status Save(const std::string& dir) const override {
+  Status Save(const std::string& dir, const std::map<std::string, std::string>& extra) const override {
     std::shared_lock lock(mu_);
     EMBARK_ASSIGN_OR_RETURN(auto w, index::IndexDirWriter::Begin(dir));
     EMBARK_RETURN_IF_ERROR(w->WriteFile("ids.bin", {Bytes(ids_)}));
@@ -110,6 +110,7 @@ class ExactIndex final : public VectorIndex {
     m.kind = kind();
     m.dim = dim_;
     m.count = ids_.size();
+    EMBARK_RETURN_IF_ERROR(w->WriteExtra(extra));
     return w->Commit(m);
   }
 

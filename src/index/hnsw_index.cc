@@ -177,7 +177,7 @@ class HnswImpl final : public HnswIndex {
     return Status::OK();
   }
 
-  Status Save(const std::string& dir) const override {
+  Status Save(const std::string& dir, const std::map<std::string, std::string>& extra) const override {
     std::shared_lock lock(mu_);
     EMBARK_ASSIGN_OR_RETURN(auto w, index::IndexDirWriter::Begin(dir));
     const std::string raw = w->staging() + "/" + kRawFile;
@@ -197,6 +197,7 @@ class HnswImpl final : public HnswIndex {
     m.dim = dim_;
     m.count = graph_->cur_element_count;
     m.params = {{"M", opts_.M}, {"ef_construction", opts_.ef_construction}, {"ef_search", opts_.ef_search}};
+    EMBARK_RETURN_IF_ERROR(w->WriteExtra(extra));
     return w->Commit(m);
   }
 

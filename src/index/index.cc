@@ -45,4 +45,13 @@ Result<std::unique_ptr<VectorIndex>> LoadIndex(const std::string& dir, int expec
   return Status::Corruption(dir + "/MANIFEST.json: unknown index kind '" + m.kind + "' (this build reads exact, hnsw)");
 }
 
+Result<std::string> ReadIndexFile(const std::string& dir, const std::string& name) {
+  EMBARK_ASSIGN_OR_RETURN(index::Manifest m, index::ReadManifest(dir));
+  auto it = m.files.find(name);
+  if (it == m.files.end()) return Status::NotFound(dir + ": the index has no file '" + name + "'");
+  std::string data(it->second.bytes, '\0');
+  EMBARK_RETURN_IF_ERROR(index::ReadChecked(dir + "/" + name, it->second, data.data()));
+  return data;
+}
+
 }  // namespace embark

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -36,7 +37,10 @@ class VectorIndex {
   virtual Status Search(const float* queries, size_t nq, int k, uint64_t* ids, float* scores) const = 0;
   // An index directory (docs/index.md), written atomically: staged beside
   // `dir`, fsynced and swapped in. `dir` must be absent, empty or an index.
-  virtual Status Save(const std::string& dir) const = 0;
+  // `extra`: more files of the directory, name -> bytes, listed and
+  // checksummed like the index's own (ReadIndexFile reads one back); names
+  // of letters, digits, '_', '-' and '.', not the kind's own files.
+  virtual Status Save(const std::string& dir, const std::map<std::string, std::string>& extra = {}) const = 0;
   // Bytes the index holds in memory (its own estimate).
   virtual size_t memory_bytes() const = 0;
   virtual std::string kind() const = 0;  // "exact", "hnsw"
@@ -76,5 +80,9 @@ Result<std::unique_ptr<HnswIndex>> NewHnswIndex(int dim, const HnswOptions& opti
 // truncated or corrupted file, an unknown version or (with expected_dim > 0)
 // another dimension is refused with the file and the reason.
 Result<std::unique_ptr<VectorIndex>> LoadIndex(const std::string& dir, int expected_dim = 0);
+
+// One of Save's extra files of the index directory `dir`, its size and
+// XXH64 checked against the manifest; NotFound when it does not list it.
+Result<std::string> ReadIndexFile(const std::string& dir, const std::string& name);
 
 }  // namespace embark

@@ -1,6 +1,7 @@
 #include "index/index_dir.h"
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
 
 #include "util/fs.h"
@@ -63,6 +64,16 @@ Status IndexDirWriter::WriteFile(const std::string& name, std::initializer_list<
   const uint64_t bytes = f->size();
   EMBARK_RETURN_IF_ERROR(f->Commit());
   files_[name] = {bytes, Hex(h.Digest())};
+  return Status::OK();
+}
+
+Status IndexDirWriter::WriteExtra(const std::map<std::string, std::string>& extra) {
+  for (const auto& [name, data] : extra) {
+    bool ok = !name.empty() && name != "MANIFEST.json" && name[0] != '.' && !files_.count(name);
+    for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    if (!ok) return Status::InvalidArgument("index file name '" + name + "' is not allowed or already used");
+    EMBARK_RETURN_IF_ERROR(WriteFile(name, {data}));
+  }
   return Status::OK();
 }
 

@@ -44,6 +44,8 @@ class IndexDirWriter {
   // directory) into the index as `name`: copied through a durable file with
   // its checksum, then removed.
   Status AdoptFile(const std::string& name, const std::string& src);
+  // VectorIndex::Save's extra files: refuses a bad name or one already written.
+  Status WriteExtra(const std::map<std::string, std::string>& extra);
   Status Commit(const Manifest& m);
 
  private:

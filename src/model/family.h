@@ -59,12 +59,20 @@ class FamilyBuilder {
   void PoolFields(int table) { pooled_ = table; }
   // Outputs per sample (1 unless set).
   void SetOutputs(int n) { outputs_ = n; }
+  // A two-tower model: its outputs are a user vector then an item vector of
+  // `dim` each, and `item_id_field` names a sample's item.
+  void SetTwoTower(int dim, int item_id_field) {
+    tower_dim_ = dim;
+    item_id_field_ = item_id_field;
+  }
 
   // What the model takes once the family has declared itself.
   std::vector<TableDecl>& tables() { return tables_; }
   std::vector<std::unique_ptr<Part>>& parts() { return parts_; }
   int pooled() const { return pooled_; }
   int outputs() const { return outputs_; }
+  int tower_dim() const { return tower_dim_; }
+  int item_id_field() const { return item_id_field_; }
 
  private:
   const TrainConfig& cfg_;
@@ -74,6 +82,8 @@ class FamilyBuilder {
   std::vector<std::unique_ptr<Part>> parts_;
   int pooled_ = -1;
   int outputs_ = 1;
+  int tower_dim_ = 0;
+  int item_id_field_ = -1;
 };
 
 }  // namespace embark

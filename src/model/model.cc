@@ -115,6 +115,8 @@ Status Model::AdoptParts(FamilyBuilder* b) {
     return Status::InvalidArgument("model '" + cfg_.model + "': a part reads pooled embeddings, but no table is pooled");
   if (pools) pooled_ = pooled;
   outputs_ = b->outputs();
+  tower_dim_ = b->tower_dim();
+  item_id_field_ = b->item_id_field();
   return Status::OK();
 }
 
@@ -339,6 +341,27 @@ Status Model::Forward(const Batch& batch, size_t begin, size_t end, bool train, 
   for (size_t i = 0; i < parts_.size(); ++i)
     parts_[i]->Forward(x, pk ? pk + parts_[i]->packed_offset() : nullptr, ws->parts[i].get(), logits);
   return Status::OK();
+}
+
+Status Model::Logits(const Batch& batch, size_t begin, size_t end, RowAccess* rows, Workspace* ws,
+                     float* logits) const {
+  if (outputs_ == 1) return Forward(batch, begin, end, false, rows, ws, logits);
+  ws->outputs.resize((end - begin) * static_cast<size_t>(outputs_));
+  EMBARK_RETURN_IF_ERROR(Forward(batch, begin, end, false, rows, ws, ws->outputs.data()));
+  for (size_t i = 0; i < end - begin; ++i) logits[i] = Logit(ws->outputs.data() + i * outputs_);
+  return Status::OK();
+}
+
+void Model::ItemKeys(const Batch& batch, size_t begin, size_t end, uint64_t* keys) const {
+  const size_t F = static_cast<size_t>(spec_.num_fields);
+  for (size_t i = begin; i < end; ++i) {
+    if (item_id_field_ < 0) {
+      keys[i - begin] = 0;
+      continue;
+    }
+    const size_t at = i * F + static_cast<size_t>(item_id_field_);
+    keys[i - begin] = batch.offsets[at] < batch.offsets[at + 1] ? batch.keys[batch.offsets[at]] : 0;
+  }
 }
 
 void Model::Backward(const Batch& batch, size_t begin, size_t end, const float* dl, Workspace* ws, float* g) const {

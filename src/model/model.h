@@ -88,6 +88,23 @@ class Model {
   // Outputs per sample (Forward writes n * outputs() values), as the family
   // declared it: one logit for every CTR model.
   int outputs() const { return outputs_; }
+  // A two-tower model (retrieval): outputs are the user vector then the
+  // item vector, tower_dim() floats each; 0 for ranking models.
+  int tower_dim() const { return tower_dim_; }
+  // A sample's logit from its outputs (outputs() floats): a ranking model's
+  // one output; for two towers, the vectors' dot product / temperature.
+  float Logit(const float* out) const {
+    if (tower_dim_ == 0) return out[0];
+    float dot = 0;
+    for (int k = 0; k < tower_dim_; ++k) dot += out[k] * out[tower_dim_ + k];
+    return dot / cfg_.temperature;
+  }
+  // Inference logits of samples [begin, end), one per sample (Forward with
+  // train = false, then Logit), into logits[0, end - begin).
+  Status Logits(const Batch& batch, size_t begin, size_t end, RowAccess* rows, Workspace* ws, float* logits) const;
+  // Two-tower models: each sample's item, the key of its item_id feature
+  // (0 when the sample has none), into keys[0, end - begin).
+  void ItemKeys(const Batch& batch, size_t begin, size_t end, uint64_t* keys) const;
 
   // The click probability of a logit: sigmoid(a * logit + b) with the
   // model's Platt scaling (metrics/platt.h), fitted on validation data
@@ -187,6 +204,8 @@ class Model {
   std::vector<std::unique_ptr<Part>> parts_;  // in the order they add into the logit
   int pooled_ = -1;  // the table pooled per field when a part reads pooled embeddings, else -1
   int outputs_ = 1;
+  int tower_dim_ = 0;
+  int item_id_field_ = -1;
   size_t packed_size_ = 0;     // floats of every part's packed inference weights
   std::vector<float> frozen_;  // packed inference weights after FreezeForInference
   PlattScaling calibration_;

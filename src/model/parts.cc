@@ -1,5 +1,7 @@
 #include "model/parts.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "util/hash.h"
@@ -332,6 +334,124 @@ void DotInteraction::Backward(const Pass& x, const float* dl, PartScratch* scrat
       std::memcpy(st.tmp.data() + static_cast<size_t>(b) * D, st.dT.data() + static_cast<size_t>(b) * V * D,
                   sizeof(float) * D);
     bottom_.Backward(&x.ws->gemm, P, x.dense, B, &st.bottom, st.tmp.data(), g, nullptr);
+  }
+}
+
+}  // namespace embark
+
+// ---- Two towers ------------------------------------------------------------
+
+namespace embark {
+namespace {
+struct TowerScratch : PartScratch {
+  TowerScratch() : PartScratch(PartKind::kTwoTower) {}
+  struct Side {
+    std::vector<float> x;      // [B, in]: the tower's pooled fields then its numeric values
+    Mlp::State mlp;
+    std::vector<float> h;      // [B, T]: the MLP's output
+    std::vector<float> norm;   // [B]: its L2 norm (when normalised)
+    std::vector<float> dh, dx;
+  } side[2];
+};
+// Below this norm a vector is not scaled up (an empty tower's output).
+constexpr float kMinNorm = 1e-6f;
+}  // namespace
+
+TwoTowers::TwoTowers(ParamSet* ps, const Fields& fields, int dim, const std::vector<int>& mlp, int out,
+                     bool normalize, uint64_t seed)
+    : Part(PartKind::kTwoTower), fields_(fields), D_(dim), T_(out), normalize_(normalize) {
+  std::vector<int> sizes = mlp;
+  sizes.push_back(out);
+  for (int s = 0; s < 2; ++s) {
+    Tower& t = towers_[s];
+    t.fields = s == 0 ? fields.user_fields : fields.item_fields;
+    t.dense = s == 0 ? fields.user_dense : fields.item_dense;
+    t.in = static_cast<int>(t.fields.size()) * dim + static_cast<int>(t.dense.size());
+    t.mlp = Mlp(ps, s == 0 ? "user" : "item", t.in, sizes, false, Mix64(seed + 500 + s));
+  }
+}
+
+std::unique_ptr<PartScratch> TwoTowers::NewScratch() const { return std::make_unique<TowerScratch>(); }
+
+double TwoTowers::macs() const {
+  return static_cast<double>(towers_[0].mlp.macs() + towers_[1].mlp.macs()) + T_;
+}
+
+size_t TwoTowers::packed_size() const { return towers_[0].mlp.packed_size() + towers_[1].mlp.packed_size(); }
+
+void TwoTowers::Pack(const float* P, float* out) const {
+  towers_[0].mlp.Pack(P, out);
+  towers_[1].mlp.Pack(P, out + towers_[0].mlp.packed_size());
+}
+
+void TwoTowers::Forward(const Pass& x, const float* pk, PartScratch* scratch, float* out) const {
+  auto& st = *static_cast<TowerScratch*>(scratch);
+  const int B = x.B, F = x.F, D = D_, T = T_, nd = x.nd;
+  const float* E = x.ws->E.data();
+  for (int s = 0; s < 2; ++s) {
+    const Tower& t = towers_[s];
+    auto& sd = st.side[s];
+    const int in = t.in;
+    sd.x.resize(static_cast<size_t>(B) * in);
+    for (int b = 0; b < B; ++b) {
+      float* xb = sd.x.data() + static_cast<size_t>(b) * in;
+      for (int f : t.fields) {
+        std::memcpy(xb, E + (static_cast<size_t>(b) * F + f) * D, sizeof(float) * D);
+        xb += D;
+      }
+      for (int d : t.dense) *xb++ = x.dense[static_cast<size_t>(b) * nd + d];
+    }
+    const float* h = pk ? t.mlp.Infer(x.P, sd.x.data(), B, &sd.mlp, pk) : t.mlp.Forward(&x.ws->gemm, x.P, sd.x.data(), B, &sd.mlp);
+    if (pk) pk += t.mlp.packed_size();
+    sd.h.assign(h, h + static_cast<size_t>(B) * T);
+    sd.norm.assign(B, 1.0f);
+    for (int b = 0; b < B; ++b) {
+      const float* hb = sd.h.data() + static_cast<size_t>(b) * T;
+      float* ob = out + static_cast<size_t>(b) * 2 * T + s * T;
+      float scale = 1.0f;
+      if (normalize_) {
+        float ss = 0;
+        for (int k = 0; k < T; ++k) ss += hb[k] * hb[k];
+        sd.norm[b] = std::max(std::sqrt(ss), kMinNorm);
+        scale = 1.0f / sd.norm[b];
+      }
+      for (int k = 0; k < T; ++k) ob[k] += hb[k] * scale;
+    }
+  }
+}
+
+void TwoTowers::Backward(const Pass& x, const float* dout, PartScratch* scratch, float* g) const {
+  auto& st = *static_cast<TowerScratch*>(scratch);
+  const int B = x.B, F = x.F, D = D_, T = T_;
+  float* dE = x.ws->dE.data();
+  for (int s = 0; s < 2; ++s) {
+    const Tower& t = towers_[s];
+    auto& sd = st.side[s];
+    sd.dh.resize(static_cast<size_t>(B) * T);
+    for (int b = 0; b < B; ++b) {
+      const float* go = dout + static_cast<size_t>(b) * 2 * T + s * T;
+      float* dh = sd.dh.data() + static_cast<size_t>(b) * T;
+      if (!normalize_) {
+        std::memcpy(dh, go, sizeof(float) * T);
+        continue;
+      }
+      // y = h / |h|: dh = (g - (y . g) y) / |h|.
+      const float* hb = sd.h.data() + static_cast<size_t>(b) * T;
+      const float inv = 1.0f / sd.norm[b];
+      float yg = 0;
+      for (int k = 0; k < T; ++k) yg += hb[k] * inv * go[k];
+      for (int k = 0; k < T; ++k) dh[k] = (go[k] - yg * hb[k] * inv) * inv;
+    }
+    sd.dx.resize(static_cast<size_t>(B) * t.in);
+    t.mlp.Backward(&x.ws->gemm, x.P, sd.x.data(), B, &sd.mlp, sd.dh.data(), g, sd.dx.data());
+    for (int b = 0; b < B; ++b) {
+      const float* dx = sd.dx.data() + static_cast<size_t>(b) * t.in;
+      for (int f : t.fields) {
+        float* de = dE + (static_cast<size_t>(b) * F + f) * D;
+        for (int d = 0; d < D; ++d) de[d] += dx[d];
+        dx += D;
+      }
+    }
   }
 }
 

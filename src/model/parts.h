@@ -160,4 +160,38 @@ class DotInteraction : public Part {
   Mlp bottom_, top_;
 };
 
+// Two towers (retrieval): the user tower reads its own pooled fields and
+// numeric values, the item tower its own (TowerFields), each through an MLP
+// with `mlp` hidden sizes to a vector of `out`, L2-normalised when
+// `normalize`. Writes [u, v] (2 * out floats) per sample: the model's
+// outputs, which a whole-batch objective scores against each other.
+// Parameters "user.*" and "item.*".
+class TwoTowers : public Part {
+ public:
+  struct Fields {
+    std::vector<int> user_fields, item_fields, user_dense, item_dense;
+  };
+  TwoTowers(ParamSet* ps, const Fields& fields, int dim, const std::vector<int>& mlp, int out, bool normalize,
+            uint64_t seed);
+  bool reads_pooled() const override { return true; }
+  std::unique_ptr<PartScratch> NewScratch() const override;
+  double macs() const override;
+  size_t packed_size() const override;
+  void Pack(const float* P, float* out) const override;
+  void Forward(const Pass& x, const float* packed, PartScratch* s, float* logits) const override;
+  void Backward(const Pass& x, const float* dlogits, PartScratch* s, float* g) const override;
+  int out() const { return T_; }
+
+ private:
+  struct Tower {
+    std::vector<int> fields, dense;
+    int in = 0;
+    Mlp mlp;
+  };
+  Fields fields_;
+  int D_, T_;
+  bool normalize_;
+  Tower towers_[2];  // user, item
+};
+
 }  // namespace embark

@@ -10,7 +10,7 @@
 namespace embark {
 
 // The kinds of part a model is built from (model/parts.h).
-enum class PartKind { kFirstOrder, kFm, kDeep, kDotInteraction };
+enum class PartKind { kFirstOrder, kFm, kDeep, kDotInteraction, kTwoTower };
 
 // A part's own scratch in a workspace: the activations its backward pass
 // reads and its intermediate gradients. Each part derives its own; buffers
@@ -42,6 +42,7 @@ struct Workspace {
   // reads them), and their gradient.
   std::vector<float> E, dE;
   std::vector<float> packed;  // inference weights of a model not yet frozen
+  std::vector<float> outputs;  // Model::Logits: the outputs of a model with several per sample
   // The dense layers' training products of this workspace's thread, in the
   // precision of the model's dense_precision (set by Model::Forward).
   TrainGemm gemm;

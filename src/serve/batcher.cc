@@ -82,7 +82,7 @@ void Batcher::Work() {
     }
     const size_t n = in->size();
     logits.resize(n);
-    const Status st = model->model->Forward(*in, 0, n, false, nullptr, ws.get(), logits.data());
+    const Status st = model->model->Logits(*in, 0, n, nullptr, ws.get(), logits.data());
     metrics_->ObserveBatch(n);
     size_t at = 0;
     for (Item* it : take) {

@@ -161,14 +161,32 @@ Status OneOf(const std::string& v, std::initializer_list<const char*> options) {
            P_COPY(field)}
 
 const std::vector<ParamDef> kParams = {
-    P_CHOICE(model, "model", FIXED, "Model: lr, fm, deepfm, wdl (Wide&Deep), dcnv2 or dlrm.", "lr", "fm", "deepfm",
-             "wdl", "dcnv2", "dlrm"),
+    P_CHOICE(model, "model", FIXED,
+             "Model: lr, fm, deepfm, wdl (Wide&Deep), dcnv2 or dlrm (ranking), or two_tower (retrieval: a user "
+             "and an item tower, docs/retrieval.md).", "lr", "fm", "deepfm", "wdl", "dcnv2", "dlrm", "two_tower"),
     P_INT(embedding_dim, "model", FIXED, 1, 1024, "Embedding dimension of every sparse field."),
     P_LIST(bottom_mlp, "model", FIXED,
            "DLRM bottom MLP hidden sizes over the numeric fields; a last layer of embedding_dim is added."),
     P_LIST(top_mlp, "model", FIXED, "DLRM top MLP hidden sizes; a last layer of 1 is added."),
     P_LIST(mlp, "model", FIXED, "Deep part of DeepFM, Wide&Deep and DCN-v2: hidden sizes; a last layer of 1 is added."),
     P_INT(cross_layers, "model", FIXED, 0, 16, "DCN-v2 cross layers (full-rank), stacked before the deep part."),
+    P_LIST(tower_mlp, "model", FIXED,
+           "two_tower: hidden sizes of each tower's MLP over its pooled fields and numeric values; a last layer of "
+           "tower_dim is added."),
+    P_INT(tower_dim, "model", FIXED, 1, 4096, "two_tower: the dimension of the user and item vectors."),
+    P_BOOL(tower_normalize, "model", FIXED,
+           "two_tower: L2-normalise both vectors, so the score is their cosine divided by temperature."),
+    P_CHOICE(objective, "objective", CHANGES,
+             "The loss: bce (binary cross-entropy on the label; for two_tower on the pair's score) or softmax "
+             "(two_tower: in-batch sampled softmax, each row's item against the batch's other items); auto is "
+             "softmax for two_tower and bce for the rest.", "auto", "bce", "softmax"),
+    P_FLOAT(temperature, "objective", CHANGES, 1e-4, 100,
+            "two_tower: the score is the vectors' dot product divided by this."),
+    P_BOOL(logq_correction, "objective", CHANGES,
+           "softmax: subtract log(frequency) of each in-batch item, estimated while training (corrects popular "
+           "items being sampled as negatives more often)."),
+    P_BOOL(remove_accidental_hits, "objective", CHANGES,
+           "softmax: leave out of a row's negatives the other rows of the batch with the same item."),
     P_FLOAT(init_scale, "model", FIXED, 0, 10,
             "Embedding rows start uniform in [-init_scale, init_scale], derived from the key."),
     P_CHOICE(sparse_optimizer, "optimizer", FIXED, "Optimizer of embedding rows.", "sgd", "adagrad", "rowwise_adagrad",
@@ -443,6 +461,9 @@ std::string ConfigToToml(const TrainConfig& cfg) {
 Status ValidateConfig(const TrainConfig& cfg) {
   if (cfg.model == "dlrm" && !cfg.bottom_mlp.empty() && cfg.bottom_mlp.back() == 0)
     return Status::InvalidArgument("bottom_mlp sizes must be positive");
+  if (cfg.objective == "softmax" && cfg.model != "two_tower")
+    return Status::InvalidArgument("objective softmax ranks a row's item against the batch's items: it needs model "
+                                   "two_tower (ranking models train on bce)");
   if (!cfg.checkpoint_every.off() && cfg.early_stop_patience > 0)
     return Status::InvalidArgument(
         "--checkpoint-every and --early-stop-patience both write --out (the latest model, the best one): use one");

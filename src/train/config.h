@@ -57,6 +57,15 @@ struct TrainConfig {
   std::vector<int> mlp = {400, 400, 400};
   int cross_layers = 3;
   float init_scale = 0.01f;
+  // two_tower (docs/retrieval.md)
+  std::vector<int> tower_mlp = {64};
+  int tower_dim = 32;
+  bool tower_normalize = true;
+  // objective
+  std::string objective = "auto";
+  float temperature = 0.1f;
+  bool logq_correction = true;
+  bool remove_accidental_hits = true;
   // optimizers
   std::string sparse_optimizer = "adam";
   float sparse_lr = 0.003f;

@@ -295,7 +295,8 @@ Result<TrainReport> FitStream(TrainerImpl* trainer, const TrainJob& job, const S
     const auto s0 = Clock::now();
     EMBARK_ASSIGN_OR_RETURN(StepStats st, trainer->Step(sb.batch, logits.data()));
     rep.train_seconds += Since(s0);
-    for (size_t i = 0; i < n; ++i) window.Add(model.Probability(logits[i * model.outputs()]), sb.batch.labels[i]);
+    for (size_t i = 0; i < n; ++i)
+      window.Add(model.Probability(model.Logit(&logits[i * model.outputs()])), sb.batch.labels[i]);
     sums.loss += st.sums.loss;
     sums.pred += st.sums.pred;
     sums.labels += st.sums.labels;

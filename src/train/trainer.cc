@@ -20,13 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-// Splits [0, n) into `parts` contiguous ranges.
-std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
-  size_t base = n / parts, extra = n % parts;
-  size_t begin = i * base + std::min(i, extra);
-  return {begin, begin + base + (i < extra ? 1 : 0)};
-}
-
 }  // namespace
 
 uint64_t PeakRssBytes() {
@@ -63,7 +56,7 @@ Status ScoreBatch(const Model& model, const Batch& batch, ThreadPool* pool,
   std::vector<Status> st(parts);
   pool->ParallelFor(parts, [&](size_t i) {
     auto [b, e] = Range(n, parts, i);
-    st[i] = model.Forward(batch, b, e, false, rows, ws[i].get(), out_scores + b);
+    st[i] = model.Logits(batch, b, e, rows, ws[i].get(), out_scores + b);
     if (out == ScoreOutput::kProbability)
       for (size_t k = b; k < e; ++k) out_scores[k] = model.Probability(out_scores[k]);
   });
@@ -169,7 +162,9 @@ Result<std::unique_ptr<TrainerImpl>> TrainerImpl::Create(const TrainConfig& cfg,
   // The tables take this run's optimizer settings (a resumed model keeps
   // the kinds it was trained with; see ResolveResumeConfig).
   EMBARK_RETURN_IF_ERROR(t->model_->Reconfigure(cfg));
-  t->objective_ = NewBinaryCrossEntropy();
+  EMBARK_ASSIGN_OR_RETURN(t->objective_, NewObjective(cfg, t->model_->tower_dim()));
+  if (Status st = t->objective_->LoadState(state.objective_state); !st.ok())
+    return Status::Corruption("the checkpoint's objective state (objective.bin): " + st.message());
   DenseOptimizerConfig oc;
   EMBARK_ASSIGN_OR_RETURN(oc.kind, ParseDenseOpt(cfg.dense_optimizer));
   EMBARK_ASSIGN_OR_RETURN(oc.decay, ParseLrDecay(cfg.lr_decay));
@@ -242,6 +237,12 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch, float* outputs) {
   RowAccess* rows = session_ ? session_->rows() : model_->rows();
   for (int t = 0; t < model_->num_tables(); ++t) model_->table(t)->SetStep(static_cast<uint32_t>(state_.step));
   const bool separable = objective_->separable();
+  const uint64_t* items = nullptr;
+  if (objective_->needs_items()) {
+    items_.resize(n);
+    model_->ItemKeys(batch, 0, n, items_.data());
+    items = items_.data();
+  }
   // Forward (and, for a separable objective, the loss and backward) on each
   // thread's share; then the shares' sparse gradients, summed by key.
   pool_.ParallelFor(parts, [&](size_t i) {
@@ -254,7 +255,8 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch, float* outputs) {
     std::fill(t.grad.begin(), t.grad.end(), 0.0f);
     status_[i] = model_->Forward(batch, b, e, true, rows, t.ws.get(), t.out.data());
     if (!status_[i].ok() || !separable) return;
-    objective_->Compute(t.out.data(), batch.labels.data() + b, m, K, inv_n, t.dout.data(), &t.sums);
+    objective_->Compute(t.out.data(), batch.labels.data() + b, items ? items + b : nullptr, m, K, inv_n,
+                        t.dout.data(), &t.sums);
     model_->Backward(batch, b, e, t.dout.data(), t.ws.get(), t.grad.data());
   });
   for (size_t i = 0; i < parts; ++i) EMBARK_RETURN_IF_ERROR(status_[i]);
@@ -268,7 +270,8 @@ Result<StepStats> TrainerImpl::Step(const Batch& batch, float* outputs) {
     for (size_t i = 0; i < parts; ++i) batch_out_.insert(batch_out_.end(), th_[i].out.begin(), th_[i].out.end());
     batch_dout_.resize(batch_out_.size());
     th_[0].sums = ObjectiveSums{};
-    objective_->Compute(batch_out_.data(), batch.labels.data(), n, K, inv_n, batch_dout_.data(), &th_[0].sums);
+    objective_->Compute(batch_out_.data(), batch.labels.data(), items, n, K, inv_n, batch_dout_.data(),
+                        &th_[0].sums);
     pool_.ParallelFor(parts, [&](size_t i) {
       ThreadState& t = th_[i];
       auto [b, e] = Range(n, parts, i);
@@ -418,6 +421,7 @@ Status TrainerImpl::Save(const std::string& dir, double best_auc) {
   const DenseOptState os = DenseState();
   TrainerState s = state_;
   s.best_auc = std::isfinite(best_auc) ? best_auc : 0;
+  s.objective_state = objective_->SaveState();
   return SaveCheckpoint(dir, *model_, os, s, session_ ? session_->comm() : nullptr);
 }
 
@@ -672,13 +676,13 @@ Result<TrainReport> Fit(TrainerImpl* trainer, const TrainJob& job, const Logger&
   auto check_loss = [&] {
     if (warned_loss || loss_n < 4096) return;
     const double mean = epoch_sums.loss / static_cast<double>(loss_n);
-    const double p = std::clamp(epoch_sums.labels / static_cast<double>(loss_n), 1e-6, 1 - 1e-6);
-    const double base = -(p * std::log(p) + (1 - p) * std::log(1 - p));
+    const double base = trainer->objective().ChanceLoss(epoch_sums.labels / static_cast<double>(loss_n),
+                                                        static_cast<size_t>(cfg.batch_size));
     if (mean <= 10 * base + 1) return;
     warned_loss = true;
     progress.Clear();
     log.Log(LogLevel::kWarn,
-            "at step %lld the mean training loss is %.4g, %.0f times that of always predicting the base rate "
+            "at step %lld the mean training loss is %.4g, %.0f times that of a model that knows nothing "
             "(%.4g): the run is diverging; try learning rates 10x lower (now --dense-lr %g, --sparse-lr %g, "
             "--first-order-lr %g)",
             static_cast<long long>(trainer->state().step), mean, mean / base, base, cfg.dense_lr, cfg.sparse_lr,

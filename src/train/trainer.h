@@ -12,6 +12,7 @@
 // training) or a Python caller drives the same TrainerImpl.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -39,6 +40,13 @@ namespace embark {
 enum class ScoreOutput { kProbability, kLogit };
 
 // Labelled data a trainer scores: files, or a caller's arrays.
+// Splits [0, n) into `parts` contiguous ranges: the i-th.
+inline std::pair<size_t, size_t> Range(size_t n, size_t parts, size_t i) {
+  const size_t base = n / parts, extra = n % parts;
+  const size_t begin = i * base + std::min(i, extra);
+  return {begin, begin + base + (i < extra ? 1 : 0)};
+}
+
 struct EvalData {
   EvalData() = default;
   EvalData(std::vector<std::string> f) : files(std::move(f)) {}  // NOLINT: files are the usual case
@@ -102,6 +110,7 @@ class TrainerImpl {
   // Trains on `objective` from the next step on (binary cross-entropy
   // until then); a retrieval family brings its own.
   void SetObjective(std::unique_ptr<Objective> objective) { objective_ = std::move(objective); }
+  const Objective& objective() const { return *objective_; }
 
   // The next batch of this process from `read` into *batch; distributed,
   // also fetches its rows from their owners (ahead of time) and returns an
@@ -184,6 +193,7 @@ class TrainerImpl {
   std::vector<ThreadState> th_;
   std::vector<float> grad_sum_;
   std::vector<float> batch_out_, batch_dout_;  // a non-separable objective's whole batch
+  std::vector<uint64_t> items_;                // each sample's item, for an objective that reads them
   std::vector<Status> status_;  // per thread, reused every step
   std::vector<const Workspace*> merge_ws_;  // every thread's workspace, for ApplySparseMerged
   std::vector<std::unique_ptr<Workspace>> score_ws_;

@@ -101,11 +101,12 @@ std::string StagingDir(const std::string& dest) { return dest + ".tmp-" + std::t
 
 namespace {
 
-// Whether `name` is one a checkpoint save writes (its files, their
-// `.tmp.<pid>` temporaries, table files and shards).
+// Whether `name` is one a checkpoint or index save writes (their files,
+// `.tmp.<pid>` temporaries, table files and shards; an index's item names
+// and source).
 bool IsCheckpointFileName(const std::string& name) {
   static const std::regex kName(
-      R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|calibration\.json|history\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
+      R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|calibration\.json|history\.json|items\.tsv|source\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
   return std::regex_match(name, kName);
 }
 

@@ -10,6 +10,7 @@ constexpr Family kFamilies[] = {
     {"wdl", "Wide&Deep: first-order weights and a deep tower", BuildWdl},
     {"dcnv2", "DCN-v2: cross layers then a deep tower", BuildDcnV2},
     {"dlrm", "DLRM: bottom MLP, pairwise dot interaction, top MLP", BuildDlrm},
+    {"two_tower", "two towers (retrieval): user and item vectors scored by their dot product", BuildTwoTower},
 };
 
 }  // namespace

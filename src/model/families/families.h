@@ -32,5 +32,6 @@ Status BuildDeepFm(FamilyBuilder* b);
 Status BuildWdl(FamilyBuilder* b);
 Status BuildDcnV2(FamilyBuilder* b);
 Status BuildDlrm(FamilyBuilder* b);
+Status BuildTwoTower(FamilyBuilder* b);
 
 }  // namespace embark

@@ -1,0 +1,274 @@
+#include "retrieval/retrieval.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <unordered_map>
+
+#include "data/parse.h"
+#include "data/pipeline.h"
+#include "data/source.h"
+#include "train/trainer.h"
+#include "util/hash.h"
+
+namespace embark {
+namespace {
+
+Status NeedsTwoTower(const Model& model) {
+  if (model.tower_dim() > 0) return Status::OK();
+  return Status::InvalidArgument("model '" + model.config().model +
+                                 "' is a ranking model: retrieval needs a two_tower model (docs/retrieval.md)");
+}
+
+std::unique_ptr<BatchStream> OpenRows(const Model& model, const std::vector<std::string>& files,
+                                      int64_t max_bad_lines) {
+  ReadOptions ro;
+  ro.max_bad_lines = max_bad_lines;
+  StreamOptions so;
+  so.batch_size = 4096;
+  return OpenStream(files, model.spec(), ro, so);
+}
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// The item_id text of every row of a CSV file, by the key it hashes to.
+Status ReadItemNames(const DataSpec& spec, int field, const std::string& file,
+                     std::unordered_map<uint64_t, std::string>* names) {
+  const CsvSchema& s = spec.csv;
+  EMBARK_ASSIGN_OR_RETURN(auto src, OpenSource(file));
+  LineChunker chunker(file, std::move(src));
+  Chunk chunk;
+  std::vector<std::string> cols;
+  int column = -1;
+  if (!s.header) {
+    for (size_t c = 0; c < s.columns.size(); ++c)
+      if (s.columns[c] == s.item_id) column = static_cast<int>(c);
+  }
+  bool first = true;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, chunker.Next(&chunk));
+    if (!more) break;
+    std::string_view text = chunk.text;
+    uint64_t line_no = chunk.first_line;
+    while (!text.empty()) {
+      const size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+      const uint64_t at = line_no++;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (first && s.header) {
+        first = false;
+        if (!SplitCsvLine(line, s.separator, &cols)) return Status::ParseError(file + ":1: unterminated quote");
+        for (size_t c = 0; c < cols.size(); ++c)
+          if (TrimSpaces(cols[c]) == s.item_id) column = static_cast<int>(c);
+        if (column < 0) return Status::InvalidArgument(file + ":1: no column '" + s.item_id + "' (the item_id)");
+        continue;
+      }
+      first = false;
+      if (TrimSpaces(line).empty()) continue;
+      if (column < 0) return Status::InvalidArgument(file + ": the schema names no column '" + s.item_id + "'");
+      if (!SplitCsvLine(line, s.separator, &cols) || static_cast<int>(cols.size()) <= column) continue;  // the parser reports it
+      std::string_view v = cols[column];
+      if (s.trim) v = TrimSpaces(v);
+      if (v.empty()) continue;
+      if (v.find_first_of("\t\n") != std::string_view::npos)
+        return Status::InvalidArgument(file + ":" + std::to_string(at) + ": field " + s.item_id +
+                                       ": an item id may not hold a tab");
+      names->emplace(FeatureKey(static_cast<uint32_t>(field), v, spec.hash_salt, spec.key_hash), std::string(v));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status EmbedBatch(const Model& model, const Batch& batch, ThreadPool* pool,
+                  const std::vector<std::unique_ptr<Workspace>>& ws, float* users, float* items, uint64_t* keys) {
+  EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
+  const size_t n = batch.size(), T = static_cast<size_t>(model.tower_dim()), K = 2 * T;
+  const size_t parts = std::min(ws.size(), n);
+  std::vector<Status> st(parts);
+  pool->ParallelFor(parts, [&](size_t i) {
+    auto [b, e] = Range(n, parts, i);
+    Workspace* w = ws[i].get();
+    w->outputs.resize((e - b) * K);
+    st[i] = model.Forward(batch, b, e, false, nullptr, w, w->outputs.data());
+    if (!st[i].ok()) return;
+    for (size_t k = b; k < e; ++k) {
+      const float* o = w->outputs.data() + (k - b) * K;
+      if (users) std::copy(o, o + T, users + k * T);
+      if (items) std::copy(o + T, o + K, items + k * T);
+    }
+    if (keys) model.ItemKeys(batch, b, e, keys + b);
+  });
+  for (const Status& s : st) EMBARK_RETURN_IF_ERROR(s);
+  return Status::OK();
+}
+
+Result<ItemCatalogue> EmbedItems(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
+                                 int64_t max_bad_lines) {
+  EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
+  EMBARK_ASSIGN_OR_RETURN(TowerFields towers, TowersOf(model.spec()));
+  std::unordered_map<uint64_t, std::string> names;
+  for (const std::string& f : files)
+    EMBARK_RETURN_IF_ERROR(ReadItemNames(model.spec(), towers.item_id_field, f, &names));
+  ItemCatalogue cat;
+  cat.dim = model.tower_dim();
+  const size_t T = static_cast<size_t>(cat.dim);
+  auto stream = OpenRows(model, files, max_bad_lines);
+  auto ws = Workspaces(model, pool);
+  std::unordered_map<uint64_t, size_t> seen;
+  std::vector<float> vec;
+  std::vector<uint64_t> keys;
+  Batch batch;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
+    if (!more) break;
+    vec.resize(batch.size() * T);
+    keys.resize(batch.size());
+    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, nullptr, vec.data(), keys.data()));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (keys[i] == 0 || !seen.emplace(keys[i], cat.keys.size()).second) continue;
+      auto nm = names.find(keys[i]);
+      cat.keys.push_back(keys[i]);
+      cat.names.push_back(nm != names.end() ? nm->second : "");
+      cat.vectors.insert(cat.vectors.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
+    }
+  }
+  if (cat.size() == 0)
+    return Status::InvalidArgument("no items in " + (files.empty() ? std::string("the input") : files.front()) +
+                                   ": no row has a value in the item_id column '" + model.spec().csv.item_id + "'");
+  return cat;
+}
+
+Result<Queries> EmbedQueries(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
+                             int64_t max_bad_lines) {
+  EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
+  Queries q;
+  q.dim = model.tower_dim();
+  const size_t T = static_cast<size_t>(q.dim);
+  auto stream = OpenRows(model, files, max_bad_lines);
+  auto ws = Workspaces(model, pool);
+  std::vector<float> vec;
+  std::vector<uint64_t> keys;
+  Batch batch;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
+    if (!more) break;
+    vec.resize(batch.size() * T);
+    keys.resize(batch.size());
+    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, vec.data(), nullptr, keys.data()));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!(batch.labels[i] > 0) || keys[i] == 0) continue;
+      q.items.push_back(keys[i]);
+      q.users.insert(q.users.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
+    }
+  }
+  return q;
+}
+
+Result<RetrievalMetrics> EvaluateRetrieval(const VectorIndex& index, const Queries& q, const std::vector<int>& ks,
+                                           ThreadPool* pool) {
+  if (ks.empty()) return Status::InvalidArgument("no K to evaluate at");
+  if (q.dim != index.dim())
+    return Status::InvalidArgument("the index has dim " + std::to_string(index.dim()) + ", the model's vectors " +
+                                   std::to_string(q.dim));
+  RetrievalMetrics m;
+  m.ks = ks;
+  std::sort(m.ks.begin(), m.ks.end());
+  m.ks.erase(std::unique(m.ks.begin(), m.ks.end()), m.ks.end());
+  if (m.ks.front() < 1) return Status::InvalidArgument("K must be at least 1");
+  const int kmax = m.ks.back();
+  const size_t n = q.size(), T = static_cast<size_t>(q.dim);
+  std::vector<int> rank(n, 0);  // 0: not in the top kmax
+  const auto t0 = std::chrono::steady_clock::now();
+  constexpr size_t kBlock = 256;
+  const size_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<Status> st(blocks);
+  pool->ParallelFor(blocks, [&](size_t b) {
+    const size_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
+    std::vector<uint64_t> ids((hi - lo) * kmax);
+    std::vector<float> scores(ids.size());
+    st[b] = index.Search(q.users.data() + lo * T, hi - lo, kmax, ids.data(), scores.data());
+    if (!st[b].ok()) return;
+    for (size_t i = lo; i < hi; ++i)
+      for (int r = 0; r < kmax; ++r)
+        if (ids[(i - lo) * kmax + r] == q.items[i]) {
+          rank[i] = r + 1;
+          break;
+        }
+  });
+  for (const Status& s : st) EMBARK_RETURN_IF_ERROR(s);
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.queries = n;
+  m.recall.assign(m.ks.size(), 0);
+  m.ndcg.assign(m.ks.size(), 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (rank[i] == 0) continue;
+    for (size_t j = 0; j < m.ks.size(); ++j)
+      if (rank[i] <= m.ks[j]) {
+        m.recall[j] += 1;
+        m.ndcg[j] += 1.0 / std::log2(1.0 + rank[i]);
+      }
+  }
+  for (size_t j = 0; j < m.ks.size() && n > 0; ++j) {
+    m.recall[j] /= static_cast<double>(n);
+    m.ndcg[j] /= static_cast<double>(n);
+  }
+  return m;
+}
+
+Result<std::unique_ptr<VectorIndex>> BuildIndex(const ItemCatalogue& items, const std::string& kind,
+                                                const HnswOptions& hnsw) {
+  std::unique_ptr<VectorIndex> idx;
+  if (kind == "exact") {
+    EMBARK_ASSIGN_OR_RETURN(idx, NewExactIndex(items.dim));
+  } else if (kind == "hnsw") {
+    HnswOptions o = hnsw;
+    o.initial_capacity = std::max(o.initial_capacity, items.size());
+    EMBARK_ASSIGN_OR_RETURN(auto h, NewHnswIndex(items.dim, o));
+    idx = std::move(h);
+  } else {
+    return Status::InvalidArgument("unknown index kind '" + kind + "' (expected hnsw or exact)");
+  }
+  EMBARK_RETURN_IF_ERROR(idx->Add(items.keys.data(), items.vectors.data(), items.size()));
+  return idx;
+}
+
+std::map<std::string, std::string> IndexExtras(const ItemCatalogue& items, const std::string& source_json) {
+  std::string tsv;
+  char key[24];
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::snprintf(key, sizeof(key), "%016" PRIx64 "\t", items.keys[i]);
+    tsv += key;
+    tsv += items.names[i];
+    tsv += '\n';
+  }
+  return {{"items.tsv", tsv}, {"source.json", source_json}};
+}
+
+Result<std::map<uint64_t, std::string>> ParseItemNames(const std::string& text, const std::string& where) {
+  std::map<uint64_t, std::string> out;
+  size_t at = 0, line = 1;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) return Status::Corruption(where + ":" + std::to_string(line) + ": no final newline");
+    const std::string_view l(text.data() + at, nl - at);
+    const size_t tab = l.find('\t');
+    uint64_t key = 0;
+    if (tab != 16 || std::sscanf(std::string(l.substr(0, 16)).c_str(), "%16" SCNx64, &key) != 1)
+      return Status::Corruption(where + ":" + std::to_string(line) + ": expected 16 hex digits, a tab and a name");
+    out[key] = std::string(l.substr(tab + 1));
+    at = nl + 1;
+    ++line;
+  }
+  return out;
+}
+
+}  // namespace embark
