@@ -137,7 +137,7 @@ TEST(Config, EveryParameterCopiesOnlyItself) {
     if (std::string(p.type) == "interval") v = "42s";
     if (std::string(p.name) == "admit_probability") v = "0.5";
     if (std::string(p.type) == "string") {
-      for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16"})
+      for (const char* cand : {"fm", "sgd", "cosine", "libsvm", "fp16", "none", "bf16", "softmax"})
         if (p.set(&from, cand).ok() && p.get(from) != p.get(TrainConfig())) v = cand;
       ASSERT_FALSE(v.empty()) << p.name;
     }
@@ -285,7 +285,8 @@ TEST(Config, FixedParametersAreTheModelsShapeAndStoredState) {
     if (p.on_resume == OnResume::kFixed) fixed.insert(p.name);
   EXPECT_EQ(fixed, (std::set<std::string>{"model", "embedding_dim", "bottom_mlp", "top_mlp", "mlp", "cross_layers",
                                           "init_scale", "sparse_optimizer", "first_order_optimizer", "dense_optimizer",
-                                          "seed", "format", "ffm_fields"}));
+                                          "seed", "format", "ffm_fields", "tower_mlp", "tower_dim",
+                                          "tower_normalize"}));
 }
 
 TrainConfig Saved() {

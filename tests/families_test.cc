@@ -135,6 +135,7 @@ TEST(Families, AWorkspaceServesEveryFamily) {
   Workspace shared;
   for (int round = 0; round < 2; ++round) {
     for (const Family& f : Families()) {
+      if (std::string(f.name) == "two_tower") continue;  // needs towers of a CSV schema: two_tower_test.cc
       SCOPED_TRACE(f.name);
       auto r = Model::Create(Small(f.name), spec);
       ASSERT_TRUE(r.ok()) << r.status().message();
