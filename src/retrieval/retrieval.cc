@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "data/parse.h"
 #include "data/pipeline.h"
 #include "data/source.h"
@@ -37,9 +39,14 @@ std::string_view TrimSpaces(std::string_view s) {
   return s;
 }
 
-// The item_id text of every row of a CSV file, by the key it hashes to.
-Status ReadItemNames(const DataSpec& spec, int field, const std::string& file,
-                     std::unordered_map<uint64_t, std::string>* names) {
+struct ItemRow {
+  std::string name, row;
+};
+
+// The item_id text and the row of every item of a CSV file (its first row),
+// by the key the text hashes to; the header line into *header.
+Status ReadItemRows(const DataSpec& spec, int field, const std::string& file,
+                    std::unordered_map<uint64_t, ItemRow>* items, std::string* header) {
   const CsvSchema& s = spec.csv;
   EMBARK_ASSIGN_OR_RETURN(auto src, OpenSource(file));
   LineChunker chunker(file, std::move(src));
@@ -64,6 +71,7 @@ Status ReadItemNames(const DataSpec& spec, int field, const std::string& file,
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (first && s.header) {
         first = false;
+        *header = std::string(line);
         if (!SplitCsvLine(line, s.separator, &cols)) return Status::ParseError(file + ":1: unterminated quote");
         for (size_t c = 0; c < cols.size(); ++c)
           if (TrimSpaces(cols[c]) == s.item_id) column = static_cast<int>(c);
@@ -80,7 +88,8 @@ Status ReadItemNames(const DataSpec& spec, int field, const std::string& file,
       if (v.find_first_of("\t\n") != std::string_view::npos)
         return Status::InvalidArgument(file + ":" + std::to_string(at) + ": field " + s.item_id +
                                        ": an item id may not hold a tab");
-      names->emplace(FeatureKey(static_cast<uint32_t>(field), v, spec.hash_salt, spec.key_hash), std::string(v));
+      items->emplace(FeatureKey(static_cast<uint32_t>(field), v, spec.hash_salt, spec.key_hash),
+                     ItemRow{std::string(v), std::string(line)});
     }
   }
   return Status::OK();
@@ -115,10 +124,15 @@ Result<ItemCatalogue> EmbedItems(const Model& model, const std::vector<std::stri
                                  int64_t max_bad_lines) {
   EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
   EMBARK_ASSIGN_OR_RETURN(TowerFields towers, TowersOf(model.spec()));
-  std::unordered_map<uint64_t, std::string> names;
-  for (const std::string& f : files)
-    EMBARK_RETURN_IF_ERROR(ReadItemNames(model.spec(), towers.item_id_field, f, &names));
+  std::unordered_map<uint64_t, ItemRow> rows;
   ItemCatalogue cat;
+  for (const std::string& f : files) {
+    std::string header;
+    EMBARK_RETURN_IF_ERROR(ReadItemRows(model.spec(), towers.item_id_field, f, &rows, &header));
+    if (&f == &files.front()) cat.header = header;
+    if (header != cat.header)
+      return Status::InvalidArgument(f + ":1: the header differs from " + files.front() + "'s");
+  }
   cat.dim = model.tower_dim();
   const size_t T = static_cast<size_t>(cat.dim);
   auto stream = OpenRows(model, files, max_bad_lines);
@@ -135,9 +149,11 @@ Result<ItemCatalogue> EmbedItems(const Model& model, const std::vector<std::stri
     EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, nullptr, vec.data(), keys.data()));
     for (size_t i = 0; i < batch.size(); ++i) {
       if (keys[i] == 0 || !seen.emplace(keys[i], cat.keys.size()).second) continue;
-      auto nm = names.find(keys[i]);
+      auto it = rows.find(keys[i]);
+      if (it == rows.end()) return Status::InvalidArgument("an item of the input has no row with its item_id text (" + model.spec().csv.item_id + ")");
       cat.keys.push_back(keys[i]);
-      cat.names.push_back(nm != names.end() ? nm->second : "");
+      cat.names.push_back(it->second.name);
+      cat.rows.push_back(it->second.row);
       cat.vectors.insert(cat.vectors.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
     }
   }
@@ -242,33 +258,57 @@ Result<std::unique_ptr<VectorIndex>> BuildIndex(const ItemCatalogue& items, cons
 }
 
 std::map<std::string, std::string> IndexExtras(const ItemCatalogue& items, const std::string& source_json) {
-  std::string tsv;
+  std::string tsv, csv = items.header.empty() ? "" : items.header + "\n";
   char key[24];
   for (size_t i = 0; i < items.size(); ++i) {
     std::snprintf(key, sizeof(key), "%016" PRIx64 "\t", items.keys[i]);
     tsv += key;
     tsv += items.names[i];
     tsv += '\n';
+    csv += items.rows[i];
+    csv += '\n';
   }
-  return {{"items.tsv", tsv}, {"source.json", source_json}};
+  return {{"items.tsv", tsv}, {"items.csv", csv}, {"source.json", source_json}};
 }
 
-Result<std::map<uint64_t, std::string>> ParseItemNames(const std::string& text, const std::string& where) {
-  std::map<uint64_t, std::string> out;
+Result<ItemCatalogue> ReadIndexItems(const std::string& dir) {
+  EMBARK_ASSIGN_OR_RETURN(std::string tsv, ReadIndexFile(dir, "items.tsv"));
+  EMBARK_ASSIGN_OR_RETURN(std::string csv, ReadIndexFile(dir, "items.csv"));
+  EMBARK_ASSIGN_OR_RETURN(std::string source, ReadIndexFile(dir, "source.json"));
+  ItemCatalogue cat;
+  const std::string where = dir + "/items.tsv";
   size_t at = 0, line = 1;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
+  while (at < tsv.size()) {
+    const size_t nl = tsv.find('\n', at);
     if (nl == std::string::npos) return Status::Corruption(where + ":" + std::to_string(line) + ": no final newline");
-    const std::string_view l(text.data() + at, nl - at);
-    const size_t tab = l.find('\t');
+    const std::string_view l(tsv.data() + at, nl - at);
     uint64_t key = 0;
-    if (tab != 16 || std::sscanf(std::string(l.substr(0, 16)).c_str(), "%16" SCNx64, &key) != 1)
+    if (l.size() < 17 || l[16] != '\t' || std::sscanf(std::string(l.substr(0, 16)).c_str(), "%16" SCNx64, &key) != 1)
       return Status::Corruption(where + ":" + std::to_string(line) + ": expected 16 hex digits, a tab and a name");
-    out[key] = std::string(l.substr(tab + 1));
+    cat.keys.push_back(key);
+    cat.names.emplace_back(l.substr(17));
     at = nl + 1;
     ++line;
   }
-  return out;
+  std::vector<std::string> lines;
+  for (size_t a = 0; a < csv.size();) {
+    const size_t nl = csv.find('\n', a);
+    if (nl == std::string::npos) return Status::Corruption(dir + "/items.csv: no final newline");
+    lines.emplace_back(csv.substr(a, nl - a));
+    a = nl + 1;
+  }
+  const size_t skip = lines.size() == cat.size() + 1 ? 1 : 0;
+  if (lines.size() != cat.size() + skip)
+    return Status::Corruption(dir + "/items.csv: " + std::to_string(lines.size()) + " lines for " +
+                              std::to_string(cat.size()) + " items");
+  if (skip) cat.header = lines[0];
+  cat.rows.assign(lines.begin() + static_cast<std::ptrdiff_t>(skip), lines.end());
+  try {
+    cat.dim = nlohmann::json::parse(source).at("tower_dim").get<int>();
+  } catch (const std::exception& e) {
+    return Status::Corruption(dir + "/source.json: " + e.what());
+  }
+  return cat;
 }
 
 }  // namespace embark

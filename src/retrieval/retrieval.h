@@ -23,6 +23,11 @@ struct ItemCatalogue {
   std::vector<uint64_t> keys;      // the key of each item's item_id feature (its id in an index)
   std::vector<std::string> names;  // the item_id text
   std::vector<float> vectors;      // [size(), dim]: the item tower's output
+  // Each item's row as read (the first row of it; a ranker reads its item
+  // columns), and the files' header line ("" when the schema names the
+  // columns).
+  std::vector<std::string> rows;
+  std::string header;
   size_t size() const { return keys.size(); }
 };
 
@@ -68,10 +73,13 @@ Result<std::unique_ptr<VectorIndex>> BuildIndex(const ItemCatalogue& items, cons
                                                 const HnswOptions& hnsw = {});
 
 // The extra files `embark index` keeps in an index directory beside the
-// index: items.tsv (key in hex, tab, name; one line per item) and
-// source.json (the model it was built from).
+// index: items.tsv (key in 16 hex digits, tab, name; one line per item),
+// items.csv (the header, then each item's row, in the order of items.tsv)
+// and source.json (the model it was built from).
 std::map<std::string, std::string> IndexExtras(const ItemCatalogue& items, const std::string& source_json);
-// items.tsv back: key -> name.
-Result<std::map<uint64_t, std::string>> ParseItemNames(const std::string& text, const std::string& where);
+// The catalogue of an index directory written with IndexExtras (without
+// vectors: the index holds them): keys, names, rows and header, each
+// checked against the index's manifest.
+Result<ItemCatalogue> ReadIndexItems(const std::string& dir);
 
 }  // namespace embark

@@ -106,7 +106,7 @@ namespace {
 // and source).
 bool IsCheckpointFileName(const std::string& name) {
   static const std::regex kName(
-      R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|calibration\.json|history\.json|items\.tsv|source\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
+      R"(^(MANIFEST\.json|config\.toml|data_spec\.json|trainer\.json|calibration\.json|history\.json|items\.tsv|items\.csv|source\.json|[A-Za-z0-9_]+(-[0-9]+-of-[0-9]+)?\.bin)(\.tmp\.[0-9]+)?$)");
   return std::regex_match(name, kName);
 }
 
