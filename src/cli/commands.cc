@@ -19,6 +19,7 @@
 #include <iterator>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -463,14 +464,46 @@ void RegisterIndex(CLI::App* app) {
   cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing [0]")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "Print one JSON object");
-  cmd->callback([a, ra, kind, ho] {
+  auto update = std::make_shared<bool>(false);
+  cmd->add_flag("--update", *update,
+                "Add the items of --items to the index already in --out (an item already there gets its new "
+                "vector and row) instead of building a new one; written atomically like a new index");
+  cmd->callback([a, ra, kind, ho, update] {
     RetrievalModel r = OpenRetrieval(*a);
     const auto t0 = std::chrono::steady_clock::now();
     ItemCatalogue cat = Unwrap(EmbedItems(*r.ck.model, ra->items, r.pool.get(), a->max_bad_lines));
     const auto t1 = std::chrono::steady_clock::now();
     HnswOptions o = *ho;
     o.add_threads = r.pool->size();
-    auto idx = Unwrap(BuildIndex(cat, *kind, o));
+    std::unique_ptr<VectorIndex> idx;
+    size_t added = cat.size();
+    if (*update) {
+      // The index and its catalogue as they are, then the new items in place.
+      idx = Unwrap(LoadIndex(a->out, r.ck.model->tower_dim()));
+      ItemCatalogue old = Unwrap(ReadIndexItems(a->out));
+      if (old.header != cat.header)
+        Fail(ra->items.front() + ":1: the header differs from that of the items in " + a->out);
+      if (Status st = idx->Add(cat.keys.data(), cat.vectors.data(), cat.size()); !st.ok()) Fail(st.message());
+      std::unordered_map<uint64_t, size_t> at;
+      for (size_t i = 0; i < old.size(); ++i) at.emplace(old.keys[i], i);
+      added = 0;
+      for (size_t i = 0; i < cat.size(); ++i) {
+        auto it = at.find(cat.keys[i]);
+        if (it != at.end()) {
+          old.names[it->second] = cat.names[i];
+          old.rows[it->second] = cat.rows[i];
+          continue;
+        }
+        old.keys.push_back(cat.keys[i]);
+        old.names.push_back(cat.names[i]);
+        old.rows.push_back(cat.rows[i]);
+        ++added;
+      }
+      old.dim = cat.dim;
+      cat = std::move(old);
+    } else {
+      idx = Unwrap(BuildIndex(cat, *kind, o));
+    }
     const auto t2 = std::chrono::steady_clock::now();
     const nlohmann::json source = {{"model", std::filesystem::absolute(a->model).lexically_normal().string()},
                                    {"step", r.ck.state.step},
@@ -480,14 +513,14 @@ void RegisterIndex(CLI::App* app) {
     const double embed_s = std::chrono::duration<double>(t1 - t0).count();
     const double build_s = std::chrono::duration<double>(t2 - t1).count();
     if (a->json) {
-      std::printf("%s\n", nlohmann::json{{"items", cat.size()}, {"kind", idx->kind()}, {"dim", idx->dim()},
+      std::printf("%s\n", nlohmann::json{{"items", cat.size()}, {"added", added}, {"kind", idx->kind()}, {"dim", idx->dim()},
                                          {"embed_seconds", embed_s}, {"build_seconds", build_s},
                                          {"memory_bytes", idx->memory_bytes()}, {"out", a->out}}
                               .dump()
                               .c_str());
     } else {
-      std::printf("index: %zu items of dim %d, %s, embedded in %.2f s, built in %.2f s, %.1f MB in memory -> %s\n",
-                  cat.size(), idx->dim(), idx->kind().c_str(), embed_s, build_s, idx->memory_bytes() / 1e6,
+      std::printf("index: %zu items (%zu new) of dim %d, %s, embedded in %.2f s, built in %.2f s, %.1f MB in memory -> %s\n",
+                  cat.size(), added, idx->dim(), idx->kind().c_str(), embed_s, build_s, idx->memory_bytes() / 1e6,
                   a->out.c_str());
     }
   });
