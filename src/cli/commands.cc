@@ -168,7 +168,13 @@ void RegisterTrain(CLI::App* app) {
     auto add = [&](const std::string& flags, const std::string& name, const std::string& text, const char* grp) {
       auto set = [a, name](const std::string& v) { a->values.emplace_back(name, v); };
       if (p.type == "bool") {
-        cmd->add_flag_callback(flags, [set] { set("true"); }, text)->group(grp);
+        // --flag is true; --flag=false (or 0) turns off one whose default is true.
+        cmd->add_option_function<std::string>(
+               flags, [set](const std::string& v) { set(v.empty() ? "true" : v); },
+               text + " [" + p.default_value + "]")
+            ->expected(0, 1)
+            ->type_name("[=true|false]")
+            ->group(grp);
       } else {
         cmd->add_option_function<std::string>(flags, set, text + " [" + p.default_value + "]")
             ->type_name(p.type)
