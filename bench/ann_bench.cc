@@ -8,6 +8,7 @@
 // growth over the build).
 //
 //   ann_bench [--items 1000000] [--dim 64] [--queries 1000] [--clusters 1000] [--spread S] [--threads N]
+//             [--methods hnsw16,hnsw32,faiss-flat,faiss-hnsw,faiss-ivf]
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
@@ -192,7 +193,12 @@ int main(int argc, char** argv) {
   app.add_option("--clusters", clusters, "Gaussian clusters")->check(CLI::Range(1, 1000000));
   app.add_option("--spread", spread, "noise norm around a cluster's unit centre")->check(CLI::Range(0.0f, 100.0f));
   app.add_option("--threads", threads, "threads for building and for the all-cores rates")->check(CLI::Range(1, 1024));
+  std::string methods = "hnsw16,hnsw32,faiss-flat,faiss-hnsw,faiss-ivf";
+  app.add_option("--methods", methods,
+                 "what to measure besides the exact index, comma-separated: hnsw16, hnsw32 (embark's), faiss-flat, "
+                 "faiss-hnsw, faiss-ivf [all]");
   CLI11_PARSE(app, argc, argv);
+  auto wanted = [&methods](const std::string& m) { return ("," + methods + ",").find("," + m + ",") != std::string::npos; };
   // Searches as embark runs them: parallel over callers, one thread inside
   // each (OpenMP and BLAS); builds use every core (Timed).
   openblas_set_num_threads(1);
@@ -232,6 +238,7 @@ int main(int argc, char** argv) {
   exact.reset();
 
   for (int M : {16, 32}) {
+    if (!wanted("hnsw" + std::to_string(M))) continue;
     auto h = std::move(embark::NewHnswIndex(dim, {.M = M, .ef_construction = 200, .ef_search = 50,
                                                    .initial_capacity = items, .add_threads = threads})
                            .value());
@@ -245,14 +252,14 @@ int main(int argc, char** argv) {
     }
   }
 
-  {
+  if (wanted("faiss-flat")) {
     faiss::IndexFlatIP flat(dim);
     Method fm = Faiss("faiss Flat", "IP", &flat);
     Timed(&fm, threads, [&] { flat.add(static_cast<faiss::Index::idx_t>(items), data.data()); });
     fm.mem_mb = flat.codes.size() / 1e6;
     Print(Measure(fm, queries, dim, truth, threads));
   }
-  {
+  if (wanted("faiss-hnsw")) {
     faiss::IndexHNSWFlat hnsw(dim, 32, faiss::METRIC_INNER_PRODUCT);
     hnsw.hnsw.efConstruction = 200;
     Method fm = Faiss("faiss HNSW", "", &hnsw);
@@ -265,7 +272,7 @@ int main(int argc, char** argv) {
       Print(Measure(fm, queries, dim, truth, threads));
     }
   }
-  {
+  if (wanted("faiss-ivf")) {
     const size_t nlist = std::min<size_t>(1024, items / 39);
     faiss::IndexFlatIP quantizer(dim);
     faiss::IndexIVFFlat ivf(&quantizer, dim, nlist, faiss::METRIC_INNER_PRODUCT);
