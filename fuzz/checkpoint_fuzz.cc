@@ -1,8 +1,9 @@
 // Fuzz target for the checkpoint readers: a table file (checkpoint/
 // table_file.h: header, blocks with their checksums, end block), the data
 // spec (data_spec.json), and trainer.json with the stream position it
-// carries (given to a directory source's and a followed file's Seek). The
-// first byte picks which; for a table, the second picks the row shape. Any bytes must give an error or rows of the declared
+// carries (given to a directory source's and a followed file's Seek), and
+// the softmax objective's saved item frequencies (objective.bin). The
+// first byte picks which (0xff: objective.bin); for a table, the second picks the row shape. Any bytes must give an error or rows of the declared
 // shape, and no allocation is sized by an unchecked number from the file.
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "checkpoint/table_file.h"
 #include "stream/source.h"
 #include "data/spec.h"
+#include "model/objective.h"
 #include "fuzz/fuzz_util.h"
 #include "util/env.h"
 
@@ -21,6 +23,18 @@ using embark::fuzz::Check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
+  if (data[0] == 0xff) {
+    embark::SoftmaxOptions o;
+    o.dim = 2;
+    auto obj = embark::NewInBatchSoftmax(o);
+    const std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+    if (!obj->LoadState(bytes).ok()) return 0;
+    // What loads saves again as bytes that load to the same state.
+    const std::string saved = obj->SaveState();
+    auto again = embark::NewInBatchSoftmax(o);
+    Check(again->LoadState(saved).ok() && again->SaveState() == saved);
+    return 0;
+  }
   if (data[0] % 3 == 2) {
     auto j = nlohmann::json::parse(data + 1, data + size, nullptr, false);
     if (j.is_discarded()) return 0;
