@@ -465,6 +465,91 @@ TEST(IndexFiles, SaveReplacesOnlyAnIndex) {
 
 // Searches from 4 threads while a fifth adds and replaces items: every
 // result is a valid one (ThreadSanitizer runs this too, scripts/test.sh).
+// A catalogue where most items share a few vectors (items known only by
+// their side features): the HNSW graph keeps each vector once and gives the
+// others back as its aliases, so it finds what exact search finds; without
+// that, the identical vectors crowd searches out of the rest.
+TEST(HnswIndex, IdenticalVectorsAreAliasesAndFoundLikeExact) {
+  const int dim = 16;
+  auto distinct = UnitVectors(1500, dim, 41), shared = UnitVectors(5, dim, 42);
+  std::vector<float> items;
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < 1500; ++i) {
+    ids.push_back(10 * i + 3);
+    items.insert(items.end(), distinct.begin() + i * dim, distinct.begin() + (i + 1) * dim);
+  }
+  for (size_t i = 0; i < 3000; ++i) {  // 600 copies of each of 5 vectors
+    ids.push_back(100000 + i);
+    items.insert(items.end(), shared.begin() + (i % 5) * dim, shared.begin() + (i % 5 + 1) * dim);
+  }
+  auto exact = Make("exact", dim);
+  auto hnsw = Make("hnsw", dim, {.ef_search = 200});
+  ASSERT_TRUE(exact->Add(ids.data(), items.data(), ids.size()).ok());
+  // In two calls: aliases of vectors from an earlier call and from the same one.
+  const size_t half = 2000;
+  ASSERT_TRUE(hnsw->Add(ids.data(), items.data(), half).ok());
+  ASSERT_TRUE(hnsw->Add(ids.data() + half, items.data() + half * dim, ids.size() - half).ok());
+  EXPECT_EQ(hnsw->size(), ids.size());
+  // Queries near the shared vectors and elsewhere; k over a group's size.
+  auto queries = UnitVectors(40, dim, 43);
+  for (int q = 0; q < 10; ++q)
+    for (int j = 0; j < dim; ++j) queries[q * dim + j] = shared[(q % 5) * dim + j] + 0.01f * queries[q * dim + j];
+  for (int k : {10, 700}) {
+    SCOPED_TRACE("k " + std::to_string(k));
+    const Results want = Search(*exact, queries, k), got = Search(*hnsw, queries, k);
+    EXPECT_GT(Recall(got, want, 40, k), 0.97);
+    // Where a shared vector is the best, all 600 of its items come first, smallest id first.
+    for (int q = 0; q < 10; ++q) {
+      EXPECT_EQ(got.ids[q * k], want.ids[q * k]) << q;
+      EXPECT_EQ(got.scores[q * k], got.scores[q * k + std::min(k, 600) - 1]) << q;
+    }
+  }
+  // Saved and loaded: the same answers; the manifest counts the aliases.
+  const std::string dir = testing::TempDir() + "/aliases";
+  ASSERT_TRUE(hnsw->Save(dir).ok());
+  EXPECT_NE(ReadAll(dir + "/MANIFEST.json").find("\"aliases\": 2995"), std::string::npos) << ReadAll(dir + "/MANIFEST.json");
+  auto loaded = LoadIndex(dir, dim);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded.value()->size(), ids.size());
+  const Results a = Search(*hnsw, queries, 50), b = Search(*loaded.value(), queries, 50);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.scores, b.scores);
+  // A damaged alias file is refused by name.
+  std::string bytes = ReadAll(dir + "/aliases.bin");
+  bytes[7] ^= 1;
+  WriteAll(dir + "/aliases.bin", bytes);
+  EXPECT_NE(Refusal(dir).find("aliases.bin"), std::string::npos);
+}
+
+// Replacing vectors in a group: the representative's new vector moves it
+// out and an alias takes the group over; an alias's new vector makes it an
+// item of its own; every item is where exact search puts it.
+TEST(HnswIndex, ReplacingVectorsOfAliasedItems) {
+  const int dim = 8;
+  auto v = UnitVectors(4, dim, 51);
+  auto hnsw = Make("hnsw", dim), exact = Make("exact", dim);
+  std::vector<uint64_t> ids = {1, 2, 3, 4, 5};
+  std::vector<float> items;
+  for (int i = 0; i < 4; ++i) items.insert(items.end(), v.begin(), v.begin() + dim);  // 1..4 share v0
+  items.insert(items.end(), v.begin() + dim, v.begin() + 2 * dim);                    // 5 has v1
+  for (auto* idx : {hnsw.get(), exact.get()}) ASSERT_TRUE(idx->Add(ids.data(), items.data(), 5).ok());
+  // The representative (1) and an alias (3) get new vectors.
+  std::vector<uint64_t> change = {1, 3};
+  std::vector<float> nv(v.begin() + 2 * dim, v.begin() + 4 * dim);
+  for (auto* idx : {hnsw.get(), exact.get()}) ASSERT_TRUE(idx->Add(change.data(), nv.data(), 2).ok());
+  EXPECT_EQ(hnsw->size(), 5u);
+  const Results want = Search(*exact, v, 5), got = Search(*hnsw, v, 5);
+  EXPECT_EQ(got.ids, want.ids);
+  for (size_t i = 0; i < want.scores.size(); ++i) EXPECT_NEAR(got.scores[i], want.scores[i], 1e-6) << i;
+  // And it survives a save and a load.
+  const std::string dir = testing::TempDir() + "/aliases-replaced";
+  ASSERT_TRUE(hnsw->Save(dir).ok());
+  auto loaded = LoadIndex(dir, dim);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  const Results back = Search(*loaded.value(), v, 5);
+  EXPECT_EQ(back.ids, want.ids);
+}
+
 TEST(VectorIndex, ConcurrentSearchesWhileAdding) {
   for (std::string kind : {"exact", "hnsw"}) {
     SCOPED_TRACE(kind);

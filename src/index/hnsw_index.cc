@@ -24,6 +24,7 @@
 #include "index/index.h"
 #include "index/index_dir.h"
 #include "index/lock.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 namespace embark {
@@ -34,6 +35,7 @@ using Graph = hnswlib::HierarchicalNSW<float>;
 
 constexpr char kGraphFile[] = "hnsw.bin";
 constexpr char kRawFile[] = "hnswlib_raw.bin";  // saveIndex's output, before it is adopted
+constexpr char kAliasFile[] = "aliases.bin";    // (alias, representative) pairs, u64 each
 constexpr float kNoScore = -std::numeric_limits<float>::infinity();
 
 // The fixed-size head of hnswlib 0.6.2's saveIndex file (hnswalg.h).
@@ -88,7 +90,7 @@ class HnswImpl final : public HnswIndex {
   int dim() const override { return dim_; }
   size_t size() const override {
     std::shared_lock lock(mu_);
-    return graph_->cur_element_count;
+    return graph_->cur_element_count + rep_of_.size();
   }
   std::string kind() const override { return "hnsw"; }
   int ef_search() const override {
@@ -103,25 +105,68 @@ class HnswImpl final : public HnswIndex {
     return Status::OK();
   }
 
+  // Items whose vector equals, bit for bit, one already in the graph (items
+  // known only by their side features, say, share one vector) are kept
+  // once: the graph holds one representative and the others are its
+  // aliases, given back with it. Many identical vectors in the graph would
+  // crowd every search that reaches them out of the rest of the catalogue.
   Status Add(const uint64_t* ids, const float* vectors, size_t n) override {
     EMBARK_RETURN_IF_ERROR(index::CheckAdd(dim_, ids, vectors, n));
     std::unique_lock lock(mu_);
-    // The last vector of each id in the batch: ids present are updated in
-    // place (one at a time: hnswlib 0.6.2 races updates against inserts),
-    // new ones inserted, in parallel when asked.
+    const size_t d = static_cast<size_t>(dim_);
+    // The last vector of each id in the batch: ids in the graph are updated
+    // in place (one at a time: hnswlib 0.6.2 races updates against
+    // inserts), new vectors inserted, in parallel when asked, and vectors
+    // already present (in the graph, or earlier in this batch) make aliases.
     std::unordered_map<uint64_t, size_t> last;
     last.reserve(n);
     for (size_t i = 0; i < n; ++i) last[ids[i]] = i;
     std::vector<size_t> fresh, updates;
-    for (size_t i = 0; i < n; ++i) {
-      if (last[ids[i]] != i) continue;
-      (graph_->label_lookup_.count(ids[i]) ? updates : fresh).push_back(i);
-    }
-    const size_t d = static_cast<size_t>(dim_);
+    std::unordered_map<uint64_t, size_t> pending;  // vector hash -> a fresh item of this batch
     try {
-      const size_t needed = graph_->cur_element_count + fresh.size();
+      for (size_t i = 0; i < n; ++i) {
+        if (last[ids[i]] != i) continue;
+        const uint64_t id = ids[i];
+        const float* v = vectors + i * d;
+        if (auto a = rep_of_.find(id); a != rep_of_.end()) {
+          // An alias with a new vector leaves its group and comes in anew.
+          std::vector<uint64_t>& group = aliases_[a->second];
+          group.erase(std::find(group.begin(), group.end(), id));
+          if (group.empty()) aliases_.erase(a->second);
+          rep_of_.erase(a);
+        }
+        if (auto row = graph_->label_lookup_.find(id); row != graph_->label_lookup_.end()) {
+          const float* old = Vector(row->second);
+          if (std::memcmp(old, v, d * sizeof(float)) == 0) continue;
+          Unhash(old, id);
+          PromoteAlias(id, old);
+          updates.push_back(i);
+          continue;
+        }
+        const uint64_t h = Checksum(v, d * sizeof(float));
+        if (auto r = by_hash_.find(h); r != by_hash_.end()) {
+          const auto row = graph_->label_lookup_.find(r->second);
+          if (row != graph_->label_lookup_.end() && std::memcmp(Vector(row->second), v, d * sizeof(float)) == 0) {
+            AddAlias(id, r->second);
+            continue;
+          }
+        }
+        if (auto p = pending.find(h); p != pending.end() && std::memcmp(vectors + p->second * d, v, d * sizeof(float)) == 0) {
+          AddAlias(id, ids[p->second]);
+          continue;
+        }
+        pending.emplace(h, i);
+        fresh.push_back(i);
+      }
+      const size_t needed = graph_->cur_element_count + fresh.size() + promoted_;
       if (needed > graph_->max_elements_) graph_->resizeIndex(std::max(needed, 2 * graph_->max_elements_));
-      for (size_t i : updates) graph_->addPoint(vectors + i * d, ids[i]);
+      for (auto& [alias, old] : promote_) graph_->addPoint(old.data(), alias);
+      promote_.clear();
+      promoted_ = 0;
+      for (size_t i : updates) {
+        graph_->addPoint(vectors + i * d, ids[i]);
+        by_hash_.emplace(Checksum(vectors + i * d, d * sizeof(float)), ids[i]);
+      }
     } catch (const std::exception& e) {
       return Status::InvalidArgument(std::string("hnsw index: Add failed (") + e.what() + ")");
     }
@@ -145,6 +190,7 @@ class HnswImpl final : public HnswIndex {
     work();
     for (auto& t : pool) t.join();
     if (!err.empty()) return Status::InvalidArgument("hnsw index: Add failed (" + err + ")");
+    for (const auto& [h, i] : pending) by_hash_.emplace(h, ids[i]);
     return Status::OK();
   }
 
@@ -159,9 +205,13 @@ class HnswImpl final : public HnswIndex {
         auto found = graph_->searchKnn(query, static_cast<size_t>(k));
         for (; !found.empty(); found.pop()) {
           const uint64_t id = found.top().second;
-          // The exact inner product (hnswlib's distance is 1 - dot, rounded).
+          // The exact inner product (hnswlib's distance is 1 - dot, rounded),
+          // also the score of the item's aliases.
           const auto row = graph_->label_lookup_.find(id);
-          hits.push_back({Dot(query, reinterpret_cast<const float*>(graph_->getDataByInternalId(row->second)), dim_), id});
+          const float score = Dot(query, Vector(row->second), dim_);
+          hits.push_back({score, id});
+          if (auto a = aliases_.find(id); a != aliases_.end())
+            for (uint64_t alias : a->second) hits.push_back({score, alias});
         }
       } catch (const std::exception& e) {
         return Status::Corruption(std::string("hnsw index: search failed (") + e.what() + ")");
@@ -195,8 +245,19 @@ class HnswImpl final : public HnswIndex {
     index::Manifest m;
     m.kind = kind();
     m.dim = dim_;
-    m.count = graph_->cur_element_count;
-    m.params = {{"M", opts_.M}, {"ef_construction", opts_.ef_construction}, {"ef_search", opts_.ef_search}};
+    m.count = graph_->cur_element_count;  // the graph's items; aliases.bin lists the others
+    m.params = {{"M", opts_.M}, {"ef_construction", opts_.ef_construction}, {"ef_search", opts_.ef_search},
+                {"aliases", rep_of_.size()}};
+    if (!rep_of_.empty()) {
+      std::vector<std::pair<uint64_t, uint64_t>> pairs(rep_of_.begin(), rep_of_.end());
+      std::sort(pairs.begin(), pairs.end());
+      std::string bytes;
+      bytes.reserve(pairs.size() * 16);
+      for (const auto& [alias, rep] : pairs)
+        for (uint64_t x : {alias, rep})
+          for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>(x >> (8 * b)));
+      EMBARK_RETURN_IF_ERROR(w->WriteFile(kAliasFile, {bytes}));
+    }
     EMBARK_RETURN_IF_ERROR(w->WriteExtra(extra));
     return w->Commit(m);
   }
@@ -211,10 +272,62 @@ class HnswImpl final : public HnswIndex {
     // (a node and a bucket per item) and the update locks.
     return g.max_elements_ * (g.size_data_per_element_ + sizeof(void*) + sizeof(int) + sizeof(std::mutex) + 2) +
            upper + g.label_lookup_.size() * 32 + g.label_lookup_.bucket_count() * sizeof(void*) +
-           g.link_list_update_locks_.size() * sizeof(std::mutex);
+           g.link_list_update_locks_.size() * sizeof(std::mutex) +
+           // aliases (a map node each, and one in their group) and the vectors' hashes
+           rep_of_.size() * 48 + aliases_.size() * 56 + by_hash_.size() * 32 + by_hash_.bucket_count() * sizeof(void*);
+  }
+
+  // After Load: the aliases of a checked aliases.bin (pairs of u64), each
+  // alias not in the graph and its representative in it; then the hash of
+  // every vector in the graph.
+  Status LoadAliases(const std::string& bytes, const std::string& where) {
+    if (bytes.size() % 16 != 0) return Status::Corruption(where + ": not whole (alias, representative) pairs");
+    auto u64 = [&bytes](size_t at) {
+      uint64_t x = 0;
+      for (int b = 0; b < 8; ++b) x |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[at + b])) << (8 * b);
+      return x;
+    };
+    for (size_t at = 0; at < bytes.size(); at += 16) {
+      const uint64_t alias = u64(at), rep = u64(at + 8);
+      if (alias == kNoItem || graph_->label_lookup_.count(alias) || !graph_->label_lookup_.count(rep) ||
+          rep_of_.count(alias))
+        return Status::Corruption(where + ": pair " + std::to_string(at / 16) + " is not an alias of an item in the graph");
+      AddAlias(alias, rep);
+    }
+    const size_t d = static_cast<size_t>(dim_);
+    for (const auto& [label, row] : graph_->label_lookup_) by_hash_.emplace(Checksum(Vector(row), d * sizeof(float)), label);
+    return Status::OK();
   }
 
  private:
+  const float* Vector(hnswlib::tableint row) const { return reinterpret_cast<const float*>(graph_->getDataByInternalId(row)); }
+
+  void AddAlias(uint64_t alias, uint64_t rep) {
+    rep_of_[alias] = rep;
+    aliases_[rep].push_back(alias);
+  }
+  // `id`'s vector `old` leaves the graph's node of `id`: the hash stops
+  // naming it.
+  void Unhash(const float* old, uint64_t id) {
+    auto h = by_hash_.find(Checksum(old, static_cast<size_t>(dim_) * sizeof(float)));
+    if (h != by_hash_.end() && h->second == id) by_hash_.erase(h);
+  }
+  // Before `rep` takes a new vector: its first alias, if any, becomes the
+  // representative of `old` (queued: inserted with the batch's updates) and
+  // takes over the group.
+  void PromoteAlias(uint64_t rep, const float* old) {
+    auto a = aliases_.find(rep);
+    if (a == aliases_.end()) return;
+    std::vector<uint64_t> group = std::move(a->second);
+    aliases_.erase(a);
+    const uint64_t heir = group.front();
+    rep_of_.erase(heir);
+    for (size_t j = 1; j < group.size(); ++j) AddAlias(group[j], heir);
+    promote_.emplace_back(heir, std::vector<float>(old, old + dim_));
+    ++promoted_;
+    by_hash_[Checksum(old, static_cast<size_t>(dim_) * sizeof(float))] = heir;
+  }
+
   // The size of saveIndex's file for the graph as it is.
   uint64_t FileBytes() const {
     const Graph& g = *graph_;
@@ -229,6 +342,11 @@ class HnswImpl final : public HnswIndex {
   mutable index::WriterFirstMutex mu_;  // searches share it; Add, set_ef_search hold it alone
   hnswlib::InnerProductSpace space_;  // before graph_: the graph points to it
   std::unique_ptr<Graph> graph_;
+  std::unordered_map<uint64_t, uint64_t> rep_of_;                 // alias -> representative (in the graph)
+  std::unordered_map<uint64_t, std::vector<uint64_t>> aliases_;   // representative -> its aliases
+  std::unordered_map<uint64_t, uint64_t> by_hash_;                // vector hash -> an item of the graph with it
+  std::vector<std::pair<uint64_t, std::vector<float>>> promote_;  // Add: aliases to insert as representatives
+  size_t promoted_ = 0;
 };
 
 Status CheckOptions(int dim, const HnswOptions& o) {
@@ -331,6 +449,22 @@ Result<std::unique_ptr<VectorIndex>> LoadHnsw(const std::string& dir, const Mani
   EMBARK_RETURN_IF_ERROR(CheckGraphFile(path, e.bytes, m, o.M));
   auto idx = std::make_unique<HnswImpl>(m.dim, o);
   EMBARK_RETURN_IF_ERROR(idx->Load(path, std::max<uint64_t>(m.count, 1)));  // hnswlib cannot allocate 0 slots
+  std::string aliases;
+  if (m.files.count(kAliasFile)) {
+    EMBARK_ASSIGN_OR_RETURN(FileEntry a, Listed(m, dir, kAliasFile));
+    aliases.resize(a.bytes);
+    EMBARK_RETURN_IF_ERROR(ReadChecked(dir + "/" + kAliasFile, a, aliases.data()));
+  }
+  uint64_t want = 0;
+  try {
+    want = m.params.contains("aliases") ? IntAt<uint64_t>(m.params, "aliases") : 0;
+  } catch (const std::exception& e) {
+    return Status::Corruption(mpath + ": bad hnsw parameters (" + e.what() + ")");
+  }
+  if (aliases.size() != want * 16)
+    return Status::Corruption(dir + "/" + kAliasFile + ": " + std::to_string(aliases.size() / 16) +
+                              " aliases, MANIFEST.json says " + std::to_string(want));
+  EMBARK_RETURN_IF_ERROR(idx->LoadAliases(aliases, dir + "/" + kAliasFile));
   return std::unique_ptr<VectorIndex>(std::move(idx));
 }
 

@@ -246,9 +246,9 @@ Result<std::unique_ptr<VectorIndex>> BuildIndex(const ItemCatalogue& items, cons
   if (kind == "exact") {
     EMBARK_ASSIGN_OR_RETURN(idx, NewExactIndex(items.dim));
   } else if (kind == "hnsw") {
-    HnswOptions o = hnsw;
-    o.initial_capacity = std::max(o.initial_capacity, items.size());
-    EMBARK_ASSIGN_OR_RETURN(auto h, NewHnswIndex(items.dim, o));
+    // Capacity grows with Add, to what the graph holds (items with a vector
+    // seen before are aliases, not nodes).
+    EMBARK_ASSIGN_OR_RETURN(auto h, NewHnswIndex(items.dim, hnsw));
     idx = std::move(h);
   } else {
     return Status::InvalidArgument("unknown index kind '" + kind + "' (expected hnsw or exact)");
