@@ -2,11 +2,14 @@
 // sample either way) and the infer request codec.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "data/parse.h"
 #include "serve/request.h"
 #include "serve/server.h"
+#include "serve/topk.h"
 #include "util/log.h"
 
 namespace embark {
@@ -99,6 +102,49 @@ TEST(InferRequest, ParsesColumnsAndRefusesBadOnes) {
   const float p[] = {0.25f, 0.123456789f};
   EXPECT_EQ(serve::InferResponseJson("m", "3", "", p, 2),
             R"({"model_name":"m","model_version":"3","outputs":[{"name":"probability","datatype":"FP32","shape":[2],"data":[0.25,0.123456791]}]})");
+}
+
+// A two-tower model's request: its user columns only (one left out is
+// missing in every row), parameters.k, the raw values kept for a ranker.
+TEST(InferRequest, RetrievalShapeReadsUserColumnsAndK) {
+  CsvSchema s;
+  s.label = "y";
+  s.numeric = {"age"};
+  s.categorical = {"user", "item"};
+  s.user = {"user", "age"};
+  s.item = {"item"};
+  s.item_id = "item";
+  DataSpec spec = DataSpec::Csv(s);
+  RowEncoder enc(spec);
+  serve::RequestShape shape = serve::TopKShape(enc, spec, true);
+  ASSERT_EQ(shape.given.size(), 3u);
+  EXPECT_EQ(std::count(shape.given.begin(), shape.given.end(), true), 2);
+  serve::InferRequest req;
+  Batch b;
+  std::string body = R"({"inputs":[{"name":"user","datatype":"BYTES","shape":[2],"data":["u1",null]}],
+                         "parameters":{"k":7}})";
+  ASSERT_EQ(serve::ParseInferRequest(body, enc, shape, &req, &b), "");
+  EXPECT_EQ(req.k, 7);
+  EXPECT_EQ(b.size(), 2u);
+  // The same rows with age and item empty, as a file gives them.
+  Batch parsed = ParseLines(spec, "y,age,user,item\n0,,u1,\n0,,,\n", true);
+  ExpectSameSamples(parsed, b);
+  ASSERT_EQ(req.values.size(), 2 * enc.inputs().size());
+  size_t user = 0;
+  while (enc.inputs()[user].name != "user") ++user;
+  EXPECT_EQ(req.values[user].kind, RawValue::kString);
+  EXPECT_EQ(req.texts[user], "u1");
+  EXPECT_EQ(req.values[enc.inputs().size() + user].kind, RawValue::kMissing);
+  std::string item = R"({"inputs":[{"name":"item","datatype":"BYTES","shape":[1],"data":["i1"]}]})";
+  EXPECT_NE(serve::ParseInferRequest(item, enc, shape, &req, &b).find("'item' is not an input"), std::string::npos);
+  for (const char* k : {"0", "-3", "2.5", "\"4\""}) {
+    std::string bad = std::string(R"({"inputs":[],"parameters":{"k":)") + k + "}}";
+    EXPECT_NE(serve::ParseInferRequest(bad, enc, shape, &req, &b).find("'k'"), std::string::npos) << k;
+  }
+  // A ranking request still needs every input and ignores parameters.
+  std::string ranking = R"({"inputs":[{"name":"user","datatype":"BYTES","shape":[1],"data":["u1"]}],
+                            "parameters":{"k":"x"}})";
+  EXPECT_NE(serve::ParseInferRequest(ranking, enc, &req, &b).find("missing input"), std::string::npos);
 }
 
 // Every JSON the server writes is valid JSON whatever bytes it carries:
