@@ -662,45 +662,11 @@ struct Server::Impl {
     if (Status st = batcher->Score(ranker->model, rows, probs.data()); !st.ok())
       return Reply(res, 500, ErrorJson(Redact(st.message())), "infer");
     if (!finite(probs, "ranker")) return;
-    // Each row's candidates by ranker probability, best first; ties keep
-    // the retrieval order.
-    std::vector<uint32_t> ranked(items.size());
-    std::vector<float> ranked_probs(items.size()), retrieval(items.size());
-    std::vector<uint32_t> order(static_cast<size_t>(kk));
-    for (size_t r = 0; r < ir.rows; ++r) {
-      const size_t base = r * static_cast<size_t>(kk);
-      for (uint32_t c = 0; c < order.size(); ++c) order[c] = c;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](uint32_t a, uint32_t b) { return probs[base + a] > probs[base + b]; });
-      for (size_t c = 0; c < order.size(); ++c) {
-        ranked[base + c] = items[base + order[c]];
-        ranked_probs[base + c] = probs[base + order[c]];
-        retrieval[base + c] = scores[base + order[c]];
-      }
-    }
-    Reply(res, 200, TopKResponseJson(opt.name, m->version_str, ir.id, idx, ranked.data(), ranked_probs.data(),
-                                     retrieval.data(), ir.rows, kk),
+    OrderByRanker(ir.rows, kk, &items, &probs, &scores);
+    Reply(res, 200, TopKResponseJson(opt.name, m->version_str, ir.id, idx, items.data(), probs.data(), scores.data(),
+                                     ir.rows, kk),
           "infer");
     metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-
-  // --ranker: a ranking checkpoint, loaded once, scored through the batcher.
-  Status LoadRanker() {
-    if (opt.ranker_dir.empty()) return Status::OK();
-    if (opt.index_dir.empty()) return Status::InvalidArgument("--ranker re-orders the top k items of --index: give --index too");
-    EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(opt.ranker_dir, 0, 1, Env::Posix(), nullptr));
-    if (ck.model->tower_dim() > 0)
-      return Status::InvalidArgument("--ranker " + opt.ranker_dir + ": model '" + ck.model->config().model +
-                                     "' is a retrieval model; the ranker must be a ranking model (lr, fm, deepfm, ...)");
-    auto m = std::make_shared<ServedModel>();
-    m->model = std::move(ck.model);
-    m->model->FreezeForInference();
-    m->encoder = std::make_shared<const RowEncoder>(m->model->spec());
-    m->version_str = "ranker";
-    ranker = std::make_unique<Ranker>();
-    for (const InputField& in : m->encoder->inputs()) ranker->inputs.push_back(in.name);
-    ranker->model = std::move(m);
-    return Status::OK();
   }
 };
 
@@ -726,7 +692,11 @@ void Server::Shutdown() {
 
 Status Server::Run() {
   Impl& s = *impl_;
-  EMBARK_RETURN_IF_ERROR(s.LoadRanker());
+  if (!s.opt.ranker_dir.empty()) {
+    if (s.opt.index_dir.empty())
+      return Status::InvalidArgument("--ranker re-orders the top k items of --index: give --index too");
+    EMBARK_ASSIGN_OR_RETURN(s.ranker, LoadRanker(s.opt.ranker_dir));
+  }
   EMBARK_RETURN_IF_ERROR(s.Reload(true));
   BatcherOptions bo;
   bo.max_batch_rows = s.opt.max_batch_rows;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint.h"
 #include "retrieval/retrieval.h"
 
 namespace embark::serve {
@@ -34,6 +35,22 @@ void AppendFloats(const float* v, size_t n, std::string* out) {
 }
 
 }  // namespace
+
+Result<std::unique_ptr<Ranker>> LoadRanker(const std::string& dir) {
+  EMBARK_ASSIGN_OR_RETURN(auto ck, LoadCheckpoint(dir, 0, 1, Env::Posix(), nullptr));
+  if (ck.model->tower_dim() > 0)
+    return Status::InvalidArgument("--ranker " + dir + ": model '" + ck.model->config().model +
+                                   "' is a retrieval model; the ranker must be a ranking model (lr, fm, deepfm, ...)");
+  auto m = std::make_shared<ServedModel>();
+  m->model = std::move(ck.model);
+  m->model->FreezeForInference();
+  m->encoder = std::make_shared<const RowEncoder>(m->model->spec());
+  m->version_str = "ranker";
+  auto r = std::make_unique<Ranker>();
+  for (const InputField& in : m->encoder->inputs()) r->inputs.push_back(in.name);
+  r->model = std::move(m);
+  return r;
+}
 
 Result<std::shared_ptr<ServedIndex>> LoadServedIndex(const std::string& dir, const DataSpec& spec,
                                                      const Ranker* ranker, int64_t version) {
@@ -173,6 +190,28 @@ std::string RankerRows(const Ranker& ranker, const RowEncoder& enc, const DataSp
     }
   }
   return {};
+}
+
+void OrderByRanker(size_t n, int k, std::vector<uint32_t>* items, std::vector<float>* probs,
+                   std::vector<float>* retrieval_scores) {
+  const size_t K = static_cast<size_t>(k);
+  std::vector<uint32_t> order(K), it(K);
+  std::vector<float> p(K), rs(K);
+  for (size_t r = 0; r < n; ++r) {
+    uint32_t* ri = items->data() + r * K;
+    float* rp = probs->data() + r * K;
+    float* rr = retrieval_scores->data() + r * K;
+    for (uint32_t c = 0; c < K; ++c) order[c] = c;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return rp[a] > rp[b]; });
+    for (size_t c = 0; c < K; ++c) {
+      it[c] = ri[order[c]];
+      p[c] = rp[order[c]];
+      rs[c] = rr[order[c]];
+    }
+    std::copy(it.begin(), it.end(), ri);
+    std::copy(p.begin(), p.end(), rp);
+    std::copy(rs.begin(), rs.end(), rr);
+  }
 }
 
 std::string TopKResponseJson(const std::string& model, const std::string& version, const std::string& id,

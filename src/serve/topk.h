@@ -30,6 +30,9 @@ struct Ranker {
   std::vector<std::string> inputs;           // its encoder's input names
 };
 
+// A ranking checkpoint, frozen for inference; a two-tower one is refused.
+Result<std::unique_ptr<Ranker>> LoadRanker(const std::string& dir);
+
 // An index directory (embark index) loaded for serving: the index, each
 // item's name by its key, and the catalogue's values of the ranker's inputs.
 struct ServedIndex {
@@ -74,6 +77,12 @@ Status RetrieveTopK(const Model& model, const ServedIndex& idx, const Batch& bat
 // candidate's catalogue values. Returns an error naming the row, or "".
 std::string RankerRows(const Ranker& ranker, const RowEncoder& enc, const DataSpec& spec, const InferRequest& req,
                        const ServedIndex& idx, const std::vector<uint32_t>& items, int k, Batch* out);
+
+// Re-orders each of the n rows' k candidates by ranker probability, best
+// first (ties keep the retrieval order): items, probs and the retrieval
+// scores alike.
+void OrderByRanker(size_t n, int k, std::vector<uint32_t>* items, std::vector<float>* probs,
+                   std::vector<float>* retrieval_scores);
 
 // The answer: outputs item_ids and scores ([n, k], row-major), and
 // retrieval_scores when given (non-null).
