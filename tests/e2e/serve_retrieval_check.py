@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
@@ -208,11 +210,25 @@ try:
     ok, why = equals_retrieved(text, RET10, 10) if st == 200 else (False, text)
     check("the old index keeps answering", ok, why)
 
-    # A rebuilt index with one more item is picked up by polling.
+    # A rebuilt index with one more item is picked up by polling, under
+    # load: every request is answered, by the old index or the new one.
+    statuses, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            statuses.append(call(port, "POST", INFER, body(USERS[:4]))[0])
+
+    loader = threading.Thread(target=load)
+    loader.start()
     subprocess.run([EMBARK, "index", "--model", w("tt"), "--items", w("items2.csv"), "--out", w("idx")], check=True,
                    stdout=subprocess.DEVNULL)
     check("a rebuilt index is picked up", wait_for(lambda: metric(port, "embark_index_version") == 2),
           open(log).read()[-2000:])
+    time.sleep(0.3)
+    stop.set()
+    loader.join()
+    check(f"every request during the swap is answered ({len(statuses)} requests)",
+          len(statuses) > 0 and all(x == 200 for x in statuses), sorted(set(statuses)))
     st, text = call(port, "POST", INFER, body(USERS[:3], k=81))
     o = outputs(text) if st == 200 else {}
     check("the new index answers k = 81 with its new item", st == 200 and "i80" in o["item_ids"]["data"][:81] and
@@ -240,6 +256,11 @@ try:
     st, text = call(port, "POST", INFER, body(USERS))
     ok, why = equals_retrieved(text, retrieved("ret8.tsv"), 10) if st == 200 else (False, text)
     check("the new model and index answer as embark retrieve", ok, why)
+    # SIGHUP loads both again.
+    p.send_signal(signal.SIGHUP)
+    check("SIGHUP reloads the index too", wait_for(lambda: metric(port, "embark_index_version") == 4 and
+                                                   metric(port, "embark_model_version") == 4),
+          open(log).read()[-2000:])
 finally:
     p.terminate()
     p.wait(timeout=30)
