@@ -136,12 +136,12 @@ std::string TopKOutputsJson(int k, bool ranker) {
 Status RetrieveTopK(const Model& model, const ServedIndex& idx, const Batch& batch, int k,
                     std::vector<uint32_t>* items, std::vector<float>* scores) {
   const size_t n = batch.size(), T = static_cast<size_t>(model.tower_dim());
-  thread_local std::unique_ptr<Workspace> ws = std::make_unique<Workspace>();  // scratch: fits any model
-  thread_local std::vector<float> out, users;
-  thread_local std::vector<uint64_t> ids;
-  out.resize(n * 2 * T);
-  users.resize(n * T);
-  EMBARK_RETURN_IF_ERROR(model.Forward(batch, 0, n, false, nullptr, ws.get(), out.data()));
+  // The request's own scratch: a handler thread keeps nothing of a large
+  // request once it is answered.
+  Workspace ws;
+  std::vector<float> out(n * 2 * T), users(n * T);
+  std::vector<uint64_t> ids;
+  EMBARK_RETURN_IF_ERROR(model.Forward(batch, 0, n, false, nullptr, &ws, out.data()));
   for (size_t i = 0; i < n; ++i) std::copy(out.data() + i * 2 * T, out.data() + i * 2 * T + T, users.data() + i * T);
   const size_t nk = n * static_cast<size_t>(k);
   ids.resize(nk);
