@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "data/parse.h"
+#include "retrieval/retrieval.h"
 #include "serve/request.h"
 #include "serve/server.h"
 #include "serve/topk.h"
+#include "test_util.h"
 #include "util/log.h"
 
 namespace embark {
@@ -145,6 +147,48 @@ TEST(InferRequest, RetrievalShapeReadsUserColumnsAndK) {
   std::string ranking = R"({"inputs":[{"name":"user","datatype":"BYTES","shape":[1],"data":["u1"]}],
                             "parameters":{"k":"x"}})";
   EXPECT_NE(serve::ParseInferRequest(ranking, enc, &req, &b).find("missing input"), std::string::npos);
+}
+
+// An index directory as serving reads it: names by key, the catalogue's
+// values of the ranker's columns by header name (quotes honoured), and the
+// candidates re-ordered by ranker probability with ties in retrieval order.
+TEST(TopK, ServedIndexReadsTheCatalogueForTheRanker) {
+  ItemCatalogue cat;
+  cat.dim = 2;
+  cat.keys = {11, 22, 33};
+  cat.names = {"a", "b", "c"};
+  cat.vectors = {1, 0, 0, 1, 0.5f, 0.5f};
+  cat.header = "label,user,item,genre";
+  cat.rows = {"1,u9,a,x", "1,,b,\"y,z\"", "1,,c,"};
+  auto idx = BuildIndex(cat, "exact");
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  const std::string dir = testing::TempDir() + "/served-index";
+  ASSERT_TRUE(idx.value()->Save(dir, IndexExtras(cat, R"({"tower_dim": 2})")).ok());
+  CsvSchema s;
+  s.label = "label";
+  s.categorical = {"user", "item", "genre"};
+  serve::Ranker ranker;
+  ranker.inputs = {"user", "genre", "city"};
+  auto served = serve::LoadServedIndex(dir, DataSpec::Csv(s), &ranker, 4);
+  ASSERT_TRUE(served.ok()) << served.status().message();
+  const serve::ServedIndex& si = *served.value();
+  EXPECT_EQ(si.dim(), 2);
+  EXPECT_EQ(si.version_str, "4");
+  EXPECT_EQ(si.names[si.at.at(22)], "b");
+  EXPECT_EQ(si.has_column, (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(si.ranker_values, (std::vector<std::string>{"u9", "x", "", "", "y,z", "", "", "", ""}));
+
+  std::vector<uint32_t> items = {0, 1, 2, 2, 1, 0};
+  std::vector<float> probs = {0.1f, 0.5f, 0.5f, 0.2f, 0.9f, 0.2f}, retrieval = {3, 2, 1, 6, 5, 4};
+  serve::OrderByRanker(2, 3, &items, &probs, &retrieval);
+  EXPECT_EQ(items, (std::vector<uint32_t>{1, 2, 0, 1, 2, 0}));
+  EXPECT_EQ(probs, (std::vector<float>{0.5f, 0.5f, 0.1f, 0.9f, 0.2f, 0.2f}));
+  EXPECT_EQ(retrieval, (std::vector<float>{2, 1, 3, 5, 6, 4}));
+  const std::string json = serve::TopKResponseJson("m", "1", "", si, items.data(), probs.data(), retrieval.data(), 2, 3);
+  nlohmann::json j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["outputs"][0]["data"], (nlohmann::json{"b", "c", "a", "b", "c", "a"}));
+  EXPECT_EQ(j["outputs"][2]["shape"], (nlohmann::json{2, 3}));
+  EXPECT_EQ(j["parameters"]["index_version"], "4");
 }
 
 // Every JSON the server writes is valid JSON whatever bytes it carries:
