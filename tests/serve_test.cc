@@ -2,11 +2,16 @@
 // sample either way) and the infer request codec.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "data/parse.h"
+#include "retrieval/retrieval.h"
 #include "serve/request.h"
 #include "serve/server.h"
+#include "serve/topk.h"
+#include "test_util.h"
 #include "util/log.h"
 
 namespace embark {
@@ -99,6 +104,91 @@ TEST(InferRequest, ParsesColumnsAndRefusesBadOnes) {
   const float p[] = {0.25f, 0.123456789f};
   EXPECT_EQ(serve::InferResponseJson("m", "3", "", p, 2),
             R"({"model_name":"m","model_version":"3","outputs":[{"name":"probability","datatype":"FP32","shape":[2],"data":[0.25,0.123456791]}]})");
+}
+
+// A two-tower model's request: its user columns only (one left out is
+// missing in every row), parameters.k, the raw values kept for a ranker.
+TEST(InferRequest, RetrievalShapeReadsUserColumnsAndK) {
+  CsvSchema s;
+  s.label = "y";
+  s.numeric = {"age"};
+  s.categorical = {"user", "item"};
+  s.user = {"user", "age"};
+  s.item = {"item"};
+  s.item_id = "item";
+  DataSpec spec = DataSpec::Csv(s);
+  RowEncoder enc(spec);
+  serve::RequestShape shape = serve::TopKShape(enc, spec, true);
+  ASSERT_EQ(shape.given.size(), 3u);
+  EXPECT_EQ(std::count(shape.given.begin(), shape.given.end(), true), 2);
+  serve::InferRequest req;
+  Batch b;
+  std::string body = R"({"inputs":[{"name":"user","datatype":"BYTES","shape":[2],"data":["u1",null]}],
+                         "parameters":{"k":7}})";
+  ASSERT_EQ(serve::ParseInferRequest(body, enc, shape, &req, &b), "");
+  EXPECT_EQ(req.k, 7);
+  EXPECT_EQ(b.size(), 2u);
+  // The same rows with age and item empty, as a file gives them.
+  Batch parsed = ParseLines(spec, "y,age,user,item\n0,,u1,\n0,,,\n", true);
+  ExpectSameSamples(parsed, b);
+  ASSERT_EQ(req.values.size(), 2 * enc.inputs().size());
+  size_t user = 0;
+  while (enc.inputs()[user].name != "user") ++user;
+  EXPECT_EQ(req.values[user].kind, RawValue::kString);
+  EXPECT_EQ(req.texts[user], "u1");
+  EXPECT_EQ(req.values[enc.inputs().size() + user].kind, RawValue::kMissing);
+  std::string item = R"({"inputs":[{"name":"item","datatype":"BYTES","shape":[1],"data":["i1"]}]})";
+  EXPECT_NE(serve::ParseInferRequest(item, enc, shape, &req, &b).find("'item' is not an input"), std::string::npos);
+  for (const char* k : {"0", "-3", "2.5", "\"4\""}) {
+    std::string bad = std::string(R"({"inputs":[],"parameters":{"k":)") + k + "}}";
+    EXPECT_NE(serve::ParseInferRequest(bad, enc, shape, &req, &b).find("'k'"), std::string::npos) << k;
+  }
+  // A ranking request still needs every input and ignores parameters.
+  std::string ranking = R"({"inputs":[{"name":"user","datatype":"BYTES","shape":[1],"data":["u1"]}],
+                            "parameters":{"k":"x"}})";
+  EXPECT_NE(serve::ParseInferRequest(ranking, enc, &req, &b).find("missing input"), std::string::npos);
+}
+
+// An index directory as serving reads it: names by key, the catalogue's
+// values of the ranker's columns by header name (quotes honoured), and the
+// candidates re-ordered by ranker probability with ties in retrieval order.
+TEST(TopK, ServedIndexReadsTheCatalogueForTheRanker) {
+  ItemCatalogue cat;
+  cat.dim = 2;
+  cat.keys = {11, 22, 33};
+  cat.names = {"a", "b", "c"};
+  cat.vectors = {1, 0, 0, 1, 0.5f, 0.5f};
+  cat.header = "label,user,item,genre";
+  cat.rows = {"1,u9,a,x", "1,,b,\"y,z\"", "1,,c,"};
+  auto idx = BuildIndex(cat, "exact");
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  const std::string dir = testing::TempDir() + "/served-index";
+  ASSERT_TRUE(idx.value()->Save(dir, IndexExtras(cat, R"({"tower_dim": 2})")).ok());
+  CsvSchema s;
+  s.label = "label";
+  s.categorical = {"user", "item", "genre"};
+  serve::Ranker ranker;
+  ranker.inputs = {"user", "genre", "city"};
+  auto served = serve::LoadServedIndex(dir, DataSpec::Csv(s), &ranker, 4);
+  ASSERT_TRUE(served.ok()) << served.status().message();
+  const serve::ServedIndex& si = *served.value();
+  EXPECT_EQ(si.dim(), 2);
+  EXPECT_EQ(si.version_str, "4");
+  EXPECT_EQ(si.names[si.at.at(22)], "b");
+  EXPECT_EQ(si.has_column, (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(si.ranker_values, (std::vector<std::string>{"u9", "x", "", "", "y,z", "", "", "", ""}));
+
+  std::vector<uint32_t> items = {0, 1, 2, 2, 1, 0};
+  std::vector<float> probs = {0.1f, 0.5f, 0.5f, 0.2f, 0.9f, 0.2f}, retrieval = {3, 2, 1, 6, 5, 4};
+  serve::OrderByRanker(2, 3, &items, &probs, &retrieval);
+  EXPECT_EQ(items, (std::vector<uint32_t>{1, 2, 0, 1, 2, 0}));
+  EXPECT_EQ(probs, (std::vector<float>{0.5f, 0.5f, 0.1f, 0.9f, 0.2f, 0.2f}));
+  EXPECT_EQ(retrieval, (std::vector<float>{2, 1, 3, 5, 6, 4}));
+  const std::string json = serve::TopKResponseJson("m", "1", "", si, items.data(), probs.data(), retrieval.data(), 2, 3);
+  nlohmann::json j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["outputs"][0]["data"], (nlohmann::json{"b", "c", "a", "b", "c", "a"}));
+  EXPECT_EQ(j["outputs"][2]["shape"], (nlohmann::json{2, 3}));
+  EXPECT_EQ(j["parameters"]["index_version"], "4");
 }
 
 // Every JSON the server writes is valid JSON whatever bytes it carries:

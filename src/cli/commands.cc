@@ -30,6 +30,7 @@
 #include "nn/layers.h"
 #include "retrieval/retrieval.h"
 #include "serve/server.h"
+#include "serve/topk.h"
 #include "train/config.h"
 #include "train/report.h"
 #include "util/fs.h"
@@ -532,6 +533,62 @@ void RegisterIndex(CLI::App* app) {
   });
 }
 
+// retrieve: each row's top K items of an index, as embark serve --index
+// answers them.
+void RegisterRetrieve(CLI::App* app) {
+  auto* cmd = app->add_subcommand(
+      "retrieve",
+      "Write each input row's top K items of an index (embark index) by a two_tower model's user tower: one line per "
+      "row, K pairs of item name and score (the logit u.v / temperature), tab-separated, best first");
+  auto a = std::make_shared<ScoreArgs>();
+  auto index = std::make_shared<std::string>();
+  auto k = std::make_shared<int>(100);
+  cmd->add_option("--model", a->model, "Checkpoint directory of a two_tower model")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--index", *index, "Index directory built from the model (embark index)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--data", a->data, "Rows in the model's format (item columns may be empty)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--k", *k, "Items per row")->capture_default_str()->check(CLI::Range(1, serve::kMaxTopK));
+  cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
+  cmd->add_option("--threads", a->threads, "Threads; 0 means one per core [0]")->check(CLI::Range(0, 1024));
+  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing [0]")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([a, index, k] {
+    RetrievalModel r = OpenRetrieval(*a);
+    const Model& model = *r.ck.model;
+    auto idx = Unwrap(LoadIndex(*index, model.tower_dim()));
+    ItemCatalogue cat = Unwrap(ReadIndexItems(*index));
+    std::unordered_map<uint64_t, size_t> at;
+    for (size_t i = 0; i < cat.size(); ++i) at.emplace(cat.keys[i], i);
+    if (static_cast<size_t>(*k) > idx->size())
+      Fail("--k " + std::to_string(*k) + ": the index holds " + std::to_string(idx->size()) + " items");
+    std::vector<float> users = Unwrap(EmbedUsers(model, a->data, r.pool.get(), a->max_bad_lines));
+    const size_t T = static_cast<size_t>(model.tower_dim()), n = users.size() / T, K = static_cast<size_t>(*k);
+    std::string text;
+    std::vector<uint64_t> ids;
+    std::vector<float> scores;
+    char buf[32];
+    constexpr size_t kBlock = 256;
+    for (size_t lo = 0; lo < n; lo += kBlock) {
+      const size_t hi = std::min(n, lo + kBlock);
+      ids.resize((hi - lo) * K);
+      scores.resize(ids.size());
+      Check(idx->Search(users.data() + lo * T, hi - lo, *k, ids.data(), scores.data()));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        auto it = at.find(ids[i]);
+        if (it == at.end()) Fail(*index + ": the index returned an item its items.tsv lacks (or fewer than --k)");
+        std::snprintf(buf, sizeof(buf), "\t%.9g", RetrievalScore(model, scores[i]));
+        text += cat.names[it->second];
+        text += buf;
+        text += (i + 1) % K == 0 ? '\n' : '\t';
+      }
+    }
+    Check(fs::WriteFileAtomic(a->out, text));
+  });
+}
+
 void RegisterPredict(CLI::App* app) {
   auto* cmd = app->add_subcommand(
       "predict",
@@ -553,7 +610,9 @@ int g_signal_pipe[2] = {-1, -1};
 
 void RegisterServe(CLI::App* app) {
   auto* cmd = app->add_subcommand(
-      "serve", "Answer predictions over HTTP (Open Inference Protocol / KServe v2), with micro-batching and hot reload");
+      "serve",
+      "Answer predictions, or a two_tower model's top K items of an index, over HTTP (Open Inference Protocol / "
+      "KServe v2), with micro-batching and hot reload");
   auto o = std::make_shared<serve::ServerOptions>();
   auto quiet = std::make_shared<bool>(false);
   auto max_body_mb = std::make_shared<double>(64);
@@ -585,6 +644,17 @@ void RegisterServe(CLI::App* app) {
          "(/metrics reports the cache's hits and misses). 0: every row in RAM. [0]")
       ->type_name("size");
   cmd->add_option("--table-dir", o->table_dir, "Directory for the rows beyond --memory-budget (scratch)");
+  cmd->add_option("--index", o->index_dir,
+                  "two_tower --model: answer each row's top k items of this index (embark index), watched like "
+                  "--model; required for a two_tower model, refused for a ranking model")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--k", o->k, "Items answered per row when a request's parameters.k is not given")
+      ->capture_default_str()
+      ->check(CLI::Range(1, serve::kMaxTopK));
+  cmd->add_option("--ranker", o->ranker_dir,
+                  "A ranking checkpoint (any CTR family) that re-orders the k items retrieved from --index by its "
+                  "probability; its columns come from the request (user columns) and the index's items.csv")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--http-threads", o->http_threads,
                   "Requests handled at once (POSTs; GETs are answered by the connection thread, and a connection "
                   "holds no thread while it is idle or still sending)")
@@ -610,8 +680,8 @@ void RegisterServe(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option("--poll", o->poll_s,
-                  "Seconds between checks of the model directory for a new snapshot or new deltas (0: reload only "
-                  "on SIGHUP or POST /v2/repository/models/NAME/load)")
+                  "Seconds between checks of the model directory for a new snapshot or new deltas, and of --index "
+                  "for a new index (0: reload only on SIGHUP or POST /v2/repository/models/NAME/load)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
   auto token_file = std::make_shared<std::string>();
@@ -834,6 +904,7 @@ void RegisterCommands(CLI::App* app) {
   RegisterEval(app);
   RegisterIndex(app);
   RegisterPredict(app);
+  RegisterRetrieve(app);
   RegisterServe(app);
   RegisterParams(app);
   RegisterVerify(app);

@@ -189,6 +189,24 @@ Result<Queries> EmbedQueries(const Model& model, const std::vector<std::string>&
   return q;
 }
 
+Result<std::vector<float>> EmbedUsers(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
+                                      int64_t max_bad_lines) {
+  EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
+  const size_t T = static_cast<size_t>(model.tower_dim());
+  auto stream = OpenRows(model, files, max_bad_lines);
+  auto ws = Workspaces(model, pool);
+  std::vector<float> users;
+  Batch batch;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
+    if (!more) break;
+    const size_t at = users.size();
+    users.resize(at + batch.size() * T);
+    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, users.data() + at, nullptr, nullptr));
+  }
+  return users;
+}
+
 Result<RetrievalMetrics> EvaluateRetrieval(const VectorIndex& index, const Queries& q, const std::vector<int>& ks,
                                            ThreadPool* pool) {
   if (ks.empty()) return Status::InvalidArgument("no K to evaluate at");

@@ -21,6 +21,8 @@
 
 namespace embark::serve {
 
+struct RequestShape;
+
 // A loaded checkpoint, shared by the requests scored on it: a reload swaps
 // in a new one while requests in flight keep the old one alive. A delta
 // applied in place swaps in a new one too, sharing the tables (Model::
@@ -32,6 +34,7 @@ struct ServedModel {
   std::string metadata_json;
   std::string snapshot_id;  // of the snapshot loaded (deltas name it as their base)
   uint64_t delta_seq = 0;   // the last delta in the model (0: none)
+  std::shared_ptr<const RequestShape> shape;  // a two-tower model's requests (topk.h); null: ranking
 };
 
 struct BatcherOptions {

@@ -97,6 +97,15 @@ std::string ServerMetrics::Render(double now_unix) const {
   out += "# HELP embark_model_reloads_total Model reload attempts by result.\n# TYPE embark_model_reloads_total counter\n";
   out += "embark_model_reloads_total{result=\"success\"} " + std::to_string(reloads_ok_.load()) + "\n";
   out += "embark_model_reloads_total{result=\"failure\"} " + std::to_string(reloads_failed_.load()) + "\n";
+  if (index_version_.load() > 0 || index_reloads_failed_.load() > 0) {
+    out += "# HELP embark_index_version Version of the retrieval index being served (1 for the first load, +1 per "
+           "reload).\n# TYPE embark_index_version gauge\n";
+    out += "embark_index_version " + std::to_string(index_version_.load()) + "\n";
+    out += "# HELP embark_index_reloads_total Retrieval index load attempts by result.\n"
+           "# TYPE embark_index_reloads_total counter\n";
+    out += "embark_index_reloads_total{result=\"success\"} " + std::to_string(index_reloads_ok_.load()) + "\n";
+    out += "embark_index_reloads_total{result=\"failure\"} " + std::to_string(index_reloads_failed_.load()) + "\n";
+  }
   out += "# HELP embark_http_connections Connections open.\n# TYPE embark_http_connections gauge\n";
   out += "embark_http_connections " + std::to_string(connections_.load()) + "\n";
   out += "# HELP embark_http_connections_refused_total Connections refused for being over --max-connections.\n";

@@ -35,6 +35,9 @@ class ServerMetrics {
   void ObserveBatch(size_t rows);
   void SetModelVersion(int64_t v) { version_ = v; }
   void CountReload(bool ok) { (ok ? reloads_ok_ : reloads_failed_)++; }
+  // Retrieval (--index): loads of the index directory, and the version served.
+  void CountIndexReload(bool ok) { (ok ? index_reloads_ok_ : index_reloads_failed_)++; }
+  void SetIndexVersion(int64_t v) { index_version_ = v; }
   // Delta checkpoints (docs/serving.md): `n` deltas applied, the last of
   // them `seq`, written at `written_unix` after training on samples read up
   // to `sample_unix` (wall-clock seconds; 0: unknown, and its age is not
@@ -56,6 +59,8 @@ class ServerMetrics {
   Histogram latency_, batch_rows_;
   std::atomic<uint64_t> rows_{0}, batches_{0}, reloads_ok_{0}, reloads_failed_{0};
   std::atomic<int64_t> version_{0}, connections_{0};
+  std::atomic<uint64_t> index_reloads_ok_{0}, index_reloads_failed_{0};
+  std::atomic<int64_t> index_version_{0};  // 0: no index served (a ranking model)
   std::atomic<uint64_t> connections_refused_{0};
   std::atomic<uint64_t> deltas_applied_{0}, deltas_failed_{0};
   struct DeltaState {

@@ -1,5 +1,6 @@
 #include "serve/request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -55,20 +56,35 @@ constexpr size_t kReusedParserBytes = 1 << 20;
 }  // namespace
 
 std::string ModelMetadataJson(const std::string& name, const std::string& version, const RowEncoder& enc) {
+  return ModelMetadataJson(name, version, enc, {},
+                           R"([{"name":"probability","datatype":"FP32","shape":[-1]}])");
+}
+
+std::string ModelMetadataJson(const std::string& name, const std::string& version, const RowEncoder& enc,
+                              const std::vector<bool>& given, const std::string& outputs_json) {
   json j;
   j["name"] = name;
   j["versions"] = json::array({version});
   j["platform"] = "embark";
   json inputs = json::array();
-  for (const InputField& in : enc.inputs()) inputs.push_back({{"name", in.name}, {"datatype", DatatypeOf(in)}, {"shape", {-1}}});
+  for (size_t i = 0; i < enc.inputs().size(); ++i) {
+    const InputField& in = enc.inputs()[i];
+    if (given.empty() || given[i]) inputs.push_back({{"name", in.name}, {"datatype", DatatypeOf(in)}, {"shape", {-1}}});
+  }
   j["inputs"] = inputs;
-  j["outputs"] = json::array({{{"name", "probability"}, {"datatype", "FP32"}, {"shape", {-1}}}});
+  j["outputs"] = json::parse(outputs_json);
   // Input names come from the training data's schema: bytes that are not
   // UTF-8 are replaced, never thrown on.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, InferRequest* req, Batch* out) {
+  static const RequestShape ranking;
+  return ParseInferRequest(body, enc, ranking, req, out);
+}
+
+std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, const RequestShape& shape,
+                              InferRequest* req, Batch* out) {
   out->Reset(enc.num_dense(), enc.num_fields());
   thread_local dom::parser reused;
   dom::parser own;
@@ -90,7 +106,21 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, Infe
       std::string_view name;
       if (o.get_object().get(obj) != simdjson::SUCCESS || !StringMember(obj, "name", &name))
         return "each entry of \"outputs\" must be an object with a string \"name\"";
-      if (name != "probability") return "unknown output '" + std::string(name) + "' (this model has 'probability')";
+      if (std::find(shape.outputs.begin(), shape.outputs.end(), name) == shape.outputs.end()) {
+        std::string have;
+        for (const std::string& o : shape.outputs) have += (have.empty() ? "'" : ", '") + o + "'";
+        return "unknown output '" + std::string(name) + "' (this model has " + have + ")";
+      }
+    }
+  }
+  if (auto params = top["parameters"]; shape.read_k && params.error() != simdjson::NO_SUCH_FIELD) {
+    dom::object p;
+    if (params.get_object().get(p) != simdjson::SUCCESS) return "\"parameters\" must be an object";
+    if (auto k = p["k"]; k.error() != simdjson::NO_SUCH_FIELD) {
+      int64_t v = 0;
+      if (k.get_int64().get(v) != simdjson::SUCCESS || v < 1)
+        return "parameter 'k' must be a positive integer";
+      req->k = v;
     }
   }
   dom::array inputs;
@@ -109,7 +139,8 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, Infe
     size_t c = next < fields.size() && fields[next].name == name ? next : fields.size();
     for (size_t i = 0; c == fields.size() && i < fields.size(); ++i)
       if (fields[i].name == name) c = i;
-    if (c == fields.size()) return "input '" + std::string(name) + "' is not an input of this model";
+    if (c == fields.size() || (!shape.given.empty() && !shape.given[c]))
+      return "input '" + std::string(name) + "' is not an input of this model";
     next = c + 1;
     if (seen[c]) return "input '" + std::string(name) + "' is given twice";
     seen[c] = true;
@@ -153,16 +184,21 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, Infe
                " or null for datatype " + std::string(datatype);
     }
   }
-  for (size_t i = 0; i < fields.size(); ++i)
+  for (size_t i = 0; i < fields.size() && shape.given.empty(); ++i)
     if (!seen[i]) return "missing input '" + fields[i].name + "'";
   if (rows == 0) return "the request has no rows";
+  if (shape.keep_values) {
+    req->values.assign(rows * fields.size(), RawValue{});
+    req->texts.assign(rows * fields.size(), std::string());
+  }
 
   std::vector<RawValue> raw(fields.size());
   for (size_t r = 0; r < rows; ++r) {
     for (size_t i = 0; i < fields.size(); ++i) {
-      const dom::element v = cols[i][r];
       RawValue& rv = raw[i];
       rv = RawValue{};
+      if (!seen[i]) continue;  // an input the request leaves out: missing
+      const dom::element v = cols[i][r];
       switch (v.type()) {
         case dom::element_type::STRING:
           rv.kind = RawValue::kString;
@@ -186,6 +222,10 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, Infe
           break;
         default:
           break;  // null: missing
+      }
+      if (shape.keep_values) {
+        req->values[r * fields.size() + i] = RawValue{rv.kind, rv.number, {}};
+        req->texts[r * fields.size() + i] = std::string(rv.text);
       }
     }
     if (auto e = enc.Append(raw.data(), out); !e.empty()) {

@@ -26,6 +26,7 @@
 #include "serve/batcher.h"
 #include "serve/http_front.h"
 #include "serve/request.h"
+#include "serve/topk.h"
 #include "util/fs.h"
 
 namespace embark::serve {
@@ -159,10 +160,15 @@ struct Server::Impl {
   // Error bodies name the model, not where its files live on the server.
   std::string Redact(std::string msg) const {
     std::error_code ec;
-    for (std::string dir : {opt.model_dir, std::filesystem::absolute(opt.model_dir, ec).string()}) {
-      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-      if (dir.empty()) continue;
-      for (size_t at; (at = msg.find(dir)) != std::string::npos;) msg.replace(at, dir.size(), "<model " + opt.name + ">");
+    const std::pair<std::string, std::string> dirs[] = {
+        {opt.model_dir, "<model " + opt.name + ">"}, {opt.index_dir, "<index>"}, {opt.ranker_dir, "<ranker>"}};
+    for (const auto& [d, as] : dirs) {
+      if (d.empty()) continue;
+      for (std::string dir : {d, std::filesystem::absolute(d, ec).string()}) {
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        if (dir.empty()) continue;
+        for (size_t at; (at = msg.find(dir)) != std::string::npos;) msg.replace(at, dir.size(), as);
+      }
     }
     return msg;
   }
@@ -173,14 +179,22 @@ struct Server::Impl {
   Router http;
   std::unique_ptr<HttpFront> front;  // created by Run under stop_mu
 
-  std::mutex model_mu;  // guards `current`
+  std::mutex model_mu;  // guards `current` and `index`
   std::shared_ptr<const ServedModel> current;
+  std::shared_ptr<const ServedIndex> index;  // retrieval (--index): the index served with `current`
+  std::unique_ptr<Ranker> ranker;            // --ranker, loaded once by Run
   std::mutex reload_mu;  // one reload or delta apply at a time; guards the reload state below
   std::string loaded_sig, failed_sig;
   int64_t next_version = 1;
   // A delta refused (0: none): neither it nor any after it is tried again
   // until a full load (deltas after a missing one would miss its rows).
   uint64_t refused_seq = 0;
+  std::string index_loaded_sig, index_failed_sig;
+  int64_t next_index_version = 1;
+  // An index refused only for not fitting the model served: the next model
+  // loaded in full is tried with it (an index and a model of a new
+  // tower_dim, written one after the other).
+  std::shared_ptr<const ServedIndex> unfit_index;
 
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
@@ -192,6 +206,12 @@ struct Server::Impl {
 
   std::shared_ptr<const ServedModel> Current() {
     std::lock_guard<std::mutex> lock(model_mu);
+    return current;
+  }
+  // The model and the index served with it, taken together.
+  std::shared_ptr<const ServedModel> Current(std::shared_ptr<const ServedIndex>* idx) {
+    std::lock_guard<std::mutex> lock(model_mu);
+    *idx = index;
     return current;
   }
 
@@ -217,7 +237,20 @@ struct Server::Impl {
     m->model->FreezeForInference();
     m->encoder = std::make_shared<const RowEncoder>(m->model->spec());
     m->version_str = std::to_string(version);
-    m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder);
+    const std::string family = m->model->config().model;
+    if (m->model->tower_dim() > 0) {
+      if (opt.index_dir.empty())
+        return Status::InvalidArgument("model '" + family + "' is a retrieval model: serve it with --index DIR "
+                                       "(an index built from it by embark index)");
+      m->shape = std::make_shared<const RequestShape>(TopKShape(*m->encoder, m->model->spec(), ranker != nullptr));
+      m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder, m->shape->given,
+                                           TopKOutputsJson(opt.k, ranker != nullptr));
+    } else if (!opt.index_dir.empty()) {
+      return Status::InvalidArgument("--index serves the top k items of a two_tower model; model '" + family +
+                                     "' is a ranking model (serve it without --index)");
+    } else {
+      m->metadata_json = ModelMetadataJson(opt.name, m->version_str, *m->encoder);
+    }
     m->snapshot_id = ck.state.snapshot_id;
     m->delta_seq = ck.state.delta_seq;
     // Freshness of the last delta the load applied.
@@ -230,18 +263,119 @@ struct Server::Impl {
 
   // Checks the directory: a new snapshot is loaded in full (Load), new
   // deltas of the snapshot served are applied in place (ApplyDeltas).
+  // With --index, the index directory too: a new one is loaded beside the
+  // one served and swapped in with the model (or alone), once it fits it.
   Status Reload(bool force) {
     std::lock_guard<std::mutex> one(reload_mu);
+    std::shared_ptr<const ServedIndex> next_index;
+    Status index_st = LoadIndexIfChanged(force, &next_index);
     const std::string sig = DirSignature(opt.model_dir);
-    if (force || (sig != loaded_sig && sig != failed_sig)) return FullReload(sig);
-    if (sig == failed_sig) return Status::OK();  // a broken snapshot: its deltas cannot apply either
-    return ApplyDeltas(sig);
+    Status st;
+    if (force || (sig != loaded_sig && sig != failed_sig)) {
+      if (!next_index && unfit_index && DirSignature(opt.index_dir) == unfit_index->dir_signature)
+        next_index = unfit_index;
+      st = FullReload(sig, &next_index);
+    } else if (sig != failed_sig) {  // a broken snapshot: its deltas cannot apply either
+      st = ApplyDeltas(sig);
+    }
+    if (next_index) index_st = SwapIndex(std::move(next_index));
+    return st.ok() ? index_st : st;
   }
 
-  Status FullReload(const std::string& sig) {
+  // Loads the index directory when it changed (or always, with `force`);
+  // a broken one is refused, counted and not tried again until it changes.
+  Status LoadIndexIfChanged(bool force, std::shared_ptr<const ServedIndex>* out) {
+    if (opt.index_dir.empty()) return Status::OK();
+    const std::string sig = DirSignature(opt.index_dir);
+    if (!force && (sig == index_loaded_sig || sig == index_failed_sig)) return Status::OK();
+    auto cur = Current();
+    if (!cur) return Status::OK();  // the first load reads it with the model (FullReload)
+    auto loaded = LoadServedIndex(opt.index_dir, cur->model->spec(), ranker.get(), next_index_version);
+    if (!loaded.ok()) {
+      unfit_index.reset();
+      return RefuseIndex(sig, loaded.status());
+    }
+    auto idx = std::move(loaded).value();
+    idx->dir_signature = sig;
+    *out = std::move(idx);
+    return Status::OK();
+  }
+
+  Status RefuseIndex(const std::string& sig, const Status& why) {
+    index_failed_sig = sig;
+    index_loaded_sig.clear();
+    metrics.CountIndexReload(false);
+    if (next_index_version > 1)  // the first load's failure is Run's error
+      log.Log(LogLevel::kError, "index %s refused, still serving index version %lld: %s", opt.index_dir.c_str(),
+              static_cast<long long>(next_index_version - 1), why.message().c_str());
+    return why;
+  }
+
+  // Swaps in an index loaded by LoadIndexIfChanged once it fits the model
+  // served (FullReload may have swapped it in with a new model already).
+  Status SwapIndex(std::shared_ptr<const ServedIndex> idx) {
+    auto cur = Current();
+    if (!cur) return Status::OK();
+    if (Status st = CheckServable(*cur->model, *idx, ranker.get()); !st.ok()) {
+      unfit_index = idx;
+      return RefuseIndex(idx->dir_signature, Status::InvalidArgument(opt.index_dir + ": " + st.message()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(model_mu);
+      index = idx;
+    }
+    IndexServed(*idx);
+    return Status::OK();
+  }
+
+  void IndexServed(const ServedIndex& idx) {
+    index_loaded_sig = idx.dir_signature;
+    index_failed_sig.clear();
+    unfit_index.reset();
+    metrics.CountIndexReload(true);
+    metrics.SetIndexVersion(next_index_version);
+    log.Log(LogLevel::kInfo, "serving index %s version %lld (%zu items, %s)", opt.index_dir.c_str(),
+            static_cast<long long>(next_index_version), idx.index->size(), idx.index->kind().c_str());
+    ++next_index_version;
+  }
+
+  // Loads the checkpoint in full and swaps it in, with *next_index when
+  // that is set and fits it (then *next_index is reset).
+  Status FullReload(const std::string& sig, std::shared_ptr<const ServedIndex>* next_index = nullptr) {
     const int64_t version = next_version;
     LoadReport report;
     auto loaded = Load(version, &report);
+    // A two-tower model must fit the index it is served with: the new
+    // index, else the one served.
+    bool with_next = false;
+    if (loaded.ok() && loaded.value()->shape) {
+      std::shared_ptr<const ServedIndex> served;
+      (void)Current(&served);
+      Status fits;
+      bool index_broken = false;
+      if (!served && next_index != nullptr && !*next_index) {
+        // The first load: the index is read with this model's data spec
+        // (the catalogue's CSV separator).
+        const std::string isig = DirSignature(opt.index_dir);
+        auto idx = LoadServedIndex(opt.index_dir, loaded.value()->model->spec(), ranker.get(), next_index_version);
+        if (idx.ok()) {
+          idx.value()->dir_signature = isig;
+          *next_index = std::move(idx).value();
+        } else {
+          fits = RefuseIndex(isig, idx.status());
+          index_broken = true;
+        }
+      }
+      const ServedIndex* candidate = next_index != nullptr && *next_index ? next_index->get() : served.get();
+      if (fits.ok())
+        fits = candidate != nullptr ? CheckServable(*loaded.value()->model, *candidate, ranker.get())
+                                    : Status::InvalidArgument("no index to serve it with");
+      with_next = fits.ok() && candidate != served.get();
+      if (!fits.ok() && served && candidate != served.get()) {
+        fits = CheckServable(*loaded.value()->model, *served, ranker.get());
+      }
+      if (!fits.ok()) loaded = index_broken ? fits : Status::InvalidArgument(opt.model_dir + ": " + fits.message());
+    }
     if (!loaded.ok()) {
       failed_sig = sig;
       metrics.CountReload(false);
@@ -251,10 +385,14 @@ struct Server::Impl {
       return loaded.status();
     }
     std::shared_ptr<const ServedModel> m = std::move(loaded).value();
+    std::shared_ptr<const ServedIndex> swapped;
+    if (with_next) swapped = std::move(*next_index);
     {
       std::lock_guard<std::mutex> lock(model_mu);
       current = m;
+      if (swapped) index = swapped;
     }
+    if (swapped) IndexServed(*swapped);
     metrics.SetDeltaSeq(m->delta_seq);
     if (report.deltas_applied > 0)
       metrics.DeltasApplied(report.deltas_applied, m->delta_seq, report.written_unix,
@@ -341,6 +479,7 @@ struct Server::Impl {
       m->encoder = cur->encoder;
       m->version_str = cur->version_str;
       m->metadata_json = cur->metadata_json;
+      m->shape = cur->shape;
       m->snapshot_id = cur->snapshot_id;
       m->delta_seq = seq;
       {
@@ -420,7 +559,10 @@ struct Server::Impl {
       if (!st.ok())
         return Reply(res, 500, ErrorJson("reload refused, still serving the previous version: " + Redact(st.message())),
                      "load");
-      Reply(res, 200, nlohmann::json{{"version", Current()->version_str}}.dump(), "load");
+      std::shared_ptr<const ServedIndex> idx;
+      nlohmann::json answer = {{"version", Current(&idx)->version_str}};
+      if (idx) answer["index_version"] = idx->version_str;
+      Reply(res, 200, answer.dump(), "load");
     });
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its JSON error
@@ -448,13 +590,15 @@ struct Server::Impl {
 
   void Infer(const httplib::Request& req, httplib::Response& res) {
     const auto t0 = Clock::now();
-    auto m = Current();
+    std::shared_ptr<const ServedIndex> idx;
+    auto m = Current(&idx);
     if (!m || !ready) return Reply(res, 503, ErrorJson("the model is not ready"), "infer");
     if (req.matches[1] != opt.name)
       return Reply(res, 404, ErrorJson("unknown model '" + std::string(req.matches[1]) + "'"), "infer");
     if (req.matches[3].length() > 0 && req.matches[3] != m->version_str)
       return Reply(res, 404, ErrorJson("model '" + opt.name + "' has no version " + std::string(req.matches[3]) +
                                        " (serving " + m->version_str + ")"), "infer");
+    if (m->shape) return InferTopK(req, res, m, *idx, t0);
     InferRequest ir;
     Batch batch;
     if (auto e = ParseInferRequest(req.body, *m->encoder, &ir, &batch); !e.empty())
@@ -471,6 +615,57 @@ struct Server::Impl {
                                " (its weights are not finite: retrain it with a lower learning rate)"),
                      "infer");
     Reply(res, 200, InferResponseJson(opt.name, m->version_str, ir.id, probs.data(), probs.size()), "infer");
+    metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+
+  // A two-tower model's request: the user vectors (the model's forward)
+  // and the index search run on the request's own thread; with --ranker,
+  // the candidates' rows are scored through the batcher.
+  void InferTopK(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<const ServedModel>& m,
+                 const ServedIndex& idx, Clock::time_point t0) {
+    InferRequest ir;
+    Batch batch;
+    if (auto e = ParseInferRequest(req.body, *m->encoder, *m->shape, &ir, &batch); !e.empty())
+      return Reply(res, 400, ErrorJson(e), "infer");
+    const int64_t limit = std::min<int64_t>(kMaxTopK, static_cast<int64_t>(idx.index->size()));
+    const int64_t k = ir.k > 0 ? ir.k : opt.k;
+    if (k > limit)
+      return Reply(res, 400,
+                   ErrorJson("parameter 'k' is " + std::to_string(k) + ": at most " + std::to_string(limit) +
+                             (limit == kMaxTopK ? " (the most a request may ask for)" : " (the items in the index)")),
+                   "infer");
+    const int kk = static_cast<int>(k);
+    std::vector<uint32_t> items;
+    std::vector<float> scores;
+    if (Status st = RetrieveTopK(*m->model, idx, batch, kk, &items, &scores); !st.ok())
+      return Reply(res, 500, ErrorJson(Redact(st.message())), "infer");
+    auto finite = [&](const std::vector<float>& v, const char* what) {
+      for (float x : v)
+        if (!std::isfinite(x)) {
+          Reply(res, 500, ErrorJson(std::string("the ") + what + " gave a non-finite score (its weights are not finite)"),
+                "infer");
+          return false;
+        }
+      return true;
+    };
+    if (!finite(scores, "model")) return;
+    if (!ranker) {
+      Reply(res, 200, TopKResponseJson(opt.name, m->version_str, ir.id, idx, items.data(), scores.data(), nullptr,
+                                       ir.rows, kk),
+            "infer");
+      return metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    Batch rows;
+    if (auto e = RankerRows(*ranker, *m->encoder, m->model->spec(), ir, idx, items, kk, &rows); !e.empty())
+      return Reply(res, 400, ErrorJson(e), "infer");
+    std::vector<float> probs(rows.size());
+    if (Status st = batcher->Score(ranker->model, rows, probs.data()); !st.ok())
+      return Reply(res, 500, ErrorJson(Redact(st.message())), "infer");
+    if (!finite(probs, "ranker")) return;
+    OrderByRanker(ir.rows, kk, &items, &probs, &scores);
+    Reply(res, 200, TopKResponseJson(opt.name, m->version_str, ir.id, idx, items.data(), probs.data(), scores.data(),
+                                     ir.rows, kk),
+          "infer");
     metrics.ObserveInferLatency(std::chrono::duration<double>(Clock::now() - t0).count());
   }
 };
@@ -497,6 +692,11 @@ void Server::Shutdown() {
 
 Status Server::Run() {
   Impl& s = *impl_;
+  if (!s.opt.ranker_dir.empty()) {
+    if (s.opt.index_dir.empty())
+      return Status::InvalidArgument("--ranker re-orders the top k items of --index: give --index too");
+    EMBARK_ASSIGN_OR_RETURN(s.ranker, LoadRanker(s.opt.ranker_dir));
+  }
   EMBARK_RETURN_IF_ERROR(s.Reload(true));
   BatcherOptions bo;
   bo.max_batch_rows = s.opt.max_batch_rows;

@@ -39,6 +39,12 @@ struct ServerOptions {
   // under table_dir (each loaded version in its own subdirectory). 0: all in RAM.
   int64_t memory_budget = 0;
   std::string table_dir;
+  // Retrieval (docs/serving.md): a two_tower model answers the top k items
+  // of index_dir (embark index), watched like the model directory; with
+  // ranker_dir, a ranking checkpoint re-orders them.
+  std::string index_dir;
+  int k = 100;  // when a request gives no parameters.k
+  std::string ranker_dir;
 };
 
 class Server {
@@ -52,7 +58,8 @@ class Server {
   // The bound port, once Run has bound it (0 before).
   int port() const;
   // Loads the checkpoint again if it changed (or always, with `force`) and
-  // swaps it in; a broken checkpoint is refused and the old one kept.
+  // swaps it in; a broken checkpoint is refused and the old one kept. The
+  // same for the index directory when serving retrieval.
   // Without `force` and with the snapshot unchanged, applies the delta
   // checkpoints that follow the model served (docs/serving.md); a broken
   // one is refused (the error returned) and not tried again.
