@@ -3,13 +3,16 @@ of a two_tower model on MovieLens 100K, retrieve-only and retrieve-then-rank
 (--ranker, a DeepFM on the same columns), p50 and p99.
 
     /usr/bin/python3 bench/retrieval_serve_bench.py [--data ../shared/data] [--work /tmp/retrieval-bench]
-        [--embark build/embark] [--requests 200] [--k 100]
+        [--embark build/embark] [--requests 200] [--k 100] [--catalogue DIR]
 
 Prepares ml-100k with bench/movielens.py (split `last`), trains the two-tower
 model (3 epochs, batch 1024) and the ranker (DeepFM, schema_ctr.toml, whose
 labels are all 1: its scores mean nothing, its cost is the point), builds an
 HNSW index of items.csv, and sends test.csv's first users one at a time, K
-items each. Standard library only."""
+items each. With --catalogue DIR (the --keep folder of
+bench/retrieval_catalogue.sh: data/, model/, index/ of 10^6 generated items)
+it serves that model and index instead, the ranker a DeepFM trained on its
+data. Standard library only."""
 import argparse
 import http.client
 import json
@@ -22,6 +25,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serve_util as su  # noqa: E402
 
 USER_COLS = ["user_id", "age", "gender", "occupation", "history"]
+
+
+def prepare_catalogue(a):
+    """The model and index of bench/retrieval_catalogue.sh --keep DIR, and a ranker on its data."""
+    global USER_COLS
+    d, tt, idx = (os.path.join(a.catalogue, n) for n in ("data", "model", "index"))
+    USER_COLS = json.load(open(os.path.join(tt, "data_spec.json")))["csv"]["user"]
+    rk = os.path.join(a.work, "catalogue-rk")
+    if not os.path.isdir(rk):
+        schema = os.path.join(a.work, "catalogue_ctr.toml")
+        with open(schema, "w") as f:
+            f.write('label = "label"\ncategorical = ["user_id", "segment", "item_id", "category"]\n')
+        run(a.embark, "train", "--quiet", "--model", "deepfm", "--schema", schema, "--data",
+            os.path.join(d, "train.csv"), "--epochs", "1", "--batch-size", "2048", "--out", rk)
+    lines = open(os.path.join(d, "test.csv")).read().splitlines()
+    head = lines[0].split(",")
+    rows = [dict(zip(head, line.split(","))) for line in lines[1:a.requests + 1]]
+    return tt, rk, idx, rows
 
 
 def run(*cmd):
@@ -58,7 +79,7 @@ def measure(a, tt, idx, rows, extra):
                               os.path.join(a.work, "serve.log"))
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        path = "/v2/models/tt/infer"
+        path = f"/v2/models/{os.path.basename(tt)}/infer"
         for row in rows[:10]:  # warm-up
             conn.request("POST", path, body=body(row, a.k), headers={"Content-Type": "application/json"})
             conn.getresponse().read()
@@ -84,11 +105,14 @@ def main():
     ap.add_argument("--embark", default=os.path.join(su.ROOT, "build", "embark"))
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--catalogue", help="the --keep folder of bench/retrieval_catalogue.sh")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    tt, rk, idx, rows = prepare(a)
-    print(f"cpu: {su.cpu_model()}; ml-100k two_tower, hnsw index of items.csv; {len(rows)} sequential one-row "
-          f"requests, K={a.k}")
+    tt, rk, idx, rows = prepare_catalogue(a) if a.catalogue else prepare(a)
+    items = json.load(open(os.path.join(idx, "MANIFEST.json")))
+    items = items["count"] + items.get("hnsw", {}).get("aliases", 0)
+    print(f"cpu: {su.cpu_model()}; {'generated catalogue' if a.catalogue else 'ml-100k'} two_tower, hnsw index of "
+          f"{items} items; {len(rows)} sequential one-row requests, K={a.k}")
     print(f"{'mode':<22} {'p50 ms':>8} {'p99 ms':>8}")
     for name, extra in (("retrieve", []), ("retrieve + rank", ["--ranker", rk])):
         lat = measure(a, tt, idx, rows, extra)
