@@ -13,8 +13,16 @@
 namespace embark {
 namespace {
 
-// log(1 + e^-|z|) + max(z, 0) - z*y: stable binary cross-entropy on a logit.
-inline double BceLoss(float z, float y) { return std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y; }
+// One sample's binary cross-entropy on logit z with label y, added into
+// `sums` (loss: log(1 + e^-|z|) + max(z, 0) - z*y, stable); returns
+// d(loss)/dz = sigmoid(z) - y.
+inline float BceSample(float z, float y, ObjectiveSums* sums) {
+  sums->loss += std::log1p(std::exp(-std::fabs(z))) + std::max(z, 0.0f) - z * y;
+  const float p = Sigmoid(z);
+  sums->pred += p;
+  sums->labels += y;
+  return p - y;
+}
 
 }  // namespace
 
@@ -31,18 +39,11 @@ class BinaryCrossEntropy : public Objective {
   bool separable() const override { return true; }
   void Compute(const float* out, const float* labels, const uint64_t*, size_t n, int outputs, float scale,
                float* dout, ObjectiveSums* sums) override {
-    double loss = 0, pred = 0, clicks = 0;
-    for (size_t k = 0; k < n; ++k) {
-      const float z = out[k * outputs], y = labels[k];
-      loss += BceLoss(z, y);
-      const float p = Sigmoid(z);
-      pred += p;
-      clicks += y;
-      dout[k * outputs] = (p - y) * scale;
-    }
-    sums->loss += loss;
-    sums->pred += pred;
-    sums->labels += clicks;
+    ObjectiveSums s;
+    for (size_t k = 0; k < n; ++k) dout[k * outputs] = BceSample(out[k * outputs], labels[k], &s) * scale;
+    sums->loss += s.loss;
+    sums->pred += s.pred;
+    sums->labels += s.labels;
   }
 };
 
@@ -53,18 +54,13 @@ class TowerCrossEntropy : public Objective {
   bool separable() const override { return true; }
   void Compute(const float* out, const float* labels, const uint64_t*, size_t n, int outputs, float scale,
                float* dout, ObjectiveSums* sums) override {
-    double loss = 0, pred = 0, clicks = 0;
+    ObjectiveSums s;
     for (size_t k = 0; k < n; ++k) {
       const float* u = out + k * outputs;
       const float* v = u + T_;
       float dot = 0;
       for (int d = 0; d < T_; ++d) dot += u[d] * v[d];
-      const float z = dot * inv_t_, y = labels[k];
-      loss += BceLoss(z, y);
-      const float p = Sigmoid(z);
-      pred += p;
-      clicks += y;
-      const float g = (p - y) * scale * inv_t_;
+      const float g = BceSample(dot * inv_t_, labels[k], &s) * scale * inv_t_;
       float* du = dout + k * outputs;
       float* dv = du + T_;
       for (int d = 0; d < T_; ++d) {
@@ -72,9 +68,9 @@ class TowerCrossEntropy : public Objective {
         dv[d] = g * u[d];
       }
     }
-    sums->loss += loss;
-    sums->pred += pred;
-    sums->labels += clicks;
+    sums->loss += s.loss;
+    sums->pred += s.pred;
+    sums->labels += s.labels;
   }
 
  private:

@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,28 @@ std::unique_ptr<BatchStream> OpenRows(const Model& model, const std::vector<std:
   StreamOptions so;
   so.batch_size = 4096;
   return OpenStream(files, model.spec(), ro, so);
+}
+
+// Every batch of `files` with its user or item vectors ([n, dim] in *vec)
+// and each sample's item key: fn(batch, vec, keys).
+Status ForEachEmbedded(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
+                       int64_t max_bad_lines, bool users,
+                       const std::function<Status(const Batch&, const std::vector<float>&, const std::vector<uint64_t>&)>& fn) {
+  const size_t T = static_cast<size_t>(model.tower_dim());
+  auto stream = OpenRows(model, files, max_bad_lines);
+  auto ws = Workspaces(model, pool);
+  std::vector<float> vec;
+  std::vector<uint64_t> keys;
+  Batch batch;
+  for (;;) {
+    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
+    if (!more) return Status::OK();
+    vec.resize(batch.size() * T);
+    keys.resize(batch.size());
+    EMBARK_RETURN_IF_ERROR(
+        EmbedBatch(model, batch, pool, ws, users ? vec.data() : nullptr, users ? nullptr : vec.data(), keys.data()));
+    EMBARK_RETURN_IF_ERROR(fn(batch, vec, keys));
+  }
 }
 
 std::string_view TrimSpaces(std::string_view s) {
@@ -135,28 +158,23 @@ Result<ItemCatalogue> EmbedItems(const Model& model, const std::vector<std::stri
   }
   cat.dim = model.tower_dim();
   const size_t T = static_cast<size_t>(cat.dim);
-  auto stream = OpenRows(model, files, max_bad_lines);
-  auto ws = Workspaces(model, pool);
   std::unordered_map<uint64_t, size_t> seen;
-  std::vector<float> vec;
-  std::vector<uint64_t> keys;
-  Batch batch;
-  for (;;) {
-    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
-    if (!more) break;
-    vec.resize(batch.size() * T);
-    keys.resize(batch.size());
-    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, nullptr, vec.data(), keys.data()));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (keys[i] == 0 || !seen.emplace(keys[i], cat.keys.size()).second) continue;
-      auto it = rows.find(keys[i]);
-      if (it == rows.end()) return Status::InvalidArgument("an item of the input has no row with its item_id text (" + model.spec().csv.item_id + ")");
-      cat.keys.push_back(keys[i]);
-      cat.names.push_back(it->second.name);
-      cat.rows.push_back(it->second.row);
-      cat.vectors.insert(cat.vectors.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
-    }
-  }
+  EMBARK_RETURN_IF_ERROR(ForEachEmbedded(
+      model, files, pool, max_bad_lines, false,
+      [&](const Batch& batch, const std::vector<float>& vec, const std::vector<uint64_t>& keys) -> Status {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (keys[i] == 0 || !seen.emplace(keys[i], cat.keys.size()).second) continue;
+          auto it = rows.find(keys[i]);
+          if (it == rows.end())
+            return Status::InvalidArgument("an item of the input has no row with its item_id text (" +
+                                           model.spec().csv.item_id + ")");
+          cat.keys.push_back(keys[i]);
+          cat.names.push_back(it->second.name);
+          cat.rows.push_back(it->second.row);
+          cat.vectors.insert(cat.vectors.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
+        }
+        return Status::OK();
+      }));
   if (cat.size() == 0)
     return Status::InvalidArgument("no items in " + (files.empty() ? std::string("the input") : files.front()) +
                                    ": no row has a value in the item_id column '" + model.spec().csv.item_id + "'");
@@ -169,23 +187,16 @@ Result<Queries> EmbedQueries(const Model& model, const std::vector<std::string>&
   Queries q;
   q.dim = model.tower_dim();
   const size_t T = static_cast<size_t>(q.dim);
-  auto stream = OpenRows(model, files, max_bad_lines);
-  auto ws = Workspaces(model, pool);
-  std::vector<float> vec;
-  std::vector<uint64_t> keys;
-  Batch batch;
-  for (;;) {
-    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
-    if (!more) break;
-    vec.resize(batch.size() * T);
-    keys.resize(batch.size());
-    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, vec.data(), nullptr, keys.data()));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!(batch.labels[i] > 0) || keys[i] == 0) continue;
-      q.items.push_back(keys[i]);
-      q.users.insert(q.users.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
-    }
-  }
+  EMBARK_RETURN_IF_ERROR(ForEachEmbedded(
+      model, files, pool, max_bad_lines, true,
+      [&](const Batch& batch, const std::vector<float>& vec, const std::vector<uint64_t>& keys) -> Status {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!(batch.labels[i] > 0) || keys[i] == 0) continue;
+          q.items.push_back(keys[i]);
+          q.users.insert(q.users.end(), vec.begin() + i * T, vec.begin() + (i + 1) * T);
+        }
+        return Status::OK();
+      }));
   return q;
 }
 
