@@ -37,10 +37,11 @@ $PY "$ML" prepare --data "$SHARED_DATA" --set ml-100k --split random --out "$R" 
 printf 'label = "label"\ncategorical = ["user_id", "movie_id"]\nuser = ["user_id"]\nitem = ["movie_id"]\n' > "$R/basic.toml"
 "$EMBARK" train "${P[@]}" --schema "$R/basic.toml" --data "$R/train.csv" --out "$WORK/basic" > /dev/null
 "$EMBARK" eval --model "$WORK/basic" --data "$R/test.csv" --items "$R/items.csv" --json > "$WORK/basic.json"
-# TFRS's basic retrieval tutorial reports top-100 accuracy 0.233 on this
-# definition (all movies, rated ones included); embark measured 0.38-0.39.
-check "random split, TFRS features: top-100 accuracy over TFRS's 0.233" \
-  "$(json_get "$WORK/basic.json" 'exact.recall@100') > 0.30"
+# TFRS on ML-100K: top-100 accuracy about 0.29 on this definition (all
+# movies, rated ones included; its basic tutorial 0.23); embark measured
+# 0.385 with TFRS's features, popularity 0.295.
+check "random split, TFRS features: top-100 accuracy over TFRS's 0.29 and popularity's 0.295" \
+  "$(json_get "$WORK/basic.json" 'exact.recall@100') > 0.33"
 
 # ---- an index updated in place equals one built at once -------------------
 head -1 "$D/items.csv" > "$WORK/a.csv"; sed -n 2,1001p "$D/items.csv" >> "$WORK/a.csv"
