@@ -92,16 +92,7 @@ Result<Predictor::FileScores> Predictor::PredictToFile(const std::vector<std::st
                                                        const std::string& out_path) const {
   // The output replaces whatever is at out_path: never an input, never a
   // directory, never a file of the checkpoint being read.
-  std::error_code ec;
-  if (std::filesystem::is_directory(out_path, ec))
-    return Status::InvalidArgument("--out: '" + out_path + "' is a directory; predictions go to a file");
-  if (std::filesystem::equivalent(fs::ParentDir(out_path), rep_->info.dir, ec))
-    return Status::InvalidArgument("--out: '" + out_path + "' is inside the checkpoint --model '" + rep_->info.dir +
-                                   "'; writing there would damage it: choose a path outside it");
-  for (const std::string& f : files)
-    if (std::filesystem::equivalent(f, out_path, ec))
-      return Status::InvalidArgument("--out: '" + out_path + "' is also an input (--data '" + f +
-                                     "'); writing it would destroy the data");
+  EMBARK_RETURN_IF_ERROR(fs::CheckOutputFile(out_path, files, {{"the checkpoint --model", rep_->info.dir}}));
   EMBARK_ASSIGN_OR_RETURN(auto out, fs::AtomicFile::Create(out_path));
   Status wrote;
   std::string lines;

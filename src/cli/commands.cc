@@ -558,6 +558,7 @@ void RegisterRetrieve(CLI::App* app) {
   cmd->callback([a, index, k] {
     RetrievalModel r = OpenRetrieval(*a);
     const Model& model = *r.ck.model;
+    Check(fs::CheckOutputFile(a->out, a->data, {{"the checkpoint --model", a->model}, {"the index --index", *index}}));
     auto idx = Unwrap(LoadIndex(*index, model.tower_dim()));
     ItemCatalogue cat = Unwrap(ReadIndexItems(*index));
     std::unordered_map<uint64_t, size_t> at;

@@ -187,4 +187,20 @@ Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::st
   return Status::OK();
 }
 
+Status CheckOutputFile(const std::string& out, const std::vector<std::string>& inputs,
+                       const std::vector<std::pair<std::string, std::string>>& dirs) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(out, ec))
+    return Status::InvalidArgument("--out: '" + out + "' is a directory; the output goes to a file");
+  for (const auto& [flag, dir] : dirs)
+    if (std::filesystem::equivalent(ParentDir(out), dir, ec))
+      return Status::InvalidArgument("--out: '" + out + "' is inside " + flag + " '" + dir +
+                                     "'; writing there would damage it: choose a path outside it");
+  for (const std::string& f : inputs)
+    if (std::filesystem::equivalent(f, out, ec))
+      return Status::InvalidArgument("--out: '" + out + "' is also an input (--data '" + f +
+                                     "'); writing it would destroy the data");
+  return Status::OK();
+}
+
 }  // namespace embark::fs

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "util/env.h"
@@ -87,5 +88,12 @@ std::string StagingDir(const std::string& dest);
 Status RemoveStaleStaging(const std::string& dest, Env* env, std::vector<std::string>* removed = nullptr);
 
 std::string ParentDir(const std::string& path);
+
+// For a command's output file `out` (the `--out` flag): refuses a
+// directory, a path inside any of `dirs` (a checkpoint or index being read,
+// named by its flag in `dir_flags`), and one of `inputs` (--data), each
+// with the reason; writing there would destroy what is read.
+Status CheckOutputFile(const std::string& out, const std::vector<std::string>& inputs,
+                       const std::vector<std::pair<std::string, std::string>>& dirs);
 
 }  // namespace embark::fs

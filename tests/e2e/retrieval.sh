@@ -72,6 +72,14 @@ expect_fail "index of a ranking model" "ranking model" \
 check "nothing written for the refused index" "$(test -e "$WORK/nope" && echo 1 || echo 0) == 0"
 expect_fail "--items for a ranking model" "evaluate a two_tower model" \
   "$EMBARK" eval --model "$WORK/fm" --data "$D/test.csv" --items "$D/items.csv"
+before=$(md5sum < "$D/test.csv")
+expect_fail "retrieve --out the input" "is also an input" \
+  "$EMBARK" retrieve --model "$WORK/tt" --index "$WORK/idx" --data "$D/test.csv" --k 5 --out "$D/test.csv"
+check "the input is unchanged" "'$(md5sum < "$D/test.csv")' == '$before'"
+expect_fail "retrieve --out inside the index" "inside the index --index" \
+  "$EMBARK" retrieve --model "$WORK/tt" --index "$WORK/idx" --data "$D/test.csv" --k 5 --out "$WORK/idx/items.tsv"
+"$EMBARK" retrieve --model "$WORK/tt" --index "$WORK/idx" --data "$D/test.csv" --k 5 --out "$WORK/top5.tsv"
+check "retrieve writes a line of 5 items per test row" "$(wc -l < "$WORK/top5.tsv") == 943 and $(head -1 "$WORK/top5.tsv" | awk -F'\t' '{print NF}') == 10"
 printf 'X' | dd of="$WORK/upd/items.tsv" bs=1 seek=5 conv=notrunc 2> /dev/null
 expect_fail "update of an index whose items.tsv is corrupt" "items.tsv" \
   "$EMBARK" index --model "$WORK/tt" --items "$WORK/b.csv" --out "$WORK/upd" --update
