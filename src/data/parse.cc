@@ -339,6 +339,8 @@ std::string ParseCsvLine(std::string_view line, const DataSpec& spec, const Colu
 
 bool SplitCsvLine(std::string_view line, char sep, std::vector<std::string>* out) { return SplitCsv(line, sep, out); }
 
+std::string_view TrimBlanks(std::string_view s) { return Trim(s); }
+
 Result<ColumnPlan> MakeColumnPlan(const DataSpec& spec, const std::string& header_line, const std::string& file) {
   const CsvSchema& s = spec.csv;
   ColumnPlan plan;

@@ -29,6 +29,10 @@ struct ColumnPlan {
   std::vector<std::string> name;
 };
 
+// `s` without the spaces and tabs around it (a CSV value or column name
+// under the schema's `trim`).
+std::string_view TrimBlanks(std::string_view s);
+
 // Splits one CSV line at `sep`, honouring double quotes ("" is a literal
 // quote); false for an unterminated quote.
 bool SplitCsvLine(std::string_view line, char sep, std::vector<std::string>* out);

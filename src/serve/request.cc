@@ -237,26 +237,38 @@ std::string ParseInferRequest(std::string_view body, const RowEncoder& enc, cons
   return {};
 }
 
+void AppendJsonString(const std::string& s, std::string* out) {
+  *out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void AppendResponseHead(const std::string& model, const std::string& version, const std::string& id, std::string* s) {
+  *s += "{\"model_name\":";
+  AppendJsonString(model, s);
+  *s += ",\"model_version\":";
+  AppendJsonString(version, s);
+  if (!id.empty()) {
+    *s += ",\"id\":";
+    AppendJsonString(id, s);
+  }
+}
+
+void AppendFloats(const float* v, size_t n, std::string* out) {
+  char buf[32];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof(buf), i == 0 ? "%.9g" : ",%.9g", v[i]);
+    *out += buf;
+  }
+}
+
 std::string InferResponseJson(const std::string& model, const std::string& version, const std::string& id,
                               const float* probs, size_t n) {
   std::string s;
   s.reserve(96 + n * 13);
-  s += "{\"model_name\":";
-  s += json(model).dump(-1, ' ', false, json::error_handler_t::replace);
-  s += ",\"model_version\":";
-  s += json(version).dump(-1, ' ', false, json::error_handler_t::replace);
-  if (!id.empty()) {
-    s += ",\"id\":";
-    s += json(id).dump(-1, ' ', false, json::error_handler_t::replace);
-  }
+  AppendResponseHead(model, version, id, &s);
   s += ",\"outputs\":[{\"name\":\"probability\",\"datatype\":\"FP32\",\"shape\":[";
   s += std::to_string(n);
   s += "],\"data\":[";
-  char buf[32];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof(buf), i == 0 ? "%.9g" : ",%.9g", probs[i]);
-    s += buf;
-  }
+  AppendFloats(probs, n, &s);
   s += "]}]}";
   return s;
 }

@@ -63,4 +63,12 @@ std::string InferResponseJson(const std::string& model, const std::string& versi
 // {"error": message}
 std::string ErrorJson(const std::string& message);
 
+// Pieces of every answer: a JSON string (invalid UTF-8 replaced); the
+// answer's head, `{"model_name":…,"model_version":…` and the request's id
+// when it has one; floats as "%.9g" separated by commas (as `embark
+// predict` and `embark retrieve` print them).
+void AppendJsonString(const std::string& s, std::string* out);
+void AppendResponseHead(const std::string& model, const std::string& version, const std::string& id, std::string* out);
+void AppendFloats(const float* v, size_t n, std::string* out);
+
 }  // namespace embark::serve

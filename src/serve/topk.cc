@@ -15,25 +15,6 @@ bool Contains(const std::vector<std::string>& list, const std::string& name) {
   return std::find(list.begin(), list.end(), name) != list.end();
 }
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
-  return s.substr(b);
-}
-
-void AppendJsonString(const std::string& s, std::string* out) {
-  *out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void AppendFloats(const float* v, size_t n, std::string* out) {
-  char buf[32];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof(buf), i == 0 ? "%.9g" : ",%.9g", v[i]);
-    *out += buf;
-  }
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Ranker>> LoadRanker(const std::string& dir) {
@@ -72,7 +53,7 @@ Result<std::shared_ptr<ServedIndex>> LoadServedIndex(const std::string& dir, con
   if (!cat.header.empty()) {
     if (!SplitCsvLine(cat.header, spec.csv.separator, &s->columns))
       return Status::Corruption(dir + "/items.csv:1: unterminated quote");
-    for (std::string& c : s->columns) c = Trimmed(c);
+    for (std::string& c : s->columns) c = std::string(TrimBlanks(c));
   } else {
     s->columns = spec.csv.columns;
   }
@@ -221,14 +202,7 @@ std::string TopKResponseJson(const std::string& model, const std::string& versio
   const std::string shape = "\"shape\":[" + std::to_string(n) + "," + std::to_string(k) + "],\"data\":[";
   std::string s;
   s.reserve(128 + nk * 28);
-  s += "{\"model_name\":";
-  AppendJsonString(model, &s);
-  s += ",\"model_version\":";
-  AppendJsonString(version, &s);
-  if (!id.empty()) {
-    s += ",\"id\":";
-    AppendJsonString(id, &s);
-  }
+  AppendResponseHead(model, version, id, &s);
   s += ",\"outputs\":[{\"name\":\"item_ids\",\"datatype\":\"BYTES\"," + shape;
   for (size_t i = 0; i < nk; ++i) {
     if (i > 0) s += ',';
