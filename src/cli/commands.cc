@@ -280,11 +280,11 @@ struct ScoreArgs {
   }
 };
 
-void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
-  cmd->add_option("--model", a->model, "Checkpoint directory")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--data", a->data, "Input files, same format as training")->required()->check(CLI::ExistingFile);
-  // Shared with train: the value is checked by the parameter's declaration
-  // (its range and message), the same for every subcommand.
+// The settings of every command that loads a checkpoint to score with it
+// (eval, predict, index, retrieve): threads, bad lines and the tables'
+// storage, each checked by its parameter's declaration (range and message),
+// the same as for train.
+void AddScoringSettings(CLI::App* cmd, ScoreArgs* a, const char* threads_help = "Scoring threads; 0 means one per core.") {
   auto declared = [cmd](const char* name, const char* help, auto* out) {
     const ParamDef* p = FindParam(name);
     cmd->add_option_function<std::string>(
@@ -297,13 +297,19 @@ void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
            std::string(help) + " [" + p->get(TrainConfig{}) + "]")
         ->type_name(p->type);
   };
-  declared("threads", "Scoring threads; 0 means one per core.", &a->threads);
+  declared("threads", threads_help, &a->threads);
   declared("max_bad_lines", "Malformed lines to skip before failing.", &a->max_bad_lines);
   declared("memory_budget",
            "RAM for the embedding tables, e.g. 4G; rows beyond it are read from disk under --table-dir. "
            "0: every row in RAM.",
            &a->memory_budget);
   cmd->add_option("--table-dir", a->table_dir, "Directory for the rows beyond --memory-budget (scratch)");
+}
+
+void AddScoreOptions(CLI::App* cmd, ScoreArgs* a) {
+  cmd->add_option("--model", a->model, "Checkpoint directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--data", a->data, "Input files, same format as training")->required()->check(CLI::ExistingFile);
+  AddScoringSettings(cmd, a);
 }
 
 // The model family of the checkpoint in `dir` (its config.toml; the load
@@ -466,10 +472,7 @@ void RegisterIndex(CLI::App* app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--ef-search", ho->ef_search, "hnsw: search list while searching, kept in the index [100]")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--threads", a->threads, "Threads embedding and inserting; 0 means one per core [0]")
-      ->check(CLI::Range(0, 1024));
-  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing [0]")
-      ->check(CLI::NonNegativeNumber);
+  AddScoringSettings(cmd, a.get(), "Threads embedding and inserting; 0 means one per core.");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   auto update = std::make_shared<bool>(false);
   cmd->add_flag("--update", *update,
@@ -552,9 +555,7 @@ void RegisterRetrieve(CLI::App* app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--k", *k, "Items per row")->capture_default_str()->check(CLI::Range(1, serve::kMaxTopK));
   cmd->add_option("--out", a->out, "Output file (written to a temporary name, then renamed)")->required();
-  cmd->add_option("--threads", a->threads, "Threads; 0 means one per core [0]")->check(CLI::Range(0, 1024));
-  cmd->add_option("--max-bad-lines", a->max_bad_lines, "Malformed lines to skip before failing [0]")
-      ->check(CLI::NonNegativeNumber);
+  AddScoringSettings(cmd, a.get(), "Threads embedding the rows; 0 means one per core.");
   cmd->callback([a, index, k] {
     RetrievalModel r = OpenRetrieval(*a);
     const Model& model = *r.ck.model;

@@ -56,12 +56,6 @@ Status ForEachEmbedded(const Model& model, const std::vector<std::string>& files
   }
 }
 
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
 struct ItemRow {
   std::string name, row;
 };
@@ -97,16 +91,16 @@ Status ReadItemRows(const DataSpec& spec, int field, const std::string& file,
         *header = std::string(line);
         if (!SplitCsvLine(line, s.separator, &cols)) return Status::ParseError(file + ":1: unterminated quote");
         for (size_t c = 0; c < cols.size(); ++c)
-          if (TrimSpaces(cols[c]) == s.item_id) column = static_cast<int>(c);
+          if (TrimBlanks(cols[c]) == s.item_id) column = static_cast<int>(c);
         if (column < 0) return Status::InvalidArgument(file + ":1: no column '" + s.item_id + "' (the item_id)");
         continue;
       }
       first = false;
-      if (TrimSpaces(line).empty()) continue;
+      if (TrimBlanks(line).empty()) continue;
       if (column < 0) return Status::InvalidArgument(file + ": the schema names no column '" + s.item_id + "'");
       if (!SplitCsvLine(line, s.separator, &cols) || static_cast<int>(cols.size()) <= column) continue;  // the parser reports it
       std::string_view v = cols[column];
-      if (s.trim) v = TrimSpaces(v);
+      if (s.trim) v = TrimBlanks(v);
       if (v.empty()) continue;
       if (v.find_first_of("\t\n") != std::string_view::npos)
         return Status::InvalidArgument(file + ":" + std::to_string(at) + ": field " + s.item_id +
@@ -203,18 +197,12 @@ Result<Queries> EmbedQueries(const Model& model, const std::vector<std::string>&
 Result<std::vector<float>> EmbedUsers(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
                                       int64_t max_bad_lines) {
   EMBARK_RETURN_IF_ERROR(NeedsTwoTower(model));
-  const size_t T = static_cast<size_t>(model.tower_dim());
-  auto stream = OpenRows(model, files, max_bad_lines);
-  auto ws = Workspaces(model, pool);
   std::vector<float> users;
-  Batch batch;
-  for (;;) {
-    EMBARK_ASSIGN_OR_RETURN(bool more, stream->Next(&batch));
-    if (!more) break;
-    const size_t at = users.size();
-    users.resize(at + batch.size() * T);
-    EMBARK_RETURN_IF_ERROR(EmbedBatch(model, batch, pool, ws, users.data() + at, nullptr, nullptr));
-  }
+  EMBARK_RETURN_IF_ERROR(ForEachEmbedded(model, files, pool, max_bad_lines, true,
+                                         [&](const Batch&, const std::vector<float>& vec, const std::vector<uint64_t>&) {
+                                           users.insert(users.end(), vec.begin(), vec.end());
+                                           return Status::OK();
+                                         }));
   return users;
 }
 
