@@ -123,6 +123,7 @@ class HnswImpl final : public HnswIndex {
     for (size_t i = 0; i < n; ++i) last[ids[i]] = i;
     std::vector<size_t> fresh, updates;
     std::unordered_map<uint64_t, size_t> pending;  // vector hash -> a fresh item of this batch
+    std::vector<std::pair<uint64_t, std::vector<float>>> promote;  // aliases to insert as representatives
     try {
       for (size_t i = 0; i < n; ++i) {
         if (last[ids[i]] != i) continue;
@@ -139,7 +140,7 @@ class HnswImpl final : public HnswIndex {
           const float* old = Vector(row->second);
           if (std::memcmp(old, v, d * sizeof(float)) == 0) continue;
           Unhash(old, id);
-          PromoteAlias(id, old);
+          PromoteAlias(id, old, &promote);
           updates.push_back(i);
           continue;
         }
@@ -158,11 +159,9 @@ class HnswImpl final : public HnswIndex {
         pending.emplace(h, i);
         fresh.push_back(i);
       }
-      const size_t needed = graph_->cur_element_count + fresh.size() + promoted_;
+      const size_t needed = graph_->cur_element_count + fresh.size() + promote.size();
       if (needed > graph_->max_elements_) graph_->resizeIndex(std::max(needed, 2 * graph_->max_elements_));
-      for (auto& [alias, old] : promote_) graph_->addPoint(old.data(), alias);
-      promote_.clear();
-      promoted_ = 0;
+      for (auto& [alias, old] : promote) graph_->addPoint(old.data(), alias);
       for (size_t i : updates) {
         graph_->addPoint(vectors + i * d, ids[i]);
         by_hash_.emplace(Checksum(vectors + i * d, d * sizeof(float)), ids[i]);
@@ -315,7 +314,7 @@ class HnswImpl final : public HnswIndex {
   // Before `rep` takes a new vector: its first alias, if any, becomes the
   // representative of `old` (queued: inserted with the batch's updates) and
   // takes over the group.
-  void PromoteAlias(uint64_t rep, const float* old) {
+  void PromoteAlias(uint64_t rep, const float* old, std::vector<std::pair<uint64_t, std::vector<float>>>* promote) {
     auto a = aliases_.find(rep);
     if (a == aliases_.end()) return;
     std::vector<uint64_t> group = std::move(a->second);
@@ -323,8 +322,7 @@ class HnswImpl final : public HnswIndex {
     const uint64_t heir = group.front();
     rep_of_.erase(heir);
     for (size_t j = 1; j < group.size(); ++j) AddAlias(group[j], heir);
-    promote_.emplace_back(heir, std::vector<float>(old, old + dim_));
-    ++promoted_;
+    promote->emplace_back(heir, std::vector<float>(old, old + dim_));
     by_hash_[Checksum(old, static_cast<size_t>(dim_) * sizeof(float))] = heir;
   }
 
@@ -345,8 +343,6 @@ class HnswImpl final : public HnswIndex {
   std::unordered_map<uint64_t, uint64_t> rep_of_;                 // alias -> representative (in the graph)
   std::unordered_map<uint64_t, std::vector<uint64_t>> aliases_;   // representative -> its aliases
   std::unordered_map<uint64_t, uint64_t> by_hash_;                // vector hash -> an item of the graph with it
-  std::vector<std::pair<uint64_t, std::vector<float>>> promote_;  // Add: aliases to insert as representatives
-  size_t promoted_ = 0;
 };
 
 Status CheckOptions(int dim, const HnswOptions& o) {
