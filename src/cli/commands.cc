@@ -581,7 +581,7 @@ void RegisterRetrieve(CLI::App* app) {
       for (size_t i = 0; i < ids.size(); ++i) {
         auto it = at.find(ids[i]);
         if (it == at.end()) Fail(*index + ": the index returned an item its items.tsv lacks (or fewer than --k)");
-        std::snprintf(buf, sizeof(buf), "\t%.9g", RetrievalScore(model, scores[i]));
+        std::snprintf(buf, sizeof(buf), "\t%.9g", model.TowerLogit(scores[i]));
         text += cat.names[it->second];
         text += buf;
         text += (i + 1) % K == 0 ? '\n' : '\t';

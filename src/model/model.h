@@ -97,8 +97,11 @@ class Model {
     if (tower_dim_ == 0) return out[0];
     float dot = 0;
     for (int k = 0; k < tower_dim_; ++k) dot += out[k] * out[tower_dim_ + k];
-    return dot / cfg_.temperature;
+    return TowerLogit(dot);
   }
+  // Two towers: the logit of a user and item vector's dot product (an
+  // index's score, as retrieve and serve answer it).
+  float TowerLogit(float dot) const { return dot / cfg_.temperature; }
   // Inference logits of samples [begin, end), one per sample (Forward with
   // train = false, then Logit), into logits[0, end - begin).
   Status Logits(const Batch& batch, size_t begin, size_t end, RowAccess* rows, Workspace* ws, float* logits) const;

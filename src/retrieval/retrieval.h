@@ -53,13 +53,6 @@ Result<Queries> EmbedQueries(const Model& model, const std::vector<std::string>&
 Result<std::vector<float>> EmbedUsers(const Model& model, const std::vector<std::string>& files, ThreadPool* pool,
                                       int64_t max_bad_lines = 0);
 
-// A retrieved item's score: the inner product of the user and item vectors
-// divided by the model's temperature, its logit (Model::Logit). embark
-// retrieve and embark serve both answer it.
-inline float RetrievalScore(const Model& model, float inner_product) {
-  return inner_product / model.config().temperature;
-}
-
 // The user and item vectors ([n, dim] each; either may be null) and item
 // keys (may be null) of every sample of `batch`, with `ws` (one per thread
 // of `pool`).

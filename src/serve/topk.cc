@@ -135,7 +135,7 @@ Status RetrieveTopK(const Model& model, const ServedIndex& idx, const Batch& bat
       return Status::Corruption(ids[i] == kNoItem ? "the index found fewer than k = " + std::to_string(k) + " items"
                                                   : "the index holds an item its catalogue (items.tsv) lacks");
     (*items)[i] = it->second;
-    (*scores)[i] = RetrievalScore(model, (*scores)[i]);
+    (*scores)[i] = model.TowerLogit((*scores)[i]);
   }
   return Status::OK();
 }
